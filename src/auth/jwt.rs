@@ -1,0 +1,206 @@
+//! Access tokens: JWTs signed with Ed25519 (EdDSA), explicitly typed `at+jwt` (RFC 9068), with
+//! a `kid` that `/.well-known/jwks.json` publishes. The key is generated into the data
+//! directory on first start when none is configured.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ed25519_dalek::SigningKey;
+use ed25519_dalek::pkcs8::{
+    DecodePrivateKey as _, EncodePrivateKey as _, spki::der::pem::LineEnding,
+};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use crate::config::Config;
+use crate::db::types::{SessionId, UserId};
+
+/// The `typ` header of access tokens; refresh and personal tokens are opaque, so they can
+/// never pass for one.
+pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
+
+/// Clock skew tolerated on `exp` and `nbf`, in seconds.
+const LEEWAY_SECS: u64 = 5;
+
+/// The claims of an access token.
+#[derive(Debug, Serialize, Deserialize)]
+struct AccessClaims {
+    iss: String,
+    aud: String,
+    sub: String,
+    sid: String,
+    jti: String,
+    iat: i64,
+    nbf: i64,
+    exp: i64,
+}
+
+/// A freshly signed access token.
+#[derive(Debug)]
+pub struct AccessToken {
+    /// The compact JWT.
+    pub token: String,
+    /// Its lifetime in seconds.
+    pub expires_in: i64,
+}
+
+/// The signing key, its public half and the rules tokens are checked against.
+pub struct JwtKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    kid: String,
+    x: String,
+    issuer: String,
+    audience: String,
+    ttl: Duration,
+    validation: Validation,
+}
+
+impl JwtKeys {
+    /// Loads the configured key, or generates and saves one at the default path.
+    pub fn load_or_generate(config: &Config) -> anyhow::Result<Self> {
+        let path = config.jwt_key_path();
+        let signing = if path.exists() {
+            read_key(&path)?
+        } else if config.jwt_key_file.is_some() {
+            bail!("USERGRAPH_JWT_KEY_FILE: {} does not exist", path.display());
+        } else {
+            generate_key(&path)?
+        };
+        Ok(Self::from_signing_key(&signing, config))
+    }
+
+    fn from_signing_key(signing: &SigningKey, config: &Config) -> Self {
+        let x = URL_SAFE_NO_PAD.encode(signing.verifying_key().as_bytes());
+        // RFC 7638 thumbprint: SHA-256 of the required members in lexical order.
+        let thumbprint = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
+        let kid = URL_SAFE_NO_PAD.encode(Sha256::digest(thumbprint.as_bytes()));
+        let der = signing
+            .to_pkcs8_der()
+            .expect("an Ed25519 key always encodes as PKCS#8");
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_audience(&[&config.jwt_audience]);
+        validation.set_issuer(&[&config.jwt_issuer]);
+        validation.set_required_spec_claims(&["exp", "nbf", "aud", "iss", "sub"]);
+        validation.validate_nbf = true;
+        validation.leeway = LEEWAY_SECS;
+        Self {
+            encoding: EncodingKey::from_ed_der(der.as_bytes()),
+            decoding: DecodingKey::from_ed_der(signing.verifying_key().as_bytes()),
+            kid,
+            x,
+            issuer: config.jwt_issuer.clone(),
+            audience: config.jwt_audience.clone(),
+            ttl: config.access_token_ttl,
+            validation,
+        }
+    }
+
+    /// Signs an access token for `user` in `session`.
+    pub fn issue(&self, user: UserId, session: SessionId) -> anyhow::Result<AccessToken> {
+        let now = chrono::Utc::now().timestamp();
+        let ttl = i64::try_from(self.ttl.as_secs()).context("access token lifetime")?;
+        let claims = AccessClaims {
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            sub: user.to_string(),
+            sid: session.to_string(),
+            jti: uuid::Uuid::now_v7().to_string(),
+            iat: now,
+            nbf: now,
+            exp: now + ttl,
+        };
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.typ = Some(ACCESS_TOKEN_TYPE.to_owned());
+        header.kid = Some(self.kid.clone());
+        let token = jsonwebtoken::encode(&header, &claims, &self.encoding).context("signing")?;
+        Ok(AccessToken {
+            token,
+            expires_in: ttl,
+        })
+    }
+
+    /// Checks a token's type, key, algorithm, signature, issuer, audience and times; returns
+    /// its account and session, or why it was refused.
+    pub fn verify(&self, token: &str) -> Result<(UserId, SessionId), &'static str> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| "malformed access token")?;
+        if header.alg != Algorithm::EdDSA || header.typ.as_deref() != Some(ACCESS_TOKEN_TYPE) {
+            return Err("not an access token");
+        }
+        if header.kid.as_deref() != Some(self.kid.as_str()) {
+            return Err("access token signed with an unknown key");
+        }
+        let data = jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => "access token expired",
+                _ => "invalid access token",
+            })?;
+        let user = data
+            .claims
+            .sub
+            .parse()
+            .map_err(|_| "invalid access token")?;
+        let session = data
+            .claims
+            .sid
+            .parse()
+            .map_err(|_| "invalid access token")?;
+        Ok((user, session))
+    }
+
+    /// The JSON Web Key Set that verifies our tokens.
+    pub fn jwks(&self) -> serde_json::Value {
+        serde_json::json!({
+            "keys": [{
+                "kty": "OKP",
+                "crv": "Ed25519",
+                "x": self.x,
+                "kid": self.kid,
+                "alg": "EdDSA",
+                "use": "sig",
+            }]
+        })
+    }
+}
+
+fn read_key(path: &Path) -> anyhow::Result<SigningKey> {
+    let pem = std::fs::read_to_string(path)
+        .with_context(|| format!("USERGRAPH_JWT_KEY_FILE: cannot read {}", path.display()))?;
+    SigningKey::from_pkcs8_pem(&pem).map_err(|e| {
+        anyhow::anyhow!(
+            "USERGRAPH_JWT_KEY_FILE: {} is not an Ed25519 PKCS#8 PEM key ({e})",
+            path.display()
+        )
+    })
+}
+
+fn generate_key(path: &Path) -> anyhow::Result<SigningKey> {
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).context("random source")?;
+    let key = SigningKey::from_bytes(&seed);
+    let pem = key
+        .to_pkcs8_pem(LineEnding::LF)
+        .map_err(|e| anyhow::anyhow!("encoding the signing key: {e}"))?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(mut file) => {
+            std::io::Write::write_all(&mut file, pem.as_bytes())
+                .with_context(|| format!("writing {}", path.display()))?;
+            tracing::info!(path = %path.display(), "generated a new token signing key");
+            Ok(key)
+        }
+        // Another instance sharing the data directory won the race: use its key.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_key(path),
+        Err(e) => Err(e).with_context(|| format!("creating {}", path.display())),
+    }
+}

@@ -1,0 +1,24 @@
+//! Credentials: password hashing, access tokens (JWT), opaque tokens, and the [`Principal`]
+//! a request acts as.
+
+pub mod jwt;
+pub mod password;
+pub mod token;
+
+use crate::db::types::{SessionId, UserId};
+
+/// Who a request acts as, read from its `Authorization` header before any resolver runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// No credentials were sent.
+    Anonymous,
+    /// Credentials were sent but are not valid; why, for the error message.
+    Invalid(&'static str),
+    /// A valid access token.
+    User {
+        /// The account (`sub`).
+        user_id: UserId,
+        /// The session (`sid`).
+        session_id: SessionId,
+    },
+}

@@ -1,0 +1,344 @@
+//! Configuration: command-line flags, each with an environment variable, parsed once in `main`
+//! and passed down as a [`Config`].
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::{Args, Parser, Subcommand};
+
+/// The command line of the `usergraph` binary.
+#[derive(Debug, Parser)]
+#[command(
+    name = "usergraph",
+    version,
+    about = "A GraphQL user-management server"
+)]
+pub struct Cli {
+    /// What to do; `serve` when omitted.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Settings shared by every command.
+    #[command(flatten)]
+    pub config: Config,
+}
+
+/// The sub-commands of `usergraph`.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the GraphQL API (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Administrative tasks.
+    Admin {
+        /// The administrative task.
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// Print the GraphQL schema (SDL) and exit.
+    Schema,
+}
+
+/// The sub-commands of `usergraph admin`.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create an administrator, or give `admin` to an existing account.
+    Create {
+        /// The administrator's email address.
+        #[arg(long)]
+        email: String,
+        /// The password of a new account (ignored when the account exists).
+        #[arg(long, env = "USERGRAPH_ADMIN_PASSWORD", hide_env_values = true)]
+        password: String,
+    },
+}
+
+/// Every setting of the server. Each flag also reads the environment variable named beside it.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address and port to listen on.
+    #[arg(
+        long,
+        env = "USERGRAPH_LISTEN",
+        default_value = "127.0.0.1:8000",
+        global = true
+    )]
+    pub listen: SocketAddr,
+
+    /// Directory for the SQLite database, the signing key and other local state; created on start.
+    #[arg(
+        long,
+        env = "USERGRAPH_DATA_DIR",
+        default_value = "./data",
+        global = true
+    )]
+    pub data_dir: PathBuf,
+
+    /// Database: `postgres://…` for PostgreSQL, `sqlite://PATH` or a plain path for SQLite.
+    /// Default: `usergraph.sqlite3` inside the data directory.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
+    pub database_url: Option<String>,
+
+    /// Maximum number of pooled database connections.
+    #[arg(long, env = "USERGRAPH_DB_POOL_SIZE", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..=1000), global = true)]
+    pub db_pool_size: u32,
+
+    /// How long a request waits for a database connection before failing with SERVICE_UNAVAILABLE.
+    #[arg(long, env = "USERGRAPH_DB_TIMEOUT", default_value = "5s", value_parser = parse_duration, global = true)]
+    pub db_timeout: Duration,
+
+    /// Log filter, in `tracing` syntax (e.g. `info`, `usergraph=debug,tower_http=info`).
+    #[arg(long, env = "USERGRAPH_LOG", default_value = "info", global = true)]
+    pub log: String,
+
+    /// Log format: `pretty` or `json`.
+    #[arg(
+        long,
+        env = "USERGRAPH_LOG_FORMAT",
+        default_value = "pretty",
+        global = true
+    )]
+    pub log_format: LogFormat,
+
+    /// Lifetime of an access token (JWT).
+    #[arg(long, env = "USERGRAPH_ACCESS_TOKEN_TTL", default_value = "15m", value_parser = parse_duration, global = true)]
+    pub access_token_ttl: Duration,
+
+    /// Idle lifetime of a refresh token: a session not refreshed for this long ends.
+    #[arg(long, env = "USERGRAPH_REFRESH_TOKEN_TTL", default_value = "7d", value_parser = parse_duration, global = true)]
+    pub refresh_token_ttl: Duration,
+
+    /// Absolute lifetime of a session, however often it is refreshed.
+    #[arg(long, env = "USERGRAPH_SESSION_TTL", default_value = "30d", value_parser = parse_duration, global = true)]
+    pub session_ttl: Duration,
+
+    /// `iss` claim of access tokens.
+    #[arg(
+        long,
+        env = "USERGRAPH_JWT_ISSUER",
+        default_value = "usergraph",
+        global = true
+    )]
+    pub jwt_issuer: String,
+
+    /// `aud` claim of access tokens.
+    #[arg(
+        long,
+        env = "USERGRAPH_JWT_AUDIENCE",
+        default_value = "usergraph",
+        global = true
+    )]
+    pub jwt_audience: String,
+
+    /// Ed25519 private key (PKCS#8 PEM) that signs access tokens. Default: `jwt-ed25519.pem` in
+    /// the data directory, generated on first start.
+    #[arg(long, env = "USERGRAPH_JWT_KEY_FILE", global = true)]
+    pub jwt_key_file: Option<PathBuf>,
+
+    /// Argon2id memory cost in KiB (OWASP: 19456).
+    #[arg(long, env = "USERGRAPH_ARGON2_MEMORY_KIB", default_value_t = 19_456,
+          value_parser = clap::value_parser!(u32).range(8..=4_194_304), global = true)]
+    pub argon2_memory_kib: u32,
+
+    /// Argon2id iterations (OWASP: 2).
+    #[arg(long, env = "USERGRAPH_ARGON2_ITERATIONS", default_value_t = 2,
+          value_parser = clap::value_parser!(u32).range(1..=100), global = true)]
+    pub argon2_iterations: u32,
+
+    /// Argon2id parallelism (OWASP: 1).
+    #[arg(long, env = "USERGRAPH_ARGON2_PARALLELISM", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=16), global = true)]
+    pub argon2_parallelism: u32,
+
+    /// How many password hashes may be computed at once (default: the number of CPU cores).
+    #[arg(long, env = "USERGRAPH_PASSWORD_HASH_CONCURRENCY", global = true)]
+    pub password_hash_concurrency: Option<usize>,
+
+    /// Shortest accepted password, in Unicode characters (at least 8).
+    #[arg(long, env = "USERGRAPH_PASSWORD_MIN_LENGTH", default_value_t = 15,
+          value_parser = clap::value_parser!(u16).range(8..=128), global = true)]
+    pub password_min_length: u16,
+
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "USERGRAPH_MAX_BODY_BYTES", default_value_t = 1_048_576,
+          value_parser = clap::value_parser!(u64).range(1024..), global = true)]
+    pub max_body_bytes: u64,
+
+    /// Most operations accepted in one batched request.
+    #[arg(long, env = "USERGRAPH_MAX_BATCH", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..=1000), global = true)]
+    pub max_batch: u32,
+
+    /// Deepest accepted query nesting.
+    #[arg(
+        long,
+        env = "USERGRAPH_MAX_QUERY_DEPTH",
+        default_value_t = 12,
+        global = true
+    )]
+    pub max_query_depth: usize,
+
+    /// Highest accepted query complexity (one point per field).
+    #[arg(
+        long,
+        env = "USERGRAPH_MAX_QUERY_COMPLEXITY",
+        default_value_t = 1000,
+        global = true
+    )]
+    pub max_query_complexity: usize,
+
+    /// Serve the introspection query (GraphiQL needs it).
+    #[arg(long, env = "USERGRAPH_INTROSPECTION", default_value_t = true,
+          action = clap::ArgAction::Set, global = true)]
+    pub introspection: bool,
+
+    /// Longest time a request may take before it is answered with 408.
+    #[arg(long, env = "USERGRAPH_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration, global = true)]
+    pub request_timeout: Duration,
+
+    /// Origins allowed by CORS, comma-separated, or `*` for any (tokens travel in a header,
+    /// not a cookie, so `*` is safe for browsers).
+    #[arg(
+        long,
+        env = "USERGRAPH_CORS_ORIGINS",
+        default_value = "*",
+        global = true
+    )]
+    pub cors_origins: String,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Which database a [`Config`] points at.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// A PostgreSQL connection URL.
+    Postgres(String),
+    /// The path of a SQLite database file.
+    Sqlite(PathBuf),
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    // A PostgreSQL URL may hold a password: print only the backend.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Postgres(_) => f.write_str("Postgres(…)"),
+            Self::Sqlite(path) => f.debug_tuple("Sqlite").field(path).finish(),
+        }
+    }
+}
+
+impl Config {
+    /// The database this configuration selects, the SQLite default included.
+    pub fn database(&self) -> anyhow::Result<DatabaseUrl> {
+        let Some(url) = self.database_url.as_deref().map(str::trim) else {
+            return Ok(DatabaseUrl::Sqlite(self.data_dir.join("usergraph.sqlite3")));
+        };
+        parse_database_url(url).context("DATABASE_URL")
+    }
+
+    /// Where the access-token signing key lives.
+    pub fn jwt_key_path(&self) -> PathBuf {
+        self.jwt_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("jwt-ed25519.pem"))
+    }
+
+    /// Checks what clap's parsers cannot: relations between settings.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.database()?;
+        if self.access_token_ttl < Duration::from_secs(10) {
+            bail!("USERGRAPH_ACCESS_TOKEN_TTL: must be at least 10s");
+        }
+        if self.refresh_token_ttl < self.access_token_ttl {
+            bail!(
+                "USERGRAPH_REFRESH_TOKEN_TTL: must not be shorter than USERGRAPH_ACCESS_TOKEN_TTL"
+            );
+        }
+        if self.session_ttl < self.refresh_token_ttl {
+            bail!("USERGRAPH_SESSION_TTL: must not be shorter than USERGRAPH_REFRESH_TOKEN_TTL");
+        }
+        if self.argon2_memory_kib < 8 * self.argon2_parallelism {
+            bail!("USERGRAPH_ARGON2_MEMORY_KIB: must be at least 8 × USERGRAPH_ARGON2_PARALLELISM");
+        }
+        if self.password_hash_concurrency == Some(0) {
+            bail!("USERGRAPH_PASSWORD_HASH_CONCURRENCY: must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+fn parse_database_url(url: &str) -> anyhow::Result<DatabaseUrl> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(DatabaseUrl::Postgres(url.to_owned()));
+    }
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    if path.is_empty() {
+        bail!("empty SQLite path");
+    }
+    if path.contains(":memory:") || path.starts_with("file::memory") {
+        bail!("an in-memory SQLite database cannot be shared by a connection pool; name a file");
+    }
+    if let Some((scheme, _)) = path.split_once("://") {
+        bail!("unsupported scheme `{scheme}://`; use postgres://, sqlite:// or a file path");
+    }
+    Ok(DatabaseUrl::Sqlite(Path::new(path).to_path_buf()))
+}
+
+/// Parses durations written like `15m`, `7d` or `1h 30m`.
+fn parse_duration(value: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(value.trim())
+        .map_err(|e| format!("`{value}` is not a duration like 15m or 7d ({e})"))?;
+    if duration.is_zero() {
+        return Err("must be longer than zero".into());
+    }
+    Ok(duration)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_urls_select_the_backend() {
+        assert!(matches!(
+            parse_database_url("postgres://u@h/db"),
+            Ok(DatabaseUrl::Postgres(_))
+        ));
+        assert!(matches!(
+            parse_database_url("postgresql://h/db"),
+            Ok(DatabaseUrl::Postgres(_))
+        ));
+        assert_eq!(
+            parse_database_url("sqlite://data/x.db").unwrap(),
+            DatabaseUrl::Sqlite("data/x.db".into())
+        );
+        assert_eq!(
+            parse_database_url("x.db").unwrap(),
+            DatabaseUrl::Sqlite("x.db".into())
+        );
+        assert!(parse_database_url("mysql://h/db").is_err());
+        assert!(parse_database_url("sqlite::memory:").is_err());
+    }
+
+    #[test]
+    fn durations_read_like_people_write_them() {
+        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86_400)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("0s").is_err());
+    }
+}

@@ -1,0 +1,291 @@
+//! Database access for both backends: pools, the connection enum the repositories take, the
+//! dispatch macros, migrations, and the mapping of constraint violations.
+//!
+//! diesel-async has no multi-backend connection yet, so [`Conn`] is an enum of the two and
+//! [`with_conn!`] expands a query body once per backend. Only this module and its children
+//! contain SQL.
+
+pub mod roles;
+pub mod schema;
+pub mod sessions;
+pub mod types;
+pub mod users;
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use diesel::connection::SimpleConnection as _;
+use diesel_async::pooled_connection::deadpool::{Object, Pool};
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
+use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+use diesel_async::{
+    AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _, SimpleAsyncConnection as _,
+};
+use diesel_migrations::{EmbeddedMigrations, embed_migrations};
+use futures_util::FutureExt as _;
+
+use crate::config::DatabaseUrl;
+use crate::error::AppError;
+
+/// SQLite behind diesel-async: a sync connection run on the blocking pool.
+pub type SqliteConnection = SyncConnectionWrapper<diesel::SqliteConnection>;
+
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+
+/// How long a SQLite connection waits for another writer's lock before failing.
+const SQLITE_BUSY_TIMEOUT_MS: u32 = 5_000;
+
+/// A connection pool for either backend.
+#[derive(Clone)]
+pub enum DbPool {
+    /// PostgreSQL.
+    Postgres(Pool<AsyncPgConnection>),
+    /// SQLite.
+    Sqlite(Pool<SqliteConnection>),
+}
+
+/// A pooled connection for either backend.
+pub enum DbConn {
+    /// PostgreSQL.
+    Postgres(Object<AsyncPgConnection>),
+    /// SQLite.
+    Sqlite(Object<SqliteConnection>),
+}
+
+/// A borrowed connection for either backend: what every repository function takes, so the
+/// same function runs on a pooled connection and inside a transaction.
+pub enum Conn<'a> {
+    /// PostgreSQL.
+    Postgres(&'a mut AsyncPgConnection),
+    /// SQLite.
+    Sqlite(&'a mut SqliteConnection),
+}
+
+/// Runs `$body` with `$c` bound to the backend's concrete connection. `$conn` is a
+/// `&mut Conn<'_>`.
+#[macro_export]
+macro_rules! with_conn {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::db::Conn::Postgres($c) => {
+                let $c = &mut **$c;
+                $body
+            }
+            $crate::db::Conn::Sqlite($c) => {
+                let $c = &mut **$c;
+                $body
+            }
+        }
+    };
+}
+
+/// Runs `$body` in a write transaction with `$c: &mut Conn`. `$db` is a `&mut DbConn`. On
+/// SQLite the transaction starts with `BEGIN IMMEDIATE`, so it takes the write lock up front
+/// and waits for it (`busy_timeout`) instead of failing with `SQLITE_BUSY` when it upgrades.
+#[macro_export]
+macro_rules! transaction {
+    ($db:expr, |$c:ident| $body:expr) => {
+        match $db {
+            $crate::db::DbConn::Postgres(pooled) => {
+                diesel_async::AsyncConnection::transaction(&mut **pooled, async |tx| {
+                    let mut conn = $crate::db::Conn::Postgres(tx);
+                    let $c = &mut conn;
+                    $body
+                })
+                .await
+            }
+            $crate::db::DbConn::Sqlite(pooled) => {
+                pooled
+                    .immediate_transaction(async |tx| {
+                        let mut conn = $crate::db::Conn::Sqlite(tx);
+                        let $c = &mut conn;
+                        $body
+                    })
+                    .await
+            }
+        }
+    };
+}
+
+impl DbPool {
+    /// Opens a pool of at most `size` connections; waits at most `timeout` for one.
+    pub async fn connect(url: &DatabaseUrl, size: u32, timeout: Duration) -> anyhow::Result<Self> {
+        let size = usize::try_from(size).context("pool size")?;
+        let pool = match url {
+            DatabaseUrl::Postgres(url) => {
+                let mut config = ManagerConfig::default();
+                config.recycling_method = RecyclingMethod::Fast;
+                let manager =
+                    AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
+                Self::Postgres(
+                    Pool::builder(manager)
+                        .max_size(size)
+                        .wait_timeout(Some(timeout))
+                        .create_timeout(Some(timeout))
+                        .runtime(deadpool::Runtime::Tokio1)
+                        .build()
+                        .context("building the PostgreSQL pool")?,
+                )
+            }
+            DatabaseUrl::Sqlite(path) => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir)
+                        .with_context(|| format!("creating {}", dir.display()))?;
+                }
+                let path = path
+                    .to_str()
+                    .context("the SQLite path is not valid UTF-8")?;
+                let mut config = ManagerConfig::<SqliteConnection>::default();
+                config.recycling_method = RecyclingMethod::Fast;
+                config.custom_setup = Box::new(|url| establish_sqlite(url.to_owned()).boxed());
+                let manager = AsyncDieselConnectionManager::new_with_config(path, config);
+                Self::Sqlite(
+                    Pool::builder(manager)
+                        .max_size(size)
+                        .wait_timeout(Some(timeout))
+                        .create_timeout(Some(timeout))
+                        .runtime(deadpool::Runtime::Tokio1)
+                        .build()
+                        .context("building the SQLite pool")?,
+                )
+            }
+        };
+        // Fail at start, with a clear message, when the database cannot be reached.
+        pool.get()
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .context("connecting to the database")?;
+        Ok(pool)
+    }
+
+    /// Takes a connection from the pool; `SERVICE_UNAVAILABLE` when none comes in time.
+    pub async fn get(&self) -> Result<DbConn, AppError> {
+        let conn = match self {
+            Self::Postgres(pool) => pool.get().await.map(DbConn::Postgres),
+            Self::Sqlite(pool) => pool.get().await.map(DbConn::Sqlite),
+        };
+        conn.map_err(|e| AppError::ServiceUnavailable(anyhow::anyhow!("database pool: {e}")))
+    }
+
+    /// Answers whether the database runs a trivial query.
+    pub async fn ping(&self) -> Result<(), AppError> {
+        let mut db = self.get().await?;
+        with_conn!(&mut db.conn(), |c| {
+            diesel::select(diesel::dsl::sql::<diesel::sql_types::Integer>("1"))
+                .execute(c)
+                .await
+        })
+        .map(drop)
+        .map_err(|e| AppError::ServiceUnavailable(e.into()))
+    }
+
+    /// Which backend this pool talks to, for logs.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Self::Postgres(_) => "postgres",
+            Self::Sqlite(_) => "sqlite",
+        }
+    }
+}
+
+impl DbConn {
+    /// Borrows the connection for repository functions.
+    pub fn conn(&mut self) -> Conn<'_> {
+        match self {
+            Self::Postgres(c) => Conn::Postgres(c),
+            Self::Sqlite(c) => Conn::Sqlite(c),
+        }
+    }
+}
+
+async fn establish_sqlite(path: String) -> diesel::ConnectionResult<SqliteConnection> {
+    let mut conn = SqliteConnection::establish(&path).await?;
+    // One statement each: a failed pragma must not hide behind a later one.
+    for pragma in [
+        "PRAGMA foreign_keys = ON".to_owned(),
+        format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}"),
+        "PRAGMA journal_mode = WAL".to_owned(),
+        "PRAGMA synchronous = NORMAL".to_owned(),
+    ] {
+        conn.batch_execute(&pragma)
+            .await
+            .map_err(|e| diesel::ConnectionError::BadConnection(format!("{pragma}: {e}")))?;
+    }
+    Ok(conn)
+}
+
+/// Applies pending migrations; returns how many ran.
+pub async fn migrate(url: &DatabaseUrl) -> anyhow::Result<usize> {
+    run_migrations(url, Direction::Up).await
+}
+
+/// Reverts every migration; for tests of the down scripts.
+pub async fn revert_all(url: &DatabaseUrl) -> anyhow::Result<usize> {
+    run_migrations(url, Direction::RevertAll).await
+}
+
+#[derive(Clone, Copy)]
+enum Direction {
+    Up,
+    RevertAll,
+}
+
+/// Runs migrations on a blocking thread: diesel's migration machinery is synchronous.
+async fn run_migrations(url: &DatabaseUrl, direction: Direction) -> anyhow::Result<usize> {
+    use diesel::Connection as _;
+    let url = url.clone();
+    tokio::task::spawn_blocking(move || match url {
+        DatabaseUrl::Postgres(url) => {
+            type Wrapper =
+                diesel_async::async_connection_wrapper::AsyncConnectionWrapper<AsyncPgConnection>;
+            let mut conn = <Wrapper as diesel::Connection>::establish(&url)
+                .context("connecting to PostgreSQL")?;
+            apply(&mut conn, POSTGRES_MIGRATIONS, direction)
+        }
+        DatabaseUrl::Sqlite(path) => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)?;
+            }
+            let path = path
+                .to_str()
+                .context("the SQLite path is not valid UTF-8")?;
+            let mut conn = diesel::SqliteConnection::establish(path)
+                .with_context(|| format!("opening SQLite database {path}"))?;
+            conn.batch_execute("PRAGMA foreign_keys = ON")?;
+            apply(&mut conn, SQLITE_MIGRATIONS, direction)
+        }
+    })
+    .await
+    .context("migration task panicked")?
+}
+
+fn apply<B: diesel::backend::Backend>(
+    harness: &mut impl diesel_migrations::MigrationHarness<B>,
+    migrations: EmbeddedMigrations,
+    direction: Direction,
+) -> anyhow::Result<usize> {
+    let done = match direction {
+        Direction::Up => harness.run_pending_migrations(migrations),
+        Direction::RevertAll => harness.revert_all_migrations(migrations),
+    };
+    done.map(|versions| versions.len())
+        .map_err(|e| anyhow::anyhow!("migration failed: {e}"))
+}
+
+/// What a unique-constraint violation was about, on either backend: PostgreSQL names the
+/// constraint, SQLite only says `UNIQUE constraint failed: table.column`.
+pub fn unique_violation(error: &diesel::result::Error) -> Option<&str> {
+    use diesel::result::{DatabaseErrorKind, Error};
+    let Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info) = error else {
+        return None;
+    };
+    if let Some(name) = info.constraint_name() {
+        return Some(name);
+    }
+    let message = info.message();
+    let columns = message.strip_prefix("UNIQUE constraint failed: ")?;
+    Some(columns)
+}

@@ -1,0 +1,96 @@
+//! Roles and their assignment to accounts.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+
+use super::Conn;
+use super::schema::{roles, user_roles};
+use super::types::{RoleId, UserId};
+use crate::with_conn;
+
+/// A row of `roles`.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = roles)]
+pub struct Role {
+    /// Primary key.
+    pub id: RoleId,
+    /// Unique name, e.g. `admin`.
+    pub name: String,
+    /// What the role is for.
+    pub description: Option<String>,
+    /// JSON array of permission names.
+    pub permissions: String,
+    /// Seeded by a migration; cannot be deleted.
+    pub is_builtin: bool,
+    /// When the role was created.
+    pub created_at: NaiveDateTime,
+}
+
+impl Role {
+    /// The permission names this role grants.
+    pub fn permission_names(&self) -> Vec<String> {
+        // Only this crate writes the column, always as a JSON array of strings.
+        serde_json::from_str(&self.permissions).unwrap_or_default()
+    }
+}
+
+/// Every role, by name.
+pub async fn list_roles(conn: &mut Conn<'_>) -> QueryResult<Vec<Role>> {
+    with_conn!(conn, |c| {
+        roles::table
+            .select(Role::as_select())
+            .order(roles::name.asc())
+            .load(c)
+            .await
+    })
+}
+
+/// The role with this name.
+pub async fn find_role_by_name(conn: &mut Conn<'_>, name: &str) -> QueryResult<Option<Role>> {
+    with_conn!(conn, |c| {
+        roles::table
+            .filter(roles::name.eq(name))
+            .select(Role::as_select())
+            .first(c)
+            .await
+            .optional()
+    })
+}
+
+/// The roles of these accounts as (account, role) pairs, in one statement.
+pub async fn roles_of_users(
+    conn: &mut Conn<'_>,
+    ids: &[UserId],
+) -> QueryResult<Vec<(UserId, Role)>> {
+    with_conn!(conn, |c| {
+        user_roles::table
+            .inner_join(roles::table)
+            .filter(user_roles::user_id.eq_any(ids))
+            .select((user_roles::user_id, Role::as_select()))
+            .order((user_roles::user_id, roles::name))
+            .load(c)
+            .await
+    })
+}
+
+/// Gives `role` to `user`; does nothing when the account has it already.
+pub async fn assign_role(
+    conn: &mut Conn<'_>,
+    user: UserId,
+    role: RoleId,
+    at: NaiveDateTime,
+) -> QueryResult<()> {
+    with_conn!(conn, |c| {
+        diesel::insert_into(user_roles::table)
+            .values((
+                user_roles::user_id.eq(user),
+                user_roles::role_id.eq(role),
+                user_roles::created_at.eq(at),
+            ))
+            .on_conflict_do_nothing()
+            .execute(c)
+            .await
+    })
+    .map(drop)
+}

@@ -1,0 +1,102 @@
+//! The tables, shared by both backends (see `types::sql` for the one type that differs).
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::sql::Uuid;
+
+    users (id) {
+        id -> Uuid,
+        email -> Text,
+        password_hash -> Text,
+        email_verified -> Bool,
+        is_active -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        deleted_at -> Nullable<Timestamp>,
+        last_login_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::sql::Uuid;
+
+    profiles (user_id) {
+        user_id -> Uuid,
+        display_name -> Nullable<Text>,
+        year_of_birth -> Nullable<Integer>,
+        description -> Nullable<Text>,
+        avatar_url -> Nullable<Text>,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::sql::Uuid;
+
+    roles (id) {
+        id -> Uuid,
+        name -> Text,
+        description -> Nullable<Text>,
+        permissions -> Text,
+        is_builtin -> Bool,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::sql::Uuid;
+
+    user_roles (user_id, role_id) {
+        user_id -> Uuid,
+        role_id -> Uuid,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::sql::Uuid;
+
+    sessions (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        created_at -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+        expires_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
+        user_agent -> Nullable<Text>,
+        ip -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::sql::Uuid;
+
+    refresh_tokens (id) {
+        id -> Uuid,
+        session_id -> Uuid,
+        token_hash -> Binary,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::joinable!(profiles -> users (user_id));
+diesel::joinable!(user_roles -> users (user_id));
+diesel::joinable!(user_roles -> roles (role_id));
+diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(refresh_tokens -> sessions (session_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    profiles,
+    roles,
+    user_roles,
+    sessions,
+    refresh_tokens,
+);

@@ -1,0 +1,232 @@
+//! Parse-don't-validate newtypes for what clients type in: a value of these types is valid.
+
+use crate::error::FieldError;
+
+/// A syntactically valid email address, trimmed and lower-cased so that letter-case variants
+/// are one account.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Email(String);
+
+impl Email {
+    /// Parses `raw` as the input field `field`.
+    pub fn parse(field: &str, raw: &str) -> Result<Self, FieldError> {
+        let email = raw.trim().to_lowercase();
+        let invalid =
+            |why: &str| FieldError::new(field, format!("is not a valid email address: {why}"));
+        if email.is_empty() {
+            return Err(FieldError::new(field, "is required"));
+        }
+        if email.chars().count() > 254 {
+            return Err(invalid("longer than 254 characters"));
+        }
+        if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(invalid("contains spaces or control characters"));
+        }
+        let Some((local, domain)) = email.rsplit_once('@') else {
+            return Err(invalid("it needs an @"));
+        };
+        if local.is_empty() || local.contains('@') || local.chars().count() > 64 {
+            return Err(invalid(
+                "the part before the @ is empty, too long or holds another @",
+            ));
+        }
+        let labels_ok = domain.split('.').all(|label| {
+            !label.is_empty()
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+        });
+        if !domain.contains('.') || !labels_ok {
+            return Err(invalid("the domain after the @ is not valid"));
+        }
+        Ok(Self(email))
+    }
+
+    /// The normalised address.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The part before the `@`.
+    pub fn local_part(&self) -> &str {
+        self.0.rsplit_once('@').map_or(&self.0, |(local, _)| local)
+    }
+}
+
+/// The password policy in force: the length bounds of NIST SP 800-63B-4.
+#[derive(Debug, Clone, Copy)]
+pub struct PasswordPolicy {
+    /// Fewest Unicode characters accepted.
+    pub min_chars: usize,
+    /// Most Unicode characters accepted (passwords are never truncated).
+    pub max_chars: usize,
+}
+
+/// A password that meets the [`PasswordPolicy`]. Its `Debug` never prints it.
+#[derive(Clone)]
+pub struct Password(String);
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(***)")
+    }
+}
+
+impl Password {
+    /// Checks `raw` against `policy`. The password is kept exactly as typed: no trimming, no
+    /// case folding, no truncation.
+    pub fn parse(field: &str, raw: &str, policy: PasswordPolicy) -> Result<Self, FieldError> {
+        let chars = raw.chars().count();
+        if chars < policy.min_chars {
+            return Err(FieldError::new(
+                field,
+                format!("must be at least {} characters long", policy.min_chars),
+            ));
+        }
+        if chars > policy.max_chars {
+            return Err(FieldError::new(
+                field,
+                format!("must be at most {} characters long", policy.max_chars),
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// The password itself, for hashing.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A display name of 1 to 100 characters, trimmed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisplayName(String);
+
+impl DisplayName {
+    /// Parses `raw` as the input field `field`.
+    pub fn parse(field: &str, raw: &str) -> Result<Self, FieldError> {
+        let name = raw.trim();
+        let chars = name.chars().count();
+        if chars == 0 {
+            return Err(FieldError::new(field, "must not be empty"));
+        }
+        if chars > 100 {
+            return Err(FieldError::new(
+                field,
+                "must be at most 100 characters long",
+            ));
+        }
+        if name.chars().any(char::is_control) {
+            return Err(FieldError::new(
+                field,
+                "must not contain control characters",
+            ));
+        }
+        Ok(Self(name.to_owned()))
+    }
+
+    /// The name.
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+/// The permissions of the contract. Roles grant them; guards check them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Permission {
+    /// List and read accounts, other people's emails included.
+    UsersRead,
+    /// Create and change accounts.
+    UsersWrite,
+    /// Delete, restore and purge accounts.
+    UsersDelete,
+    /// List roles.
+    RolesRead,
+    /// Create and delete roles.
+    RolesWrite,
+    /// Give and take roles.
+    RolesAssign,
+    /// Read the audit log.
+    AuditRead,
+}
+
+impl Permission {
+    /// Every permission, in the contract's order.
+    pub const ALL: [Self; 7] = [
+        Self::UsersRead,
+        Self::UsersWrite,
+        Self::UsersDelete,
+        Self::RolesRead,
+        Self::RolesWrite,
+        Self::RolesAssign,
+        Self::AuditRead,
+    ];
+
+    /// The permission's name, e.g. `users:read`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::UsersRead => "users:read",
+            Self::UsersWrite => "users:write",
+            Self::UsersDelete => "users:delete",
+            Self::RolesRead => "roles:read",
+            Self::RolesWrite => "roles:write",
+            Self::RolesAssign => "roles:assign",
+            Self::AuditRead => "audit:read",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POLICY: PasswordPolicy = PasswordPolicy {
+        min_chars: 15,
+        max_chars: 128,
+    };
+
+    #[test]
+    fn emails_are_normalised() {
+        let email = Email::parse("email", "  Ada.Lovelace@Example.COM ").unwrap();
+        assert_eq!(email.as_str(), "ada.lovelace@example.com");
+        assert_eq!(email.local_part(), "ada.lovelace");
+    }
+
+    #[test]
+    fn bad_emails_are_refused() {
+        for raw in [
+            "",
+            "ada",
+            "ada@",
+            "@example.com",
+            "ada@example",
+            "a b@example.com",
+            "ada@-x.com",
+        ] {
+            assert!(Email::parse("email", raw).is_err(), "{raw:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn password_length_counts_characters_not_bytes() {
+        // 15 characters, 45 bytes.
+        let pw = "€".repeat(15);
+        assert!(Password::parse("password", &pw, POLICY).is_ok());
+        assert!(Password::parse("password", &"€".repeat(14), POLICY).is_err());
+        assert!(Password::parse("password", &"a".repeat(129), POLICY).is_err());
+        // Kept verbatim.
+        let spaced = "  Leading Spaces Kept  ";
+        assert_eq!(
+            Password::parse("password", spaced, POLICY)
+                .unwrap()
+                .expose(),
+            spaced
+        );
+    }
+
+    #[test]
+    fn password_debug_hides_it() {
+        let pw = Password::parse("password", "correct horse battery staple", POLICY).unwrap();
+        assert_eq!(format!("{pw:?}"), "Password(***)");
+    }
+}

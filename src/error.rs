@@ -1,0 +1,227 @@
+//! The one error type clients see. Every variant has a fixed [`ErrorCode`] that becomes
+//! `extensions.code`; internal details are logged here, once, and never sent.
+
+use async_graphql::ErrorExtensions as _;
+use serde::Serialize;
+
+/// The stable codes of the contract, sent as `extensions.code`.
+#[derive(async_graphql::Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[graphql(rename_items = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    /// No, bad, expired or revoked credentials.
+    Unauthenticated,
+    /// Authenticated but not allowed.
+    Forbidden,
+    /// The thing asked for does not exist.
+    NotFound,
+    /// Validation failed; `extensions.fields` lists each invalid input field.
+    BadUserInput,
+    /// The change clashes with existing data, e.g. an email already registered.
+    Conflict,
+    /// Too many requests; `extensions.retryAfter` says when to try again, in seconds.
+    RateLimited,
+    /// Too many failed logins; `extensions.retryAfter` says when to try again, in seconds.
+    AccountLocked,
+    /// Depth, complexity or batch limits exceeded.
+    QueryTooComplex,
+    /// The database or another dependency is down; retry later.
+    ServiceUnavailable,
+    /// Something failed inside the server; the details are in its log.
+    InternalServerError,
+}
+
+impl ErrorCode {
+    /// The code as it appears in `extensions.code`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unauthenticated => "UNAUTHENTICATED",
+            Self::Forbidden => "FORBIDDEN",
+            Self::NotFound => "NOT_FOUND",
+            Self::BadUserInput => "BAD_USER_INPUT",
+            Self::Conflict => "CONFLICT",
+            Self::RateLimited => "RATE_LIMITED",
+            Self::AccountLocked => "ACCOUNT_LOCKED",
+            Self::QueryTooComplex => "QUERY_TOO_COMPLEX",
+            Self::ServiceUnavailable => "SERVICE_UNAVAILABLE",
+            Self::InternalServerError => "INTERNAL_SERVER_ERROR",
+        }
+    }
+}
+
+/// One invalid input field: `extensions.fields[]` of a `BAD_USER_INPUT` error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    /// The input field's name as the client sent it (`email`, `password`, …).
+    pub field: String,
+    /// What is wrong, in words a user understands.
+    pub message: String,
+}
+
+impl FieldError {
+    /// A field error for `field`.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Every failure a client can be told about.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// Missing, invalid, expired or revoked credentials.
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    /// The caller lacks a permission.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The named thing does not exist.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// One or more input fields are invalid.
+    #[error("invalid input: {}", summary(.0))]
+    BadUserInput(Vec<FieldError>),
+    /// A unique value is taken.
+    #[error("{message}")]
+    Conflict {
+        /// The input field that clashes.
+        field: &'static str,
+        /// What clashes, for people.
+        message: String,
+    },
+    /// A dependency (the database) does not answer.
+    #[error("the service is temporarily unavailable; retry later")]
+    ServiceUnavailable(#[source] anyhow::Error),
+    /// A bug or an unexpected failure; logged, never shown.
+    #[error("internal server error")]
+    Internal(#[source] anyhow::Error),
+}
+
+fn summary(fields: &[FieldError]) -> String {
+    fields
+        .iter()
+        .map(|f| format!("{}: {}", f.field, f.message))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl AppError {
+    /// The client-facing code.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Unauthenticated(_) => ErrorCode::Unauthenticated,
+            Self::Forbidden(_) => ErrorCode::Forbidden,
+            Self::NotFound(_) => ErrorCode::NotFound,
+            Self::BadUserInput(_) => ErrorCode::BadUserInput,
+            Self::Conflict { .. } => ErrorCode::Conflict,
+            Self::ServiceUnavailable(_) => ErrorCode::ServiceUnavailable,
+            Self::Internal(_) => ErrorCode::InternalServerError,
+        }
+    }
+
+    /// A `BAD_USER_INPUT` error for a single field.
+    pub fn bad_field(field: &str, message: impl Into<String>) -> Self {
+        Self::BadUserInput(vec![FieldError::new(field, message)])
+    }
+
+    /// `FORBIDDEN` for a missing permission.
+    pub fn missing_permission(permission: &str) -> Self {
+        Self::Forbidden(format!("this needs the `{permission}` permission"))
+    }
+
+    /// Wraps an unexpected failure.
+    pub fn internal(error: impl Into<anyhow::Error>) -> Self {
+        Self::Internal(error.into())
+    }
+}
+
+impl From<diesel::result::Error> for AppError {
+    fn from(error: diesel::result::Error) -> Self {
+        Self::Internal(error.into())
+    }
+}
+
+impl From<AppError> for async_graphql::Error {
+    fn from(error: AppError) -> Self {
+        Self::from(&error)
+    }
+}
+
+impl From<&AppError> for async_graphql::Error {
+    fn from(error: &AppError) -> Self {
+        match error {
+            AppError::Internal(source) => {
+                tracing::error!(error = format!("{source:#}"), "internal error");
+            }
+            AppError::ServiceUnavailable(source) => {
+                tracing::warn!(error = format!("{source:#}"), "dependency unavailable");
+            }
+            _ => {}
+        }
+        let code = error.code().as_str();
+        async_graphql::Error::new(error.to_string()).extend_with(|_, ext| {
+            ext.set("code", code);
+            match error {
+                AppError::BadUserInput(fields) => {
+                    ext.set("fields", to_value(fields));
+                }
+                AppError::Conflict { field, message } => {
+                    ext.set(
+                        "fields",
+                        to_value(&[FieldError::new(*field, message.clone())]),
+                    );
+                }
+                _ => {}
+            }
+        })
+    }
+}
+
+fn to_value(fields: &[FieldError]) -> async_graphql::Value {
+    async_graphql::Value::from_json(serde_json::json!(fields)).unwrap_or_default()
+}
+
+/// The result of a service call.
+pub type AppResult<T> = Result<T, AppError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Clients switch on these strings: they must never change.
+    #[test]
+    fn codes_are_stable() {
+        let cases = [
+            (AppError::Unauthenticated("x"), "UNAUTHENTICATED"),
+            (AppError::Forbidden("x".into()), "FORBIDDEN"),
+            (AppError::NotFound("user"), "NOT_FOUND"),
+            (AppError::bad_field("email", "bad"), "BAD_USER_INPUT"),
+            (
+                AppError::Conflict {
+                    field: "email",
+                    message: "taken".into(),
+                },
+                "CONFLICT",
+            ),
+            (
+                AppError::ServiceUnavailable(anyhow::anyhow!("down")),
+                "SERVICE_UNAVAILABLE",
+            ),
+            (
+                AppError::internal(anyhow::anyhow!("boom")),
+                "INTERNAL_SERVER_ERROR",
+            ),
+        ];
+        for (error, code) in cases {
+            assert_eq!(error.code().as_str(), code);
+        }
+    }
+
+    #[test]
+    fn internal_details_do_not_reach_the_message() {
+        let error: async_graphql::Error =
+            AppError::internal(anyhow::anyhow!("relation \"users\" does not exist")).into();
+        assert_eq!(error.message, "internal server error");
+    }
+}

@@ -1,0 +1,77 @@
+//! What a resolver reads from the request: the services, the caller and the loaders.
+
+use async_graphql::Context;
+use async_graphql::dataloader::DataLoader;
+use tokio::sync::OnceCell;
+
+use super::loaders::AppLoader;
+use crate::auth::Principal;
+use crate::domain::Permission;
+use crate::error::AppError;
+use crate::services::accounts::Viewer;
+use crate::services::{ClientInfo, Services};
+
+/// Per-request cache of the caller's account, so a request loads it at most once.
+#[derive(Default)]
+pub struct ViewerCell(OnceCell<Viewer>);
+
+/// The data every request carries besides the schema-wide [`Services`].
+pub struct RequestData {
+    /// Who the request acts as.
+    pub principal: Principal,
+    /// Where it came from.
+    pub client: ClientInfo,
+}
+
+/// Adds the per-request data to `request`.
+pub fn attach(
+    request: async_graphql::Request,
+    data: RequestData,
+    services: &Services,
+) -> async_graphql::Request {
+    request
+        .data(data.principal)
+        .data(data.client)
+        .data(ViewerCell::default())
+        .data(DataLoader::new(
+            AppLoader::new(services.clone()),
+            tokio::spawn,
+        ))
+}
+
+/// The shared services.
+pub fn services<'a>(ctx: &Context<'a>) -> &'a Services {
+    ctx.data_unchecked::<Services>()
+}
+
+/// Where the request came from.
+pub fn client<'a>(ctx: &Context<'a>) -> &'a ClientInfo {
+    ctx.data_unchecked::<ClientInfo>()
+}
+
+/// The request's dataloader.
+pub fn loader<'a>(ctx: &Context<'a>) -> &'a DataLoader<AppLoader> {
+    ctx.data_unchecked::<DataLoader<AppLoader>>()
+}
+
+/// The caller's account; `UNAUTHENTICATED` without valid credentials.
+pub async fn viewer<'a>(ctx: &Context<'a>) -> Result<&'a Viewer, AppError> {
+    let cell = ctx.data_unchecked::<ViewerCell>();
+    let principal = ctx.data_unchecked::<Principal>();
+    cell.0
+        .get_or_try_init(|| services(ctx).viewer(principal))
+        .await
+}
+
+/// The caller's account if it holds `permission`; `FORBIDDEN` otherwise.
+pub async fn require<'a>(
+    ctx: &Context<'a>,
+    permission: Permission,
+) -> Result<&'a Viewer, AppError> {
+    let viewer = viewer(ctx).await?;
+    if viewer.can(permission) {
+        Ok(viewer)
+    } else {
+        Err(AppError::missing_permission(permission.as_str()))
+    }
+}

@@ -1,0 +1,63 @@
+//! Dataloaders: one loader type, one `Loader<K>` per small key type, one statement per batch,
+//! so a page of N users costs the same few statements as a page of one.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_graphql::dataloader::Loader;
+
+use crate::db::roles::Role;
+use crate::db::types::UserId;
+use crate::db::users::Profile;
+use crate::error::AppError;
+use crate::services::Services;
+
+/// The profile of an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ProfileOf(pub UserId);
+
+/// The roles of an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RolesOf(pub UserId);
+
+/// Loads nested fields in batches.
+pub struct AppLoader {
+    services: Services,
+}
+
+impl AppLoader {
+    /// A loader over `services`.
+    pub fn new(services: Services) -> Self {
+        Self { services }
+    }
+}
+
+impl Loader<ProfileOf> for AppLoader {
+    type Value = Profile;
+    type Error = Arc<AppError>;
+
+    async fn load(&self, keys: &[ProfileOf]) -> Result<HashMap<ProfileOf, Profile>, Self::Error> {
+        let ids: Vec<UserId> = keys.iter().map(|k| k.0).collect();
+        let profiles = self.services.profiles_of(&ids).await.map_err(Arc::new)?;
+        Ok(profiles
+            .into_iter()
+            .map(|p| (ProfileOf(p.user_id), p))
+            .collect())
+    }
+}
+
+impl Loader<RolesOf> for AppLoader {
+    type Value = Vec<Role>;
+    type Error = Arc<AppError>;
+
+    async fn load(&self, keys: &[RolesOf]) -> Result<HashMap<RolesOf, Vec<Role>>, Self::Error> {
+        let ids: Vec<UserId> = keys.iter().map(|k| k.0).collect();
+        let pairs = self.services.roles_of(&ids).await.map_err(Arc::new)?;
+        // Every key gets an entry: an account without roles has an empty list.
+        let mut out: HashMap<RolesOf, Vec<Role>> = keys.iter().map(|k| (*k, Vec::new())).collect();
+        for (user, role) in pairs {
+            out.entry(RolesOf(user)).or_default().push(role);
+        }
+        Ok(out)
+    }
+}

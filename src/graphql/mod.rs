@@ -1,0 +1,47 @@
+//! The GraphQL API: schema root, one module per area, object types, dataloaders and guards.
+
+pub mod context;
+pub mod guards;
+pub mod loaders;
+pub mod mutation;
+pub mod query;
+pub mod types;
+
+use async_graphql::{EmptySubscription, SDLExportOptions, Schema, SchemaBuilder};
+
+use crate::config::Config;
+use crate::error::ErrorCode;
+use crate::services::Services;
+
+/// The schema type served at `/graphql`.
+pub type AppSchema = Schema<query::Query, mutation::Mutation, EmptySubscription>;
+
+fn builder() -> SchemaBuilder<query::Query, mutation::Mutation, EmptySubscription> {
+    Schema::build(
+        query::Query::default(),
+        mutation::Mutation::default(),
+        EmptySubscription,
+    )
+    .register_output_type::<ErrorCode>()
+    .register_output_type::<types::node::Node>()
+}
+
+/// Builds the schema with the limits of `config` and the shared services.
+pub fn build_schema(config: &Config, services: Services) -> AppSchema {
+    let mut builder = builder()
+        .data(services)
+        .limit_depth(config.max_query_depth)
+        .limit_complexity(config.max_query_complexity)
+        .disable_suggestions();
+    if !config.introspection {
+        builder = builder.disable_introspection();
+    }
+    builder.finish()
+}
+
+/// The SDL of the schema, as committed in `schema.graphql`.
+pub fn sdl() -> String {
+    builder()
+        .finish()
+        .sdl_with_options(SDLExportOptions::new().sorted_fields())
+}

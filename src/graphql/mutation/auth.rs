@@ -1,0 +1,45 @@
+//! Sign-up and login.
+
+use async_graphql::{Context, Object};
+
+use crate::graphql::context;
+use crate::graphql::types::auth::{AuthPayload, LoginInput, RegisterInput};
+use crate::services::accounts::Registration;
+
+/// Sign-up and login.
+#[derive(Default)]
+pub struct AuthMutation;
+
+#[Object]
+impl AuthMutation {
+    /// Creates an account (with the `user` role) and logs it in. `BAD_USER_INPUT` lists every
+    /// invalid field; `CONFLICT` when the email is taken, in any letter case.
+    async fn register(
+        &self,
+        ctx: &Context<'_>,
+        input: RegisterInput,
+    ) -> async_graphql::Result<AuthPayload> {
+        let registration = Registration {
+            email: &input.email,
+            password: &input.password,
+            display_name: input.display_name.as_deref(),
+        };
+        let grant = context::services(ctx)
+            .register(registration, context::client(ctx))
+            .await?;
+        Ok(AuthPayload(grant))
+    }
+
+    /// Logs in with email and password and opens a session. A wrong password and an unknown
+    /// email get the same `UNAUTHENTICATED` answer.
+    async fn login(
+        &self,
+        ctx: &Context<'_>,
+        input: LoginInput,
+    ) -> async_graphql::Result<AuthPayload> {
+        let grant = context::services(ctx)
+            .login(&input.email, &input.password, context::client(ctx))
+            .await?;
+        Ok(AuthPayload(grant))
+    }
+}

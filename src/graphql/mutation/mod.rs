@@ -1,0 +1,9 @@
+//! The mutation root, merged from one object per area.
+
+mod auth;
+
+use async_graphql::MergedObject;
+
+/// Every mutation.
+#[derive(MergedObject, Default)]
+pub struct Mutation(auth::AuthMutation);

@@ -1,0 +1,14 @@
+//! GraphQL object and input types, named as in the SDL.
+
+pub mod auth;
+pub mod connection;
+pub mod node;
+pub mod role;
+pub mod user;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+
+/// A stored UTC timestamp as the `DateTime` scalar.
+fn utc(at: NaiveDateTime) -> DateTime<Utc> {
+    at.and_utc()
+}

@@ -1,0 +1,31 @@
+//! `Role`.
+
+use async_graphql::{ID, Object};
+
+use crate::db::roles;
+
+/// A named set of permissions that accounts can be given.
+pub struct Role(pub roles::Role);
+
+#[Object]
+impl Role {
+    /// The role's id.
+    pub async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    /// Unique name, e.g. `admin`.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// What the role is for.
+    async fn description(&self) -> Option<&str> {
+        self.0.description.as_deref()
+    }
+
+    /// The permissions the role grants, e.g. `users:read`.
+    async fn permissions(&self) -> Vec<String> {
+        self.0.permission_names()
+    }
+}

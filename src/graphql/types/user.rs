@@ -1,0 +1,151 @@
+//! `User` and `Profile`.
+
+use async_graphql::{Context, ID, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+
+use super::role::Role;
+use super::utc;
+use crate::db::users;
+use crate::domain::Permission;
+use crate::error::AppError;
+use crate::graphql::context;
+use crate::graphql::loaders::{ProfileOf, RolesOf};
+
+/// An account.
+pub struct User {
+    row: users::User,
+    /// Shown to its owner (a login payload, `me`): private fields need no further check.
+    owner_view: bool,
+}
+
+impl User {
+    /// An account as seen by whoever asked; private fields check the caller.
+    pub fn new(row: users::User) -> Self {
+        Self {
+            row,
+            owner_view: false,
+        }
+    }
+
+    /// An account as seen by its owner.
+    pub fn owned(row: users::User) -> Self {
+        Self {
+            row,
+            owner_view: true,
+        }
+    }
+}
+
+/// What an account shows about its owner. Every field is optional.
+#[derive(SimpleObject, Default)]
+pub struct Profile {
+    /// Name to show, 1 to 100 characters.
+    pub display_name: Option<String>,
+    /// Year of birth, from 1900 to the current year.
+    pub year_of_birth: Option<i32>,
+    /// Free text of up to 2,000 characters, stored verbatim.
+    pub description: Option<String>,
+    /// URL of the avatar image.
+    pub avatar_url: Option<String>,
+}
+
+impl From<users::Profile> for Profile {
+    fn from(p: users::Profile) -> Self {
+        Self {
+            display_name: p.display_name,
+            year_of_birth: p.year_of_birth,
+            description: p.description,
+            avatar_url: p.avatar_url,
+        }
+    }
+}
+
+#[Object]
+impl User {
+    /// The account's id (a UUID v7).
+    pub async fn id(&self) -> ID {
+        ID(self.row.id.to_string())
+    }
+
+    /// The email address: visible to the account itself and to holders of `users:read`;
+    /// anyone else gets `FORBIDDEN`.
+    async fn email(&self, ctx: &Context<'_>) -> async_graphql::Result<&str> {
+        if !self.owner_view {
+            let viewer = context::viewer(ctx).await?;
+            if viewer.user.id != self.row.id && !viewer.can(Permission::UsersRead) {
+                return Err(AppError::missing_permission(Permission::UsersRead.as_str()).into());
+            }
+        }
+        Ok(&self.row.email)
+    }
+
+    /// Whether the email address was confirmed.
+    async fn email_verified(&self) -> bool {
+        self.row.email_verified
+    }
+
+    /// False when an administrator deactivated the account.
+    async fn is_active(&self) -> bool {
+        self.row.is_active
+    }
+
+    /// When the account was created.
+    async fn created_at(&self) -> DateTime<Utc> {
+        utc(self.row.created_at)
+    }
+
+    /// When the account last changed.
+    async fn updated_at(&self) -> DateTime<Utc> {
+        utc(self.row.updated_at)
+    }
+
+    /// When the account was deleted (soft delete), if it was.
+    async fn deleted_at(&self) -> Option<DateTime<Utc>> {
+        self.row.deleted_at.map(utc)
+    }
+
+    /// When the account last logged in.
+    async fn last_login_at(&self) -> Option<DateTime<Utc>> {
+        self.row.last_login_at.map(utc)
+    }
+
+    /// The account's profile.
+    async fn profile(&self, ctx: &Context<'_>) -> async_graphql::Result<Profile> {
+        let profile = context::loader(ctx)
+            .load_one(ProfileOf(self.row.id))
+            .await
+            .map_err(|e| async_graphql::Error::from(&*e))?;
+        Ok(profile.map(Profile::from).unwrap_or_default())
+    }
+
+    /// The account's roles, by name.
+    async fn roles(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Role>> {
+        Ok(self.load_roles(ctx).await?.into_iter().map(Role).collect())
+    }
+
+    /// Every permission the account's roles grant, sorted, without repeats.
+    async fn permissions(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<String>> {
+        let mut permissions: Vec<String> = self
+            .load_roles(ctx)
+            .await?
+            .iter()
+            .flat_map(crate::db::roles::Role::permission_names)
+            .collect();
+        permissions.sort();
+        permissions.dedup();
+        Ok(permissions)
+    }
+}
+
+impl User {
+    async fn load_roles(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<crate::db::roles::Role>> {
+        let roles = context::loader(ctx)
+            .load_one(RolesOf(self.row.id))
+            .await
+            .map_err(|e| async_graphql::Error::from(&*e))?;
+        Ok(roles.unwrap_or_default())
+    }
+}

@@ -1,0 +1,345 @@
+//! `/graphql` over HTTP, after the GraphQL-over-HTTP spec: JSON or
+//! `application/graphql-response+json` as the client accepts, GraphiQL for browsers, no
+//! mutations over GET, a body limit that really applies, and a cap on batches.
+
+use std::net::SocketAddr;
+
+use async_graphql::http::{GraphiQLSource, MultipartOptions};
+use async_graphql::parser::types::{DocumentOperations, OperationType};
+use async_graphql::{BatchRequest, BatchResponse};
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
+use axum::response::{Html, IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::HttpState;
+use crate::auth::Principal;
+use crate::error::ErrorCode;
+use crate::graphql::context::{RequestData, attach};
+use crate::services::ClientInfo;
+
+const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+const MAX_USER_AGENT_CHARS: usize = 512;
+
+/// The media type of the answer, from the request's `Accept`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Media {
+    Json,
+    GraphqlResponseJson,
+}
+
+impl Media {
+    fn of(headers: &HeaderMap) -> Self {
+        let accept = headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        // The newer type wins when the client accepts it: its status codes carry meaning.
+        if accept.contains(GRAPHQL_RESPONSE_JSON) {
+            Self::GraphqlResponseJson
+        } else {
+            Self::Json
+        }
+    }
+
+    fn content_type(self) -> HeaderValue {
+        HeaderValue::from_static(match self {
+            Self::Json => "application/json",
+            Self::GraphqlResponseJson => "application/graphql-response+json; charset=utf-8",
+        })
+    }
+}
+
+/// `POST /graphql`.
+pub async fn post(State(state): State<HttpState>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let media = Media::of(&parts.headers);
+    let config = &state.services.config;
+    let limit = usize::try_from(config.max_body_bytes).unwrap_or(usize::MAX);
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > config.max_body_bytes) {
+        return too_large(media, limit);
+    }
+    // The limit applies to the bytes read, whatever Content-Length said (or chunked bodies).
+    let bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => bytes,
+        Err(error) if is_length_limit(&error) => return too_large(media, limit),
+        Err(_) => {
+            return request_error(
+                media,
+                StatusCode::BAD_REQUEST,
+                "could not read the request body",
+                ErrorCode::BadUserInput,
+            );
+        }
+    };
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let options = MultipartOptions::default()
+        .max_file_size(limit)
+        .max_num_files(1);
+    let batch = match async_graphql::http::receive_batch_body(content_type, bytes.as_ref(), options)
+        .await
+    {
+        Ok(batch) => batch,
+        Err(error) => {
+            let message = format!("the request is not a valid GraphQL request: {error}");
+            return request_error(
+                media,
+                StatusCode::BAD_REQUEST,
+                &message,
+                ErrorCode::BadUserInput,
+            );
+        }
+    };
+    let max_batch = usize::try_from(config.max_batch).unwrap_or(usize::MAX);
+    if let BatchRequest::Batch(requests) = &batch {
+        if requests.len() > max_batch {
+            let message = format!("a batch may hold at most {max_batch} operations");
+            return request_error(
+                media,
+                StatusCode::BAD_REQUEST,
+                &message,
+                ErrorCode::QueryTooComplex,
+            );
+        }
+        if requests.is_empty() {
+            return request_error(
+                media,
+                StatusCode::BAD_REQUEST,
+                "the batch is empty",
+                ErrorCode::BadUserInput,
+            );
+        }
+    }
+    execute(&state, &parts, media, batch).await
+}
+
+/// `GET /graphql`: GraphiQL for browsers, queries (never mutations) for everyone else.
+pub async fn get(State(state): State<HttpState>, request: Request) -> Response {
+    let (parts, _) = request.into_parts();
+    let wants_html = parts
+        .headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"));
+    if wants_html {
+        return Html(
+            GraphiQLSource::build()
+                .endpoint("/graphql")
+                .title("usergraph")
+                .finish(),
+        )
+        .into_response();
+    }
+    let media = Media::of(&parts.headers);
+    let query = parts.uri.query().unwrap_or_default();
+    let request = match async_graphql::http::parse_query_string(query) {
+        Ok(request) => request,
+        Err(error) => {
+            let message = format!("the query string is not a valid GraphQL request: {error}");
+            return request_error(
+                media,
+                StatusCode::BAD_REQUEST,
+                &message,
+                ErrorCode::BadUserInput,
+            );
+        }
+    };
+    if is_mutation(&request) {
+        let mut response = request_error(
+            media,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "mutations must be sent with POST",
+            ErrorCode::BadUserInput,
+        );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return response;
+    }
+    execute(&state, &parts, media, BatchRequest::Single(request)).await
+}
+
+fn is_mutation(request: &async_graphql::Request) -> bool {
+    let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
+        // Unparsable queries fail later with a proper GraphQL error.
+        return false;
+    };
+    let name = request.operation_name.as_deref();
+    match &document.operations {
+        DocumentOperations::Single(op) => op.node.ty == OperationType::Mutation,
+        DocumentOperations::Multiple(ops) => match name {
+            Some(name) => ops
+                .iter()
+                .any(|(n, op)| n.as_str() == name && op.node.ty == OperationType::Mutation),
+            None => ops.values().any(|op| op.node.ty == OperationType::Mutation),
+        },
+    }
+}
+
+async fn execute(state: &HttpState, parts: &Parts, media: Media, batch: BatchRequest) -> Response {
+    let principal = principal(&parts.headers, state);
+    let client = client_info(parts);
+    let services = &state.services;
+    let data = |request| {
+        let data = RequestData {
+            principal: principal.clone(),
+            client: client.clone(),
+        };
+        attach(request, data, services)
+    };
+    let batch = match batch {
+        BatchRequest::Single(request) => BatchRequest::Single(data(request)),
+        BatchRequest::Batch(requests) => {
+            BatchRequest::Batch(requests.into_iter().map(data).collect())
+        }
+    };
+    let (status, body) = match state.schema.execute_batch(batch).await {
+        BatchResponse::Single(response) => {
+            let (status, body) = render(response, media);
+            (status, body)
+        }
+        BatchResponse::Batch(responses) => {
+            let bodies: Vec<Value> = responses.into_iter().map(|r| render(r, media).1).collect();
+            (StatusCode::OK, Value::Array(bodies))
+        }
+    };
+    json_response(status, media, &body)
+}
+
+/// Turns a GraphQL response into JSON, giving every error a contract code. A request error
+/// (nothing executed) is a 400 with no `data` for `application/graphql-response+json`.
+fn render(response: async_graphql::Response, media: Media) -> (StatusCode, Value) {
+    let request_error = response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty());
+    let mut body = serde_json::to_value(&response).unwrap_or_else(|_| json!({}));
+    if let Some(errors) = body.get_mut("errors").and_then(Value::as_array_mut) {
+        for error in errors {
+            add_code(error);
+        }
+    }
+    if request_error && media == Media::GraphqlResponseJson {
+        if let Some(map) = body.as_object_mut() {
+            map.remove("data");
+        }
+        return (StatusCode::BAD_REQUEST, body);
+    }
+    (StatusCode::OK, body)
+}
+
+/// Errors raised by async-graphql itself (parsing, validation, limits, argument coercion)
+/// carry no code; resolvers always set one.
+fn add_code(error: &mut Value) {
+    let has_code = error.pointer("/extensions/code").is_some();
+    if has_code {
+        return;
+    }
+    let message = error
+        .get("message")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let code = if message.contains("nested too deep")
+        || message.contains("too complex")
+        || message.contains("recursive depth")
+    {
+        ErrorCode::QueryTooComplex
+    } else {
+        ErrorCode::BadUserInput
+    };
+    if let Some(map) = error.as_object_mut() {
+        let extensions = map.entry("extensions").or_insert_with(|| json!({}));
+        if let Some(ext) = extensions.as_object_mut() {
+            ext.insert("code".into(), json!(code.as_str()));
+            if code == ErrorCode::BadUserInput {
+                ext.entry("fields").or_insert_with(|| json!([]));
+            }
+        }
+    }
+}
+
+fn principal(headers: &HeaderMap, state: &HttpState) -> Principal {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Principal::Anonymous;
+    };
+    let Some(token) = value
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+    else {
+        return Principal::Invalid("use the header `Authorization: Bearer <token>`");
+    };
+    match state.services.jwt.verify(token) {
+        Ok((user_id, session_id)) => Principal::User {
+            user_id,
+            session_id,
+        },
+        Err(why) => Principal::Invalid(why),
+    }
+}
+
+fn client_info(parts: &Parts) -> ClientInfo {
+    let ip = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip().to_string());
+    let user_agent = parts
+        .headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|ua| ua.chars().take(MAX_USER_AGENT_CHARS).collect());
+    ClientInfo { ip, user_agent }
+}
+
+fn is_length_limit(error: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
+fn too_large(media: Media, limit: usize) -> Response {
+    let message = format!("the request body is larger than {limit} bytes");
+    request_error(
+        media,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        &message,
+        ErrorCode::BadUserInput,
+    )
+}
+
+fn request_error(media: Media, status: StatusCode, message: &str, code: ErrorCode) -> Response {
+    let mut extensions = json!({ "code": code.as_str() });
+    if code == ErrorCode::BadUserInput {
+        extensions["fields"] = json!([]);
+    }
+    let body = json!({ "errors": [{ "message": message, "extensions": extensions }] });
+    json_response(status, media, &body)
+}
+
+fn json_response(status: StatusCode, media: Media, body: &Value) -> Response {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let mut response = Response::new(Body::from(bytes));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, media.content_type());
+    response
+}

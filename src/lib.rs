@@ -1,0 +1,67 @@
+//! usergraph: a GraphQL user-management server. This crate builds the application —
+//! configuration, database pool, services, schema, router — for the binary and the tests.
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod graphql;
+pub mod http;
+pub mod services;
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use axum::Router;
+
+use crate::auth::jwt::JwtKeys;
+use crate::auth::password::PasswordHasher;
+use crate::config::Config;
+use crate::db::DbPool;
+use crate::services::Services;
+
+/// A built application: its router and the services behind it.
+pub struct App {
+    /// The HTTP router, ready to serve.
+    pub router: Router,
+    /// The services, for CLI commands and tests.
+    pub services: Services,
+}
+
+/// Builds the services: creates the data directory, applies migrations, opens the pool,
+/// loads (or creates) the signing key.
+pub async fn build_services(config: Config) -> anyhow::Result<Services> {
+    config.validate()?;
+    std::fs::create_dir_all(&config.data_dir).with_context(|| {
+        format!(
+            "USERGRAPH_DATA_DIR: cannot create {}",
+            config.data_dir.display()
+        )
+    })?;
+    let url = config.database()?;
+    let applied = db::migrate(&url).await?;
+    if applied > 0 {
+        tracing::info!(count = applied, "applied database migrations");
+    }
+    let db = DbPool::connect(&url, config.db_pool_size, config.db_timeout).await?;
+    let jwt = JwtKeys::load_or_generate(&config)?;
+    let passwords = PasswordHasher::new(&config).await?;
+    Ok(Services {
+        config: Arc::new(config),
+        db,
+        passwords,
+        jwt: Arc::new(jwt),
+    })
+}
+
+/// Builds the whole application.
+pub async fn build(config: Config) -> anyhow::Result<App> {
+    let services = build_services(config).await?;
+    let schema = graphql::build_schema(&services.config, services.clone());
+    let router = http::router(http::HttpState {
+        schema,
+        services: services.clone(),
+    });
+    Ok(App { router, services })
+}

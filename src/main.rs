@@ -1,0 +1,193 @@
+//! The `usergraph` binary: `serve` (the default), `migrate`, `admin create`, `schema`.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{CommandFactory as _, Parser as _};
+use tracing_subscriber::EnvFilter;
+use usergraph::config::{AdminCommand, Cli, Command, Config, LogFormat};
+use usergraph::services::accounts::AdminOutcome;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return configuration_error(&error),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("usergraph: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // One line: what failed and why, never a backtrace.
+            eprintln!("usergraph: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = cli.config;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            init_logging(&config)?;
+            serve(config).await
+        }
+        Command::Migrate => {
+            init_logging(&config)?;
+            config.validate()?;
+            let applied = usergraph::db::migrate(&config.database()?).await?;
+            println!("applied {applied} migration(s)");
+            Ok(())
+        }
+        Command::Admin {
+            command: AdminCommand::Create { email, password },
+        } => {
+            init_logging(&config)?;
+            let services = usergraph::build_services(config).await?;
+            match services.create_admin(&email, &password).await {
+                Ok(AdminOutcome::Created(id)) => println!("created administrator {id}"),
+                Ok(AdminOutcome::Promoted(id)) => {
+                    println!(
+                        "gave the admin role to the existing account {id} (password unchanged)"
+                    );
+                }
+                Err(usergraph::error::AppError::BadUserInput(fields)) => {
+                    let why: Vec<String> = fields
+                        .iter()
+                        .map(|f| format!("--{} {}", f.field, f.message))
+                        .collect();
+                    anyhow::bail!("{}", why.join("; "));
+                }
+                Err(error) => return Err(anyhow::anyhow!("{error}")),
+            }
+            Ok(())
+        }
+        Command::Schema => {
+            print!("{}", usergraph::graphql::sdl());
+            Ok(())
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let listen = config.listen;
+    let app = usergraph::build(config).await?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("USERGRAPH_LISTEN: cannot listen on {listen}"))?;
+    tracing::info!(
+        address = %listen,
+        database = app.services.db.backend(),
+        "serving GraphQL at http://{listen}/graphql"
+    );
+    axum::serve(
+        listener,
+        app.router
+            .into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("serving")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM: the server then stops accepting and finishes in-flight
+/// requests.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+fn init_logging(config: &Config) -> anyhow::Result<()> {
+    let filter = EnvFilter::try_new(&config.log).map_err(|e| {
+        anyhow::anyhow!(
+            "USERGRAPH_LOG: `{}` is not a valid filter ({e})",
+            config.log
+        )
+    })?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Pretty => builder.init(),
+    }
+    Ok(())
+}
+
+/// Prints a clap error as one line that names the environment variable, then exits.
+fn configuration_error(error: &clap::Error) -> ExitCode {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = error.print();
+        return ExitCode::SUCCESS;
+    }
+    let arg = match error.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(arg)) => Some(arg.clone()),
+        _ => None,
+    };
+    let value = match error.get(ContextKind::InvalidValue) {
+        Some(ContextValue::String(value)) => Some(value.clone()),
+        _ => None,
+    };
+    let Some(arg) = arg else {
+        let text = error.to_string();
+        let first = text.lines().next().unwrap_or("invalid command line");
+        eprintln!("usergraph: {}", first.trim_start_matches("error: "));
+        return ExitCode::from(2);
+    };
+    // `--listen <LISTEN>` → the flag's environment variable, if it has one.
+    let long = arg
+        .split_whitespace()
+        .next()
+        .unwrap_or(&arg)
+        .trim_start_matches("--")
+        .to_owned();
+    let env = Cli::command()
+        .get_arguments()
+        .find(|a| a.get_long() == Some(long.as_str()))
+        .and_then(|a| a.get_env().map(|e| e.to_string_lossy().into_owned()));
+    let reason = std::error::Error::source(error)
+        .map(ToString::to_string)
+        .unwrap_or_else(|| "invalid value".to_owned());
+    let name = env.map_or_else(|| format!("--{long}"), |env| format!("{env} (--{long})"));
+    match value {
+        Some(value) => eprintln!("usergraph: {name}: `{value}` is invalid: {reason}"),
+        None => eprintln!("usergraph: {name}: {reason}"),
+    }
+    ExitCode::from(2)
+}

@@ -1,0 +1,47 @@
+//! Business rules. Resolvers call these; they know nothing of HTTP or GraphQL.
+
+pub mod accounts;
+pub mod users;
+
+use std::sync::Arc;
+
+use crate::auth::jwt::JwtKeys;
+use crate::auth::password::PasswordHasher;
+use crate::config::Config;
+use crate::db::DbPool;
+use crate::domain::PasswordPolicy;
+
+/// Longest accepted password, in characters.
+const PASSWORD_MAX_CHARS: usize = 128;
+
+/// Everything a service needs, built once at start and shared by every request.
+#[derive(Clone)]
+pub struct Services {
+    /// The settings.
+    pub config: Arc<Config>,
+    /// The database.
+    pub db: DbPool,
+    /// Password hashing.
+    pub passwords: PasswordHasher,
+    /// Access-token signing and checking.
+    pub jwt: Arc<JwtKeys>,
+}
+
+impl Services {
+    /// The password rules in force.
+    pub fn password_policy(&self) -> PasswordPolicy {
+        PasswordPolicy {
+            min_chars: usize::from(self.config.password_min_length),
+            max_chars: PASSWORD_MAX_CHARS,
+        }
+    }
+}
+
+/// Where a request came from, recorded with sessions (and, later, audit events).
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    /// The peer's IP address.
+    pub ip: Option<String>,
+    /// The User-Agent header, cut to a sane length.
+    pub user_agent: Option<String>,
+}

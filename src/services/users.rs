@@ -1,0 +1,140 @@
+//! Reading accounts and roles.
+
+use super::Services;
+use super::accounts::Viewer;
+use crate::db::roles::{self, Role};
+use crate::db::types::UserId;
+use crate::db::users::{self, IdWindow, Profile, User};
+use crate::domain::Permission;
+use crate::error::{AppError, AppResult};
+
+/// Largest page of a connection.
+pub const MAX_PAGE_SIZE: i64 = 100;
+/// Page size when neither `first` nor `last` is given.
+pub const DEFAULT_PAGE_SIZE: i64 = 20;
+
+/// A page of accounts and whether more lie beyond it.
+#[derive(Debug)]
+pub struct UserPage {
+    /// The accounts, in order.
+    pub users: Vec<User>,
+    /// More accounts follow the last one.
+    pub has_next: bool,
+    /// More accounts precede the first one.
+    pub has_previous: bool,
+}
+
+/// Which page of accounts to read, from Relay arguments already decoded.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PageRequest {
+    /// `first`.
+    pub first: Option<i64>,
+    /// `after`, decoded.
+    pub after: Option<UserId>,
+    /// `last`.
+    pub last: Option<i64>,
+    /// `before`, decoded.
+    pub before: Option<UserId>,
+}
+
+impl Services {
+    /// The account `id`, for the account itself or a holder of `users:read`.
+    pub async fn user(&self, viewer: &Viewer, id: UserId) -> AppResult<Option<User>> {
+        if viewer.user.id == id {
+            return Ok(Some(viewer.user.clone()));
+        }
+        if !viewer.can(Permission::UsersRead) {
+            return Err(AppError::missing_permission(Permission::UsersRead.as_str()));
+        }
+        let mut db = self.db.get().await?;
+        Ok(users::find_user(&mut db.conn(), id)
+            .await?
+            .filter(|u| u.deleted_at.is_none()))
+    }
+
+    /// The account `id` if the caller may see it (its own, or any with `users:read`) and it
+    /// is not deleted; `None` otherwise.
+    pub async fn find_visible_user(&self, viewer: &Viewer, id: UserId) -> AppResult<Option<User>> {
+        if viewer.user.id == id {
+            return Ok(Some(viewer.user.clone()));
+        }
+        if !viewer.can(Permission::UsersRead) {
+            return Ok(None);
+        }
+        self.user(viewer, id).await
+    }
+
+    /// A page of accounts (the caller holds `users:read`).
+    pub async fn list_users(&self, page: PageRequest) -> AppResult<UserPage> {
+        let size_of = |field: &str, n: Option<i64>| match n {
+            Some(n) if !(0..=MAX_PAGE_SIZE).contains(&n) => Err(AppError::bad_field(
+                field,
+                format!("must be between 0 and {MAX_PAGE_SIZE}"),
+            )),
+            n => Ok(n),
+        };
+        let first = size_of("first", page.first)?;
+        let last = size_of("last", page.last)?;
+        if first.is_some() && last.is_some() {
+            return Err(AppError::bad_field(
+                "last",
+                "give either `first` or `last`, not both",
+            ));
+        }
+        let from_end = last.is_some();
+        let limit = last.or(first).unwrap_or(DEFAULT_PAGE_SIZE);
+        let window = IdWindow {
+            after: page.after,
+            before: page.before,
+            limit: limit + 1,
+            from_end,
+        };
+        let mut db = self.db.get().await?;
+        let mut rows = users::list_users(&mut db.conn(), window).await?;
+        let has_more = rows.len() as i64 > limit;
+        if has_more {
+            if from_end {
+                rows.remove(0);
+            } else {
+                rows.pop();
+            }
+        }
+        Ok(UserPage {
+            users: rows,
+            has_next: if from_end {
+                page.before.is_some()
+            } else {
+                has_more
+            },
+            has_previous: if from_end {
+                has_more
+            } else {
+                page.after.is_some()
+            },
+        })
+    }
+
+    /// How many accounts are not deleted.
+    pub async fn count_users(&self) -> AppResult<i64> {
+        let mut db = self.db.get().await?;
+        Ok(users::count_users(&mut db.conn()).await?)
+    }
+
+    /// Every role.
+    pub async fn roles(&self) -> AppResult<Vec<Role>> {
+        let mut db = self.db.get().await?;
+        Ok(roles::list_roles(&mut db.conn()).await?)
+    }
+
+    /// Profiles of these accounts, for the dataloader.
+    pub async fn profiles_of(&self, ids: &[UserId]) -> AppResult<Vec<Profile>> {
+        let mut db = self.db.get().await?;
+        Ok(users::profiles_of(&mut db.conn(), ids).await?)
+    }
+
+    /// Roles of these accounts, for the dataloader.
+    pub async fn roles_of(&self, ids: &[UserId]) -> AppResult<Vec<(UserId, Role)>> {
+        let mut db = self.db.get().await?;
+        Ok(roles::roles_of_users(&mut db.conn(), ids).await?)
+    }
+}
