@@ -138,7 +138,15 @@ impl AppError {
 
 impl From<diesel::result::Error> for AppError {
     fn from(error: diesel::result::Error) -> Self {
-        Self::Internal(error.into())
+        use diesel::result::{DatabaseErrorKind, Error};
+        match error {
+            // The server went away mid-request: the client may retry.
+            Error::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                _,
+            ) => Self::ServiceUnavailable(error.into()),
+            _ => Self::Internal(error.into()),
+        }
     }
 }
 

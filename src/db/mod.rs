@@ -48,6 +48,10 @@ pub enum DbPool {
 }
 
 /// A pooled connection for either backend.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one lives on the stack per request; boxing would add an allocation for nothing"
+)]
 pub enum DbConn {
     /// PostgreSQL.
     Postgres(Object<AsyncPgConnection>),

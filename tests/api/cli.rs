@@ -1,0 +1,123 @@
+//! The binary: bad configuration, `schema`, `admin create`, and graceful shutdown.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_usergraph");
+
+fn usergraph() -> Command {
+    let mut command = Command::new(BIN);
+    for var in ["DATABASE_URL", "USERGRAPH_LISTEN", "USERGRAPH_DATA_DIR"] {
+        command.env_remove(var);
+    }
+    command
+}
+
+#[test]
+fn bad_configuration_is_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("USERGRAPH_LISTEN", "not-an-address", "USERGRAPH_LISTEN"),
+        (
+            "USERGRAPH_ACCESS_TOKEN_TTL",
+            "soon",
+            "USERGRAPH_ACCESS_TOKEN_TTL",
+        ),
+        (
+            "USERGRAPH_PASSWORD_MIN_LENGTH",
+            "4",
+            "USERGRAPH_PASSWORD_MIN_LENGTH",
+        ),
+        ("DATABASE_URL", "mysql://localhost/db", "DATABASE_URL"),
+    ];
+    for (var, value, named) in cases {
+        let output = usergraph()
+            .env("USERGRAPH_DATA_DIR", dir.path())
+            .env(var, value)
+            .arg("migrate")
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{var}={value} was accepted");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "{var}: {stderr}");
+        assert!(lines[0].contains(named), "{var}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{var}: {stderr}");
+    }
+}
+
+#[test]
+fn schema_command_prints_the_sdl() {
+    let output = usergraph().arg("schema").output().unwrap();
+    assert!(output.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        usergraph::graphql::sdl()
+    );
+}
+
+#[test]
+fn admin_create_then_promote() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |email: &str, password: &str| {
+        usergraph()
+            .env("USERGRAPH_DATA_DIR", dir.path())
+            .env("USERGRAPH_ARGON2_MEMORY_KIB", "64")
+            .env("USERGRAPH_ARGON2_ITERATIONS", "1")
+            .args(["admin", "create", "--email", email, "--password", password])
+            .output()
+            .unwrap()
+    };
+    let created = run("root@example.com", "correct horse battery staple");
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    assert!(String::from_utf8_lossy(&created.stdout).contains("created administrator"));
+    let promoted = run("ROOT@example.com", "ignored for an existing account");
+    assert!(String::from_utf8_lossy(&promoted.stdout).contains("existing account"));
+    let bad = run("root", "short");
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--email"));
+}
+
+#[test]
+fn sigterm_stops_the_server_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let mut child = usergraph()
+        .env("USERGRAPH_DATA_DIR", dir.path())
+        .env("USERGRAPH_LISTEN", format!("127.0.0.1:{port}"))
+        .env("USERGRAPH_ARGON2_MEMORY_KIB", "64")
+        .env("USERGRAPH_ARGON2_ITERATIONS", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the server ignored SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "exit status {status}");
+}

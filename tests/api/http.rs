@@ -1,0 +1,243 @@
+//! GraphQL over HTTP: media types, GET, limits, health and readiness.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
+use serde_json::{Value, json};
+
+use crate::both_backends;
+use crate::helpers::{Backend, TestApp, error_code};
+
+both_backends!(
+    get_mutation_is_405,
+    get_query_runs_and_browsers_get_graphiql,
+    oversized_bodies_are_413,
+    media_types_follow_the_accept_header,
+    batches_are_capped,
+    deep_queries_are_refused,
+    health_and_ready,
+    ready_is_503_while_the_database_is_unreachable,
+);
+
+fn post(body: &str, accept: &str) -> Request<Body> {
+    Request::post("/graphql")
+        .header("content-type", "application/json")
+        .header("accept", accept)
+        .body(Body::from(body.to_owned()))
+        .unwrap()
+}
+
+async fn get_mutation_is_405(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let query = "mutation%20%7B%20login(input%3A%7Bemail%3A%22a%40b.co%22%2Cpassword%3A%22x%22%7D)%20%7B%20accessToken%20%7D%20%7D";
+    let request = Request::get(format!("/graphql?query={query}"))
+        .body(Body::empty())
+        .unwrap();
+    let (status, headers, body) = app.send(request).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(headers["allow"], "POST");
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("POST")
+    );
+}
+
+async fn get_query_runs_and_browsers_get_graphiql(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let request = Request::get("/graphql?query=%7B__typename%7D")
+        .body(Body::empty())
+        .unwrap();
+    let (status, _, body) = app.send(request).await;
+    assert_eq!(status, StatusCode::OK);
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["data"]["__typename"], "Query");
+
+    let browser = Request::get("/graphql")
+        .header("accept", "text/html,application/xhtml+xml")
+        .body(Body::empty())
+        .unwrap();
+    let (status, headers, body) = app.send(browser).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(String::from_utf8_lossy(&body).contains("graphiql"));
+}
+
+async fn oversized_bodies_are_413(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, &["--max-body-bytes", "4096"]).await else {
+        return;
+    };
+    let big = json!({ "query": "{ __typename }", "variables": { "pad": "x".repeat(10_000) } })
+        .to_string();
+    let (status, _, _) = app.send(post(&big, "application/json")).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+
+    // A streamed body without Content-Length is cut off at the limit too.
+    let chunks: Vec<Result<String, std::io::Error>> = big
+        .as_bytes()
+        .chunks(1000)
+        .map(|c| Ok(String::from_utf8_lossy(c).into_owned()))
+        .collect();
+    let streamed = Request::post("/graphql")
+        .header("content-type", "application/json")
+        .body(Body::from_stream(futures_util::stream::iter(chunks)))
+        .unwrap();
+    let (status, _, body) = app.send(streamed).await;
+    assert_eq!(
+        status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+
+    let small = json!({ "query": "{ __typename }" }).to_string();
+    let (status, _, _) = app.send(post(&small, "application/json")).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+async fn media_types_follow_the_accept_header(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let ok = json!({ "query": "{ __typename }" }).to_string();
+    let (status, headers, _) = app.send(post(&ok, "application/json")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-type"], "application/json");
+
+    let (status, headers, _) = app
+        .send(post(&ok, "application/graphql-response+json"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/graphql-response+json")
+    );
+
+    // A request error: 400 and no data with the new media type, 200 with plain JSON.
+    let broken = json!({ "query": "{ __typename " }).to_string();
+    let (status, _, body) = app
+        .send(post(&broken, "application/graphql-response+json"))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert!(body.get("data").is_none(), "{body}");
+    assert_eq!(error_code(&body), "BAD_USER_INPUT");
+    let (status, _, _) = app.send(post(&broken, "application/json")).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Unknown fields get no suggestions.
+    let typo = json!({ "query": "{ mee { id } }" }).to_string();
+    let (_, _, body) = app.send(post(&typo, "application/json")).await;
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert!(
+        !body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Did you mean"),
+        "{body}"
+    );
+}
+
+async fn batches_are_capped(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, &["--max-batch", "3"]).await else {
+        return;
+    };
+    let one = json!({ "query": "{ __typename }" });
+    let three = Value::Array(vec![one.clone(); 3]).to_string();
+    let (status, _, body) = app.send(post(&three, "application/json")).await;
+    assert_eq!(status, StatusCode::OK);
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body.as_array().unwrap().len(), 3);
+
+    let four = Value::Array(vec![one; 4]).to_string();
+    let (status, _, body) = app.send(post(&four, "application/json")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(error_code(&body), "QUERY_TOO_COMPLEX");
+}
+
+async fn deep_queries_are_refused(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let deep = "{ __schema { types { fields { type { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { name } } } } } } } } } } } } }";
+    let answer = app.gql(deep, json!({}), None).await;
+    assert_eq!(error_code(&answer), "QUERY_TOO_COMPLEX", "{answer}");
+}
+
+async fn health_and_ready(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    for path in ["/health", "/ready"] {
+        let (status, _, _) = app
+            .send(Request::get(path).body(Body::empty()).unwrap())
+            .await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+    }
+}
+
+/// An embedded SQLite file has no server to lose; the 503 path is PostgreSQL's.
+async fn ready_is_503_while_the_database_is_unreachable(backend: Backend) {
+    if backend == Backend::Sqlite {
+        return;
+    }
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let ready = || async {
+        app.send(Request::get("/ready").body(Body::empty()).unwrap())
+            .await
+            .0
+    };
+    assert_eq!(ready().await, StatusCode::OK);
+
+    let admin_url = app.db.postgres_admin_url().unwrap().to_owned();
+    let name = app.db.postgres_name().unwrap().to_owned();
+    let mut admin = AsyncPgConnection::establish(&admin_url).await.unwrap();
+    diesel::sql_query(format!(
+        "ALTER DATABASE \"{name}\" WITH ALLOW_CONNECTIONS false"
+    ))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    diesel::sql_query(format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+    ))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    assert_eq!(ready().await, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(ready().await, StatusCode::SERVICE_UNAVAILABLE);
+    // A GraphQL call meanwhile fails cleanly, without leaking database text.
+    let answer = app
+        .gql(
+            "mutation { login(input: { email: \"a@example.com\", password: \"whatever it is\" }) { accessToken } }",
+            json!({}),
+            None,
+        )
+        .await;
+    assert_eq!(error_code(&answer), "SERVICE_UNAVAILABLE", "{answer}");
+    assert!(!answer.to_string().contains(&name), "{answer}");
+
+    diesel::sql_query(format!(
+        "ALTER DATABASE \"{name}\" WITH ALLOW_CONNECTIONS true"
+    ))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    assert_eq!(ready().await, StatusCode::OK);
+}

@@ -1,0 +1,12 @@
+//! Black-box tests over the real router and a real database. Every test body runs on SQLite
+//! and on PostgreSQL (when `TEST_DATABASE_URL` names a server; CI always sets it).
+
+mod helpers;
+
+mod auth;
+mod cli;
+mod http;
+mod migrations;
+mod schema;
+mod tokens;
+mod users;

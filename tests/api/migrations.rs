@@ -1,0 +1,100 @@
+//! Migrations go up, down and up again, and both trees describe the same tables.
+
+use std::collections::BTreeSet;
+
+use diesel::QueryableByName;
+use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
+use usergraph::config::DatabaseUrl;
+
+use crate::both_backends;
+use crate::helpers::{Backend, TestApp, TestDb};
+
+both_backends!(migrations_go_up_down_and_up);
+
+fn url_of(db: &TestDb) -> DatabaseUrl {
+    match db.backend {
+        Backend::Postgres => DatabaseUrl::Postgres(db.url.clone()),
+        Backend::Sqlite => DatabaseUrl::Sqlite(db.url.trim_start_matches("sqlite://").into()),
+    }
+}
+
+async fn migrations_go_up_down_and_up(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(db) = TestDb::create(backend, dir.path()).await else {
+        return;
+    };
+    let url = url_of(&db);
+    // A PostgreSQL test database starts migrated (from the template); SQLite starts empty.
+    let first = usergraph::db::migrate(&url).await.unwrap();
+    assert_eq!(first, usize::from(backend == Backend::Sqlite));
+    let before = columns(&db).await;
+    assert!(before.contains(&("users".into(), "email".into())));
+    let reverted = usergraph::db::revert_all(&url).await.unwrap();
+    assert!(reverted >= 1);
+    assert!(
+        columns(&db).await.is_empty(),
+        "tables left after reverting everything"
+    );
+    let again = usergraph::db::migrate(&url).await.unwrap();
+    assert_eq!(again, reverted);
+    assert_eq!(columns(&db).await, before);
+}
+
+#[derive(QueryableByName)]
+struct Column {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    table_name: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    column_name: String,
+}
+
+/// (table, column) of every application table.
+async fn columns(db: &TestDb) -> BTreeSet<(String, String)> {
+    let rows: Vec<Column> = match db.backend {
+        Backend::Postgres => {
+            let mut conn = AsyncPgConnection::establish(&db.url).await.unwrap();
+            diesel::sql_query(
+                "SELECT table_name::text AS table_name, column_name::text AS column_name
+                 FROM information_schema.columns
+                 WHERE table_schema = 'public' AND table_name <> '__diesel_schema_migrations'",
+            )
+            .load(&mut conn)
+            .await
+            .unwrap()
+        }
+        Backend::Sqlite => {
+            use diesel::Connection as _;
+            let path = db.url.trim_start_matches("sqlite://").to_owned();
+            tokio::task::spawn_blocking(move || {
+                let mut conn = diesel::SqliteConnection::establish(&path).unwrap();
+                let query = diesel::sql_query(
+                    "SELECT m.name AS table_name, p.name AS column_name
+                     FROM sqlite_master m JOIN pragma_table_info(m.name) p
+                     WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%'
+                       AND m.name <> '__diesel_schema_migrations'",
+                );
+                diesel::RunQueryDsl::load(query, &mut conn).unwrap()
+            })
+            .await
+            .unwrap()
+        }
+    };
+    rows.into_iter()
+        .map(|c| (c.table_name, c.column_name))
+        .collect()
+}
+
+/// Both migration trees give the same tables and columns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_trees_have_the_same_tables_and_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(postgres) = TestApp::spawn(Backend::Postgres).await else {
+        return;
+    };
+    let sqlite = TestDb::create(Backend::Sqlite, dir.path()).await.unwrap();
+    usergraph::db::migrate(&url_of(&sqlite)).await.unwrap();
+    let pg = columns(&postgres.db).await;
+    let lite = columns(&sqlite).await;
+    assert!(!pg.is_empty());
+    assert_eq!(pg, lite, "the migration trees differ");
+}

@@ -1,0 +1,256 @@
+//! `schema.graphql` is generated from the code and must match it, and the schema keeps the
+//! shapes of `contract.graphql` (a copy of the shared contract).
+
+use std::collections::BTreeMap;
+
+use async_graphql::Positioned;
+use async_graphql::parser::parse_schema;
+use async_graphql::parser::types::{FieldDefinition, TypeKind, TypeSystemDefinition};
+
+#[test]
+fn schema_graphql_is_current() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schema.graphql");
+    let sdl = usergraph::graphql::sdl();
+    if std::env::var_os("UPDATE_SCHEMA").is_some() {
+        std::fs::write(&path, &sdl).expect("writing schema.graphql");
+        return;
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == sdl,
+        "schema.graphql is out of date: run `UPDATE_SCHEMA=1 cargo test schema_graphql_is_current`"
+    );
+}
+
+/// Every type, field, argument and enum value of the contract, with its type.
+fn contract_items(sdl: &str) -> BTreeMap<String, String> {
+    let document = parse_schema(sdl).expect("valid SDL");
+    let mut items = BTreeMap::new();
+    let fields = |owner: &str,
+                      list: &[Positioned<FieldDefinition>],
+                      items: &mut BTreeMap<String, String>| {
+        for field in list {
+            let name = &field.node.name.node;
+            items.insert(format!("{owner}.{name}"), field.node.ty.node.to_string());
+            for arg in &field.node.arguments {
+                items.insert(
+                    format!("{owner}.{name}({})", arg.node.name.node),
+                    arg.node.ty.node.to_string(),
+                );
+            }
+        }
+    };
+    for definition in document.definitions {
+        let TypeSystemDefinition::Type(ty) = definition else {
+            continue;
+        };
+        let owner = ty.node.name.node.to_string();
+        match &ty.node.kind {
+            TypeKind::Scalar => {
+                items.insert(owner, "scalar".into());
+            }
+            TypeKind::Object(object) => {
+                items.insert(owner.clone(), "type".into());
+                for interface in &object.implements {
+                    items.insert(
+                        format!("{owner} implements {}", interface.node),
+                        String::new(),
+                    );
+                }
+                fields(&owner, &object.fields, &mut items);
+            }
+            TypeKind::Interface(interface) => {
+                items.insert(owner.clone(), "interface".into());
+                fields(&owner, &interface.fields, &mut items);
+            }
+            TypeKind::Union(_) => {
+                items.insert(owner, "union".into());
+            }
+            TypeKind::Enum(values) => {
+                items.insert(owner.clone(), "enum".into());
+                for value in &values.values {
+                    items.insert(format!("{owner}.{}", value.node.value.node), "value".into());
+                }
+            }
+            TypeKind::InputObject(input) => {
+                items.insert(owner.clone(), "input".into());
+                for field in &input.fields {
+                    items.insert(
+                        format!("{owner}.{}", field.node.name.node),
+                        field.node.ty.node.to_string(),
+                    );
+                }
+            }
+        }
+    }
+    items
+}
+
+/// What the contract fixes and later issues will add. The list may only shrink: the test
+/// fails when an item here is implemented, so it is removed in the same change.
+const PENDING: &[&str] = &[
+    "AuditEvent",
+    "AuditEvent implements Node",
+    "AuditEvent.action",
+    "AuditEvent.actor",
+    "AuditEvent.at",
+    "AuditEvent.details",
+    "AuditEvent.id",
+    "AuditEvent.ip",
+    "AuditEvent.targetId",
+    "AuditEvent.targetType",
+    "AuditEvent.userAgent",
+    "AuditEventConnection",
+    "AuditEventConnection.edges",
+    "AuditEventConnection.nodes",
+    "AuditEventConnection.pageInfo",
+    "AuditEventConnection.totalCount",
+    "AuditEventEdge",
+    "AuditEventEdge.cursor",
+    "AuditEventEdge.node",
+    "AuditFilter",
+    "AuditFilter.action",
+    "AuditFilter.actorId",
+    "AuditFilter.since",
+    "AuditFilter.targetId",
+    "AuditFilter.until",
+    "ChangePasswordInput",
+    "ChangePasswordInput.currentPassword",
+    "ChangePasswordInput.newPassword",
+    "CreatePersonalAccessTokenInput",
+    "CreatePersonalAccessTokenInput.expiresAt",
+    "CreatePersonalAccessTokenInput.name",
+    "CreatePersonalAccessTokenInput.scopes",
+    "CreateRoleInput",
+    "CreateRoleInput.description",
+    "CreateRoleInput.name",
+    "CreateRoleInput.permissions",
+    "CreateUserInput",
+    "CreateUserInput.displayName",
+    "CreateUserInput.email",
+    "CreateUserInput.password",
+    "CreateUserInput.roles",
+    "CreatedPersonalAccessToken",
+    "CreatedPersonalAccessToken.personalAccessToken",
+    "CreatedPersonalAccessToken.token",
+    "JSON",
+    "Mutation.assignRole",
+    "Mutation.assignRole(role)",
+    "Mutation.assignRole(userId)",
+    "Mutation.changePassword",
+    "Mutation.changePassword(input)",
+    "Mutation.createPersonalAccessToken",
+    "Mutation.createPersonalAccessToken(input)",
+    "Mutation.createRole",
+    "Mutation.createRole(input)",
+    "Mutation.createUser",
+    "Mutation.createUser(input)",
+    "Mutation.deleteMyAccount",
+    "Mutation.deleteMyAccount(password)",
+    "Mutation.deleteRole",
+    "Mutation.deleteRole(name)",
+    "Mutation.deleteUser",
+    "Mutation.deleteUser(id)",
+    "Mutation.logout",
+    "Mutation.logout(refreshToken)",
+    "Mutation.logoutAll",
+    "Mutation.purgeUser",
+    "Mutation.purgeUser(id)",
+    "Mutation.refreshToken",
+    "Mutation.refreshToken(refreshToken)",
+    "Mutation.removeAvatar",
+    "Mutation.requestEmailVerification",
+    "Mutation.requestPasswordReset",
+    "Mutation.requestPasswordReset(email)",
+    "Mutation.resetPassword",
+    "Mutation.resetPassword(newPassword)",
+    "Mutation.resetPassword(token)",
+    "Mutation.restoreUser",
+    "Mutation.restoreUser(id)",
+    "Mutation.revokePersonalAccessToken",
+    "Mutation.revokePersonalAccessToken(id)",
+    "Mutation.revokeRole",
+    "Mutation.revokeRole(role)",
+    "Mutation.revokeRole(userId)",
+    "Mutation.revokeSession",
+    "Mutation.revokeSession(id)",
+    "Mutation.updateMyProfile",
+    "Mutation.updateMyProfile(input)",
+    "Mutation.updateUser",
+    "Mutation.updateUser(id)",
+    "Mutation.updateUser(input)",
+    "Mutation.uploadAvatar",
+    "Mutation.uploadAvatar(file)",
+    "Mutation.verifyEmail",
+    "Mutation.verifyEmail(token)",
+    "OrderDirection",
+    "OrderDirection.ASC",
+    "OrderDirection.DESC",
+    "PersonalAccessToken",
+    "PersonalAccessToken.createdAt",
+    "PersonalAccessToken.expiresAt",
+    "PersonalAccessToken.id",
+    "PersonalAccessToken.lastUsedAt",
+    "PersonalAccessToken.name",
+    "PersonalAccessToken.scopes",
+    "ProfileInput",
+    "ProfileInput.description",
+    "ProfileInput.displayName",
+    "ProfileInput.yearOfBirth",
+    "Query.auditLog",
+    "Query.auditLog(after)",
+    "Query.auditLog(filter)",
+    "Query.auditLog(first)",
+    "Query.myPersonalAccessTokens",
+    "Query.mySessions",
+    "Query.users(filter)",
+    "Query.users(orderBy)",
+    "Session",
+    "Session.createdAt",
+    "Session.current",
+    "Session.expiresAt",
+    "Session.id",
+    "Session.ip",
+    "Session.lastUsedAt",
+    "Session.userAgent",
+    "Subscription",
+    "Subscription.auditEvents",
+    "Subscription.auditEvents(filter)",
+    "Subscription.sessionRevoked",
+    "UpdateUserInput",
+    "UpdateUserInput.email",
+    "UpdateUserInput.isActive",
+    "UpdateUserInput.profile",
+    "Upload",
+    "UserFilter",
+    "UserFilter.includeDeleted",
+    "UserFilter.isActive",
+    "UserFilter.role",
+    "UserFilter.search",
+    "UserOrder",
+    "UserOrder.direction",
+    "UserOrder.field",
+    "UserOrderField",
+    "UserOrderField.CREATED_AT",
+    "UserOrderField.DISPLAY_NAME",
+    "UserOrderField.EMAIL",
+];
+
+/// Everything of the contract that the server implements has the contract's exact name,
+/// type, nullability and arguments; what it lacks is exactly [`PENDING`].
+#[test]
+fn schema_keeps_the_contract_shapes() {
+    let contract = contract_items(include_str!("../contract.graphql"));
+    let ours = contract_items(&usergraph::graphql::sdl());
+    let mut missing = Vec::new();
+    for (item, shape) in &contract {
+        match ours.get(item) {
+            Some(our_shape) => assert_eq!(our_shape, shape, "`{item}` differs from the contract"),
+            None => missing.push(item.as_str()),
+        }
+    }
+    assert_eq!(
+        missing, PENDING,
+        "contract items missing from the schema changed"
+    );
+}
