@@ -39,6 +39,9 @@ pub enum Command {
     },
     /// Print the GraphQL schema (SDL) and exit.
     Schema,
+    /// Ask the server at `USERGRAPH_LISTEN` for `/health`; exit 0 when it answers 200 (for
+    /// container health checks, with no curl in the image).
+    Healthcheck,
 }
 
 /// The sub-commands of `usergraph admin`.

@@ -75,7 +75,36 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", usergraph::graphql::sdl());
             Ok(())
         }
+        Command::Healthcheck => healthcheck(config.listen),
     }
+}
+
+/// A plain HTTP/1.0 GET of `/health` on the listen address (loopback when it is a wildcard).
+fn healthcheck(listen: SocketAddr) -> anyhow::Result<()> {
+    use std::io::{Read as _, Write as _};
+    let mut target = listen;
+    if target.ip().is_unspecified() {
+        target.set_ip(if listen.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    let timeout = std::time::Duration::from_secs(3);
+    let mut stream = std::net::TcpStream::connect_timeout(&target, timeout)
+        .with_context(|| format!("cannot connect to {target}"))?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    stream.write_all(b"GET /health HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+    let mut head = [0u8; 16];
+    let n = stream.read(&mut head)?;
+    let status = String::from_utf8_lossy(&head[..n]);
+    anyhow::ensure!(
+        status.starts_with("HTTP/1.0 200") || status.starts_with("HTTP/1.1 200"),
+        "unhealthy: {status}"
+    );
+    println!("healthy");
+    Ok(())
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

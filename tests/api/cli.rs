@@ -106,6 +106,16 @@ fn sigterm_stops_the_server_cleanly() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    let health = usergraph()
+        .env("USERGRAPH_LISTEN", format!("0.0.0.0:{port}"))
+        .arg("healthcheck")
+        .output()
+        .unwrap();
+    assert!(
+        health.status.success(),
+        "{}",
+        String::from_utf8_lossy(&health.stderr)
+    );
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

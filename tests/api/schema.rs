@@ -27,8 +27,8 @@ fn contract_items(sdl: &str) -> BTreeMap<String, String> {
     let document = parse_schema(sdl).expect("valid SDL");
     let mut items = BTreeMap::new();
     let fields = |owner: &str,
-                      list: &[Positioned<FieldDefinition>],
-                      items: &mut BTreeMap<String, String>| {
+                  list: &[Positioned<FieldDefinition>],
+                  items: &mut BTreeMap<String, String>| {
         for field in list {
             let name = &field.node.name.node;
             items.insert(format!("{owner}.{name}"), field.node.ty.node.to_string());
