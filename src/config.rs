@@ -118,6 +118,21 @@ pub struct Config {
     #[arg(long, env = "USERGRAPH_SESSION_TTL", default_value = "30d", value_parser = parse_duration, global = true)]
     pub session_ttl: Duration,
 
+    /// How long a used refresh token still returns the same successor (two tabs refreshing at
+    /// once); presented later, it counts as theft and ends the session.
+    #[arg(long, env = "USERGRAPH_REFRESH_REUSE_GRACE", default_value = "10s", value_parser = parse_duration, global = true)]
+    pub refresh_reuse_grace: Duration,
+
+    /// Consecutive failed logins for one email before it is locked.
+    #[arg(long, env = "USERGRAPH_LOCKOUT_THRESHOLD", default_value_t = 5,
+          value_parser = clap::value_parser!(u32).range(1..=1000), global = true)]
+    pub lockout_threshold: u32,
+
+    /// How long each successive lock lasts, comma-separated; the last one repeats.
+    #[arg(long, env = "USERGRAPH_LOCKOUT_DURATIONS", default_value = "1m,5m,15m,1h",
+          value_parser = parse_durations, global = true)]
+    pub lockout_durations: Durations,
+
     /// `iss` claim of access tokens.
     #[arg(
         long,
@@ -301,6 +316,28 @@ fn parse_database_url(url: &str) -> anyhow::Result<DatabaseUrl> {
     Ok(DatabaseUrl::Sqlite(Path::new(path).to_path_buf()))
 }
 
+/// A non-empty list of durations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Durations(pub Vec<Duration>);
+
+impl Durations {
+    /// The `n`th duration (from 0), or the last one past the end.
+    pub fn nth_or_last(&self, n: usize) -> Duration {
+        self.0.get(n).or(self.0.last()).copied().unwrap_or_default()
+    }
+}
+
+fn parse_durations(value: &str) -> Result<Durations, String> {
+    let list = value
+        .split(',')
+        .map(|part| parse_duration(part.trim()))
+        .collect::<Result<Vec<_>, _>>()?;
+    if list.is_empty() {
+        return Err("give at least one duration".into());
+    }
+    Ok(Durations(list))
+}
+
 /// Parses durations written like `15m`, `7d` or `1h 30m`.
 fn parse_duration(value: &str) -> Result<Duration, String> {
     let duration = humantime::parse_duration(value.trim())
@@ -343,5 +380,9 @@ mod tests {
         assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86_400)));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("0s").is_err());
+        let list = parse_durations("1m, 5m").unwrap();
+        assert_eq!(list.nth_or_last(0), Duration::from_secs(60));
+        assert_eq!(list.nth_or_last(7), Duration::from_secs(300));
+        assert!(parse_durations("1m,,5m").is_err());
     }
 }

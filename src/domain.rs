@@ -1,5 +1,8 @@
 //! Parse-don't-validate newtypes for what clients type in: a value of these types is valid.
 
+use std::collections::HashSet;
+use std::sync::LazyLock;
+
 use crate::error::FieldError;
 
 /// A syntactically valid email address, trimmed and lower-cased so that letter-case variants
@@ -72,10 +75,29 @@ impl std::fmt::Debug for Password {
     }
 }
 
+/// The 30,000 most common passwords (zxcvbn's list; see `assets/README.md`), lower-cased.
+static COMMON_PASSWORDS: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    include_str!("../assets/common-passwords.txt")
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect()
+});
+
+/// Shortest email local part that a password may not contain: shorter ones (`al@…`) would
+/// refuse too many good passwords by chance.
+const MIN_LOCAL_PART_CHECKED: usize = 3;
+
 impl Password {
-    /// Checks `raw` against `policy`. The password is kept exactly as typed: no trimming, no
-    /// case folding, no truncation.
-    pub fn parse(field: &str, raw: &str, policy: PasswordPolicy) -> Result<Self, FieldError> {
+    /// Checks `raw` against `policy` (NIST SP 800-63B-4: length, no composition rules, not a
+    /// common password, not built from the account's email). The password is kept exactly
+    /// as typed: no trimming, no case folding, no truncation.
+    pub fn parse(
+        field: &str,
+        raw: &str,
+        policy: PasswordPolicy,
+        email: Option<&Email>,
+    ) -> Result<Self, FieldError> {
         let chars = raw.chars().count();
         if chars < policy.min_chars {
             return Err(FieldError::new(
@@ -89,7 +111,29 @@ impl Password {
                 format!("must be at most {} characters long", policy.max_chars),
             ));
         }
+        let folded = raw.to_lowercase();
+        if COMMON_PASSWORDS.contains(folded.as_str()) {
+            return Err(FieldError::new(
+                field,
+                "is one of the most commonly used passwords; choose one that is harder to guess",
+            ));
+        }
+        if let Some(local) = email.map(Email::local_part)
+            && local.chars().count() >= MIN_LOCAL_PART_CHECKED
+            && folded.contains(local)
+        {
+            return Err(FieldError::new(
+                field,
+                "must not contain your email address",
+            ));
+        }
         Ok(Self(raw.to_owned()))
+    }
+
+    /// A password that just matched its stored hash, to re-hash with new parameters: the
+    /// user is not choosing it now, so today's policy does not apply.
+    pub fn verified(raw: &str) -> Self {
+        Self(raw.to_owned())
     }
 
     /// The password itself, for hashing.
@@ -211,13 +255,13 @@ mod tests {
     fn password_length_counts_characters_not_bytes() {
         // 15 characters, 45 bytes.
         let pw = "€".repeat(15);
-        assert!(Password::parse("password", &pw, POLICY).is_ok());
-        assert!(Password::parse("password", &"€".repeat(14), POLICY).is_err());
-        assert!(Password::parse("password", &"a".repeat(129), POLICY).is_err());
+        assert!(Password::parse("password", &pw, POLICY, None).is_ok());
+        assert!(Password::parse("password", &"€".repeat(14), POLICY, None).is_err());
+        assert!(Password::parse("password", &"a".repeat(129), POLICY, None).is_err());
         // Kept verbatim.
         let spaced = "  Leading Spaces Kept  ";
         assert_eq!(
-            Password::parse("password", spaced, POLICY)
+            Password::parse("password", spaced, POLICY, None)
                 .unwrap()
                 .expose(),
             spaced
@@ -225,8 +269,26 @@ mod tests {
     }
 
     #[test]
+    fn common_passwords_and_the_email_are_refused() {
+        let short = PasswordPolicy {
+            min_chars: 8,
+            max_chars: 128,
+        };
+        assert!(COMMON_PASSWORDS.len() >= 10_000);
+        for common in ["password", "PassWord1", "qwertyuiop", "iloveyou"] {
+            let err = Password::parse("password", common, short, None).unwrap_err();
+            assert!(err.message.contains("commonly used"), "{common}");
+        }
+        let email = Email::parse("email", "grace.hopper@example.com").unwrap();
+        let err = Password::parse("password", "my Grace.Hopper secret", POLICY, Some(&email));
+        assert!(err.unwrap_err().message.contains("email"));
+        let ok = Password::parse("password", "an unrelated passphrase", POLICY, Some(&email));
+        assert!(ok.is_ok());
+    }
+
+    #[test]
     fn password_debug_hides_it() {
-        let pw = Password::parse("password", "correct horse battery staple", POLICY).unwrap();
+        let pw = Password::parse("password", "correct horse battery staple", POLICY, None).unwrap();
         assert_eq!(format!("{pw:?}"), "Password(***)");
     }
 }

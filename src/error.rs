@@ -90,6 +90,12 @@ pub enum AppError {
         /// What clashes, for people.
         message: String,
     },
+    /// Too many failed logins for this email.
+    #[error("too many failed logins; try again in {retry_after} seconds")]
+    AccountLocked {
+        /// Seconds until the lock ends.
+        retry_after: u64,
+    },
     /// A dependency (the database) does not answer.
     #[error("the service is temporarily unavailable; retry later")]
     ServiceUnavailable(#[source] anyhow::Error),
@@ -115,6 +121,7 @@ impl AppError {
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::BadUserInput(_) => ErrorCode::BadUserInput,
             Self::Conflict { .. } => ErrorCode::Conflict,
+            Self::AccountLocked { .. } => ErrorCode::AccountLocked,
             Self::ServiceUnavailable(_) => ErrorCode::ServiceUnavailable,
             Self::Internal(_) => ErrorCode::InternalServerError,
         }

@@ -17,6 +17,7 @@ use axum::Router;
 
 use crate::auth::jwt::JwtKeys;
 use crate::auth::password::PasswordHasher;
+use crate::auth::revocation::RevokedSessions;
 use crate::config::Config;
 use crate::db::DbPool;
 use crate::services::Services;
@@ -47,11 +48,18 @@ pub async fn build_services(config: Config) -> anyhow::Result<Services> {
     let db = DbPool::connect(&url, config.db_pool_size, config.db_timeout).await?;
     let jwt = JwtKeys::load_or_generate(&config)?;
     let passwords = PasswordHasher::new(&config).await?;
+    let revoked = Arc::new(RevokedSessions::new(config.access_token_ttl));
+    revoked
+        .reload(&db)
+        .await
+        .map_err(|e| anyhow::anyhow!("loading revoked sessions: {e}"))?;
+    revoked.spawn_reloader(db.clone());
     Ok(Services {
         config: Arc::new(config),
         db,
         passwords,
         jwt: Arc::new(jwt),
+        revoked,
     })
 }
 

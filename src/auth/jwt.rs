@@ -50,6 +50,7 @@ pub struct AccessToken {
 
 /// The signing key, its public half and the rules tokens are checked against.
 pub struct JwtKeys {
+    rotation_key: [u8; 32],
     encoding: EncodingKey,
     decoding: DecodingKey,
     kid: String,
@@ -88,7 +89,13 @@ impl JwtKeys {
         validation.set_required_spec_claims(&["exp", "nbf", "aud", "iss", "sub"]);
         validation.validate_nbf = true;
         validation.leeway = LEEWAY_SECS;
+        // A separate secret for refresh rotation, derived so that it needs no storage of its
+        // own and is shared by every instance that shares the signing key.
+        let mut derive = Sha256::new();
+        derive.update(b"usergraph refresh rotation v1");
+        derive.update(signing.to_bytes());
         Self {
+            rotation_key: derive.finalize().into(),
             encoding: EncodingKey::from_ed_der(der.as_bytes()),
             decoding: DecodingKey::from_ed_der(signing.verifying_key().as_bytes()),
             kid,
@@ -100,19 +107,27 @@ impl JwtKeys {
         }
     }
 
-    /// Signs an access token for `user` in `session`.
-    pub fn issue(&self, user: UserId, session: SessionId) -> anyhow::Result<AccessToken> {
-        let now = chrono::Utc::now().timestamp();
+    /// Signs the access token that pairs with a refresh token: `jti` is the refresh token's
+    /// id and `iat` its issue time. Ed25519 signatures are deterministic, so the same pair
+    /// always yields the same access token — what lets concurrent refreshes agree.
+    pub fn issue(
+        &self,
+        user: UserId,
+        session: SessionId,
+        jti: uuid::Uuid,
+        issued_at: chrono::NaiveDateTime,
+    ) -> anyhow::Result<AccessToken> {
+        let iat = issued_at.and_utc().timestamp();
         let ttl = i64::try_from(self.ttl.as_secs()).context("access token lifetime")?;
         let claims = AccessClaims {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
             sub: user.to_string(),
             sid: session.to_string(),
-            jti: uuid::Uuid::now_v7().to_string(),
-            iat: now,
-            nbf: now,
-            exp: now + ttl,
+            jti: jti.to_string(),
+            iat,
+            nbf: iat,
+            exp: iat + ttl,
         };
         let mut header = Header::new(Algorithm::EdDSA);
         header.typ = Some(ACCESS_TOKEN_TYPE.to_owned());
@@ -150,6 +165,21 @@ impl JwtKeys {
             .parse()
             .map_err(|_| "invalid access token")?;
         Ok((user, session))
+    }
+
+    /// The refresh token that replaces `token`: HMAC-SHA-256 of it under a server secret.
+    /// Deterministic, so every request that presents the same token during the grace window
+    /// gets the same successor; unpredictable without the secret.
+    pub fn successor_token(&self, token: &str) -> String {
+        use hmac::Mac as _;
+        let mut mac = hmac::Hmac::<Sha256>::new_from_slice(&self.rotation_key)
+            .expect("HMAC accepts keys of any length");
+        mac.update(token.as_bytes());
+        format!(
+            "{}{}",
+            super::token::REFRESH_PREFIX,
+            URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+        )
     }
 
     /// The JSON Web Key Set that verifies our tokens.

@@ -3,9 +3,10 @@
 
 pub mod jwt;
 pub mod password;
+pub mod revocation;
 pub mod token;
 
-use crate::db::types::{SessionId, UserId};
+use crate::db::types::{PersonalTokenId, SessionId, UserId};
 
 /// Who a request acts as, read from its `Authorization` header before any resolver runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,5 +21,14 @@ pub enum Principal {
         user_id: UserId,
         /// The session (`sid`).
         session_id: SessionId,
+    },
+    /// A valid personal access token.
+    PersonalToken {
+        /// Its owner.
+        user_id: UserId,
+        /// The token.
+        token_id: PersonalTokenId,
+        /// The permissions it may use (never more than its owner has).
+        scopes: Vec<String>,
     },
 }

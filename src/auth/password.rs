@@ -97,6 +97,22 @@ impl PasswordHasher {
         Ok(known && matches)
     }
 
+    /// Whether `hash` was made with other parameters than the current ones, so it should be
+    /// replaced at the next successful login.
+    pub fn needs_rehash(&self, hash: &str) -> bool {
+        let Ok(parsed) = PasswordHash::new(hash) else {
+            return true;
+        };
+        let current = (
+            self.params.m_cost(),
+            self.params.t_cost(),
+            self.params.p_cost(),
+        );
+        parsed.algorithm != Algorithm::Argon2id.ident()
+            || Params::try_from(&parsed)
+                .map_or(true, |p| (p.m_cost(), p.t_cost(), p.p_cost()) != current)
+    }
+
     /// Runs CPU-heavy work on the blocking pool once a permit is free.
     async fn run<T: Send + 'static>(
         &self,

@@ -7,6 +7,8 @@ use sha2::{Digest as _, Sha256};
 
 /// Prefix of refresh tokens.
 pub const REFRESH_PREFIX: &str = "ugr_";
+/// Prefix of personal access tokens.
+pub const PERSONAL_PREFIX: &str = "ugp_";
 
 /// A token as handed to a client, once.
 pub struct PlainToken(String);
@@ -26,6 +28,11 @@ impl PlainToken {
     /// The hash to store or look up.
     pub fn hashed(&self) -> HashedToken {
         HashedToken::of(&self.0)
+    }
+
+    /// Wraps a token derived elsewhere (a refresh successor).
+    pub fn from_derived(token: String) -> Self {
+        Self(token)
     }
 
     /// The token itself, to return to the client.

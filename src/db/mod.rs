@@ -5,6 +5,9 @@
 //! [`with_conn!`] expands a query body once per backend. Only this module and its children
 //! contain SQL.
 
+pub mod audit;
+pub mod login_failures;
+pub mod personal_tokens;
 pub mod roles;
 pub mod schema;
 pub mod sessions;

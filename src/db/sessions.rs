@@ -7,6 +7,53 @@ use diesel_async::RunQueryDsl;
 use super::Conn;
 use super::schema::{refresh_tokens, sessions};
 use super::types::{RefreshTokenId, SessionId, UserId};
+
+/// A row of `sessions`.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = sessions)]
+pub struct Session {
+    /// Primary key.
+    pub id: SessionId,
+    /// The account.
+    pub user_id: UserId,
+    /// Login time.
+    pub created_at: NaiveDateTime,
+    /// Last refresh.
+    pub last_used_at: Option<NaiveDateTime>,
+    /// Absolute end.
+    pub expires_at: NaiveDateTime,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<NaiveDateTime>,
+    /// The client's User-Agent at login.
+    pub user_agent: Option<String>,
+    /// The client's address at login.
+    pub ip: Option<String>,
+}
+
+impl Session {
+    /// Neither revoked nor past its absolute end.
+    pub fn is_live(&self, now: NaiveDateTime) -> bool {
+        self.revoked_at.is_none() && self.expires_at > now
+    }
+}
+
+/// A row of `refresh_tokens`.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = refresh_tokens)]
+pub struct RefreshToken {
+    /// Primary key.
+    pub id: RefreshTokenId,
+    /// The session it renews.
+    pub session_id: SessionId,
+    /// Issue time.
+    pub created_at: NaiveDateTime,
+    /// End of its idle lifetime.
+    pub expires_at: NaiveDateTime,
+    /// When it was exchanged for a successor.
+    pub used_at: Option<NaiveDateTime>,
+    /// The successor.
+    pub replaced_by: Option<RefreshTokenId>,
+}
 use crate::with_conn;
 
 /// A new row of `sessions`.
@@ -66,4 +113,160 @@ pub async fn insert_refresh_token(
             .await
     })
     .map(drop)
+}
+
+/// The refresh token with this hash, with its session.
+pub async fn find_refresh_token(
+    conn: &mut Conn<'_>,
+    hash: &[u8],
+) -> QueryResult<Option<(RefreshToken, Session)>> {
+    with_conn!(conn, |c| {
+        refresh_tokens::table
+            .inner_join(sessions::table)
+            .filter(refresh_tokens::token_hash.eq(hash))
+            .select((RefreshToken::as_select(), Session::as_select()))
+            .first(c)
+            .await
+            .optional()
+    })
+}
+
+/// The refresh token with this id.
+pub async fn find_refresh_token_by_id(
+    conn: &mut Conn<'_>,
+    id: RefreshTokenId,
+) -> QueryResult<Option<RefreshToken>> {
+    with_conn!(conn, |c| {
+        refresh_tokens::table
+            .find(id)
+            .select(RefreshToken::as_select())
+            .first(c)
+            .await
+            .optional()
+    })
+}
+
+/// Marks a refresh token used and names its successor, only if it was unused: returns
+/// false when another request got there first.
+pub async fn retire_refresh_token(
+    conn: &mut Conn<'_>,
+    id: RefreshTokenId,
+    successor: RefreshTokenId,
+    at: NaiveDateTime,
+) -> QueryResult<bool> {
+    let updated = with_conn!(conn, |c| {
+        diesel::update(
+            refresh_tokens::table
+                .find(id)
+                .filter(refresh_tokens::used_at.is_null()),
+        )
+        .set((
+            refresh_tokens::used_at.eq(at),
+            refresh_tokens::replaced_by.eq(successor),
+        ))
+        .execute(c)
+        .await
+    })?;
+    Ok(updated == 1)
+}
+
+/// Notes that a session was refreshed.
+pub async fn touch_session(
+    conn: &mut Conn<'_>,
+    id: SessionId,
+    at: NaiveDateTime,
+) -> QueryResult<()> {
+    with_conn!(conn, |c| {
+        diesel::update(sessions::table.find(id))
+            .set(sessions::last_used_at.eq(at))
+            .execute(c)
+            .await
+    })
+    .map(drop)
+}
+
+/// The session with this id.
+pub async fn find_session(conn: &mut Conn<'_>, id: SessionId) -> QueryResult<Option<Session>> {
+    with_conn!(conn, |c| {
+        sessions::table
+            .find(id)
+            .select(Session::as_select())
+            .first(c)
+            .await
+            .optional()
+    })
+}
+
+/// The account's sessions that are neither revoked nor expired, newest first.
+pub async fn live_sessions_of(
+    conn: &mut Conn<'_>,
+    user: UserId,
+    now: NaiveDateTime,
+) -> QueryResult<Vec<Session>> {
+    with_conn!(conn, |c| {
+        sessions::table
+            .filter(sessions::user_id.eq(user))
+            .filter(sessions::revoked_at.is_null())
+            .filter(sessions::expires_at.gt(now))
+            .select(Session::as_select())
+            .order(sessions::created_at.desc())
+            .load(c)
+            .await
+    })
+}
+
+/// Revokes one session if it is still live; returns whether it was.
+pub async fn revoke_session(
+    conn: &mut Conn<'_>,
+    id: SessionId,
+    at: NaiveDateTime,
+) -> QueryResult<bool> {
+    let updated = with_conn!(conn, |c| {
+        diesel::update(
+            sessions::table
+                .find(id)
+                .filter(sessions::revoked_at.is_null()),
+        )
+        .set(sessions::revoked_at.eq(at))
+        .execute(c)
+        .await
+    })?;
+    Ok(updated == 1)
+}
+
+/// Revokes every live session of `user` but `keep`; returns the ids revoked.
+pub async fn revoke_sessions_of(
+    conn: &mut Conn<'_>,
+    user: UserId,
+    keep: Option<SessionId>,
+    at: NaiveDateTime,
+) -> QueryResult<Vec<SessionId>> {
+    with_conn!(conn, |c| {
+        let mut query = diesel::update(sessions::table)
+            .filter(sessions::user_id.eq(user))
+            .filter(sessions::revoked_at.is_null())
+            .into_boxed();
+        if let Some(keep) = keep {
+            query = query.filter(sessions::id.ne(keep));
+        }
+        query
+            .set(sessions::revoked_at.eq(at))
+            .returning(sessions::id)
+            .get_results(c)
+            .await
+    })
+}
+
+/// Sessions revoked after `since`: what the revocation cache holds.
+pub async fn revoked_since(
+    conn: &mut Conn<'_>,
+    since: NaiveDateTime,
+) -> QueryResult<Vec<SessionId>> {
+    with_conn!(conn, |c| {
+        sessions::table
+            .filter(sessions::revoked_at.gt(since))
+            .select(sessions::id)
+            .load(c)
+            .await
+    })
 }

@@ -107,6 +107,15 @@ id_type!(
     RefreshTokenId
 );
 
+id_type!(
+    /// The id of a personal access token.
+    PersonalTokenId
+);
+id_type!(
+    /// The id of an audit event.
+    AuditEventId
+);
+
 /// The current time in UTC, cut to microseconds: what PostgreSQL keeps, so both backends
 /// store and compare the same instants.
 pub fn now() -> NaiveDateTime {

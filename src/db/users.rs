@@ -131,6 +131,22 @@ pub async fn record_login(conn: &mut Conn<'_>, id: UserId, at: NaiveDateTime) ->
     .map(drop)
 }
 
+/// Replaces the password hash.
+pub async fn set_password_hash(
+    conn: &mut Conn<'_>,
+    id: UserId,
+    hash: &str,
+    at: NaiveDateTime,
+) -> QueryResult<()> {
+    with_conn!(conn, |c| {
+        diesel::update(users::table.find(id))
+            .set((users::password_hash.eq(hash), users::updated_at.eq(at)))
+            .execute(c)
+            .await
+    })
+    .map(drop)
+}
+
 /// The profiles of these accounts (one statement, for the dataloader).
 pub async fn profiles_of(conn: &mut Conn<'_>, ids: &[UserId]) -> QueryResult<Vec<Profile>> {
     with_conn!(conn, |c| {

@@ -15,7 +15,8 @@ use serde_json::{Value, json};
 
 use super::HttpState;
 use crate::auth::Principal;
-use crate::error::ErrorCode;
+use crate::auth::token::PERSONAL_PREFIX;
+use crate::error::{AppError, ErrorCode};
 use crate::graphql::context::{RequestData, attach};
 use crate::services::ClientInfo;
 
@@ -187,7 +188,18 @@ fn is_mutation(request: &async_graphql::Request) -> bool {
 }
 
 async fn execute(state: &HttpState, parts: &Parts, media: Media, batch: BatchRequest) -> Response {
-    let principal = principal(&parts.headers, state);
+    let principal = match principal(&parts.headers, state).await {
+        Ok(principal) => principal,
+        Err(error) => {
+            let status = match error.code() {
+                ErrorCode::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            // The conversion logs internal details and keeps them out of the message.
+            let message = async_graphql::Error::from(&error).message;
+            return request_error(media, status, &message, error.code());
+        }
+    };
     let client = client_info(parts);
     let services = &state.services;
     let data = |request| {
@@ -267,9 +279,11 @@ fn add_code(error: &mut Value) {
     }
 }
 
-fn principal(headers: &HeaderMap, state: &HttpState) -> Principal {
+/// Who the request acts as. A JWT is checked in memory (signature, claims, and the revoked
+/// session set); a personal token costs one indexed lookup.
+async fn principal(headers: &HeaderMap, state: &HttpState) -> Result<Principal, AppError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Principal::Anonymous;
+        return Ok(Principal::Anonymous);
     };
     let Some(token) = value
         .to_str()
@@ -280,15 +294,24 @@ fn principal(headers: &HeaderMap, state: &HttpState) -> Principal {
         })
         .map(str::trim)
     else {
-        return Principal::Invalid("use the header `Authorization: Bearer <token>`");
+        return Ok(Principal::Invalid(
+            "use the header `Authorization: Bearer <token>`",
+        ));
     };
-    match state.services.jwt.verify(token) {
+    let services = &state.services;
+    if token.starts_with(PERSONAL_PREFIX) {
+        return services.authenticate_personal_token(token).await;
+    }
+    Ok(match services.jwt.verify(token) {
+        Ok((_, session_id)) if services.revoked.contains(session_id) => {
+            Principal::Invalid("the session has ended")
+        }
         Ok((user_id, session_id)) => Principal::User {
             user_id,
             session_id,
         },
         Err(why) => Principal::Invalid(why),
-    }
+    })
 }
 
 fn client_info(parts: &Parts) -> ClientInfo {

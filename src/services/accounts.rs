@@ -1,16 +1,18 @@
-//! Sign-up, login and the account behind a request.
+//! Sign-up, login with lockout, password changes, and the account behind a request.
 
 use std::collections::BTreeSet;
 
-use chrono::TimeDelta;
+use chrono::{NaiveDateTime, TimeDelta};
+use serde_json::json;
 
+use super::audit::{self, Event, action};
 use super::{ClientInfo, Services};
 use crate::auth::Principal;
 use crate::auth::token::{PlainToken, REFRESH_PREFIX};
-use crate::db::types::{RefreshTokenId, SessionId, UserId, now};
+use crate::db::types::{PersonalTokenId, RefreshTokenId, SessionId, UserId, now};
 use crate::db::users::{NewUser, Profile, User};
-use crate::db::{Conn, roles, sessions, unique_violation, users};
-use crate::domain::{DisplayName, Email, Password};
+use crate::db::{Conn, login_failures, roles, sessions, unique_violation, users};
+use crate::domain::{DisplayName, Email, Password, Permission};
 use crate::error::{AppError, AppResult, FieldError};
 use crate::transaction;
 
@@ -30,17 +32,35 @@ pub struct Registration<'a> {
     pub display_name: Option<&'a str>,
 }
 
-/// The tokens a login hands out, with the account.
+/// The tokens a login or refresh hands out, with the account.
 #[derive(Debug)]
 pub struct AuthGrant {
     /// Signed access token.
     pub access_token: String,
     /// Opaque refresh token, shown once.
     pub refresh_token: String,
-    /// Access token lifetime in seconds.
+    /// Seconds until the access token expires.
     pub expires_in: i64,
     /// The account.
     pub user: User,
+}
+
+/// A refresh token with what its access token is derived from.
+#[derive(Debug)]
+pub(super) struct IssuedRefresh {
+    pub session: SessionId,
+    pub id: RefreshTokenId,
+    pub created_at: NaiveDateTime,
+    pub token: PlainToken,
+}
+
+/// How a request authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    /// An access token of this session.
+    Session(SessionId),
+    /// This personal access token.
+    PersonalToken(PersonalTokenId),
 }
 
 /// The account a request acts as, with its permissions, loaded once per request.
@@ -48,16 +68,32 @@ pub struct AuthGrant {
 pub struct Viewer {
     /// The account.
     pub user: User,
-    /// The session the access token belongs to.
-    pub session_id: SessionId,
-    /// Every permission its roles grant.
+    /// The credential the request carried.
+    pub credential: Credential,
+    /// The permissions in force: those of the account's roles, narrowed to a personal
+    /// token's scopes.
     pub permissions: BTreeSet<String>,
 }
 
 impl Viewer {
-    /// Whether the account holds `permission`.
-    pub fn can(&self, permission: crate::domain::Permission) -> bool {
+    /// Whether the request holds `permission`.
+    pub fn can(&self, permission: Permission) -> bool {
         self.permissions.contains(permission.as_str())
+    }
+
+    /// The session of the access token, if the request used one.
+    pub fn session(&self) -> Option<SessionId> {
+        match self.credential {
+            Credential::Session(id) => Some(id),
+            Credential::PersonalToken(_) => None,
+        }
+    }
+
+    /// `FORBIDDEN` unless the request used a session's access token: some actions (creating
+    /// tokens, changing the password) are not for personal tokens.
+    pub fn require_session(&self, what: &str) -> AppResult<SessionId> {
+        self.session()
+            .ok_or_else(|| AppError::Forbidden(format!("a personal access token cannot {what}")))
     }
 }
 
@@ -70,7 +106,16 @@ pub enum AdminOutcome {
     Promoted(UserId),
 }
 
+/// The outcome of counting a login attempt before any password work.
+enum Attempt {
+    /// Go on; this is the `n`th attempt since the last success or lock.
+    Counted(u32, u32),
+    /// Refused without checking the password.
+    Locked(u64),
+}
+
 const EMAIL_TAKEN: &str = "an account with this email already exists";
+const LOGIN_REFUSED: AppError = AppError::Unauthenticated("invalid email or password");
 
 impl Services {
     /// Creates an account with the `user` role and logs it in.
@@ -86,6 +131,14 @@ impl Services {
             let user = create_account(conn, &email, &hash, display_name.clone()).await?;
             grant_role(conn, user.id, DEFAULT_ROLE).await?;
             let refresh = self.start_session(conn, user.id, client).await?;
+            let event = Event {
+                actor: None,
+                action: action::REGISTER,
+                target: Some(("user", user.id.to_string())),
+                details: Some(json!({ "session": refresh.session.to_string() })),
+                client,
+            };
+            audit::record(conn, event).await?;
             Ok::<_, AppError>((user, refresh))
         })?;
         tracing::info!(user.id = %user.id, "account registered");
@@ -97,7 +150,12 @@ impl Services {
         input: &Registration<'_>,
     ) -> AppResult<(Email, Password, Option<DisplayName>)> {
         let email = Email::parse("email", input.email);
-        let password = Password::parse("password", input.password, self.password_policy());
+        let password = Password::parse(
+            "password",
+            input.password,
+            self.password_policy(),
+            email.as_ref().ok(),
+        );
         let display_name = input
             .display_name
             .map(|name| DisplayName::parse("displayName", name))
@@ -114,18 +172,28 @@ impl Services {
         }
     }
 
-    /// Checks an email and password and opens a session. An unknown email, a wrong password
-    /// and an account that may not sign in get the same answer, in the same time.
+    /// Checks an email and password and opens a session.
+    ///
+    /// Every attempt is first counted against the normalised email — atomically and before
+    /// any argon2 work, so parallel guesses cannot slip past the threshold — whether or not
+    /// an account exists. An unknown email, a wrong password and an account that may not
+    /// sign in get the same answer, in the same time.
     pub async fn login(
         &self,
         email: &str,
         password: &str,
         client: &ClientInfo,
     ) -> AppResult<AuthGrant> {
-        const REFUSED: AppError = AppError::Unauthenticated("invalid email or password");
-        let email = Email::parse("email", email).ok();
+        let parsed = Email::parse("email", email).ok();
+        let key = parsed
+            .as_ref()
+            .map_or_else(|| email.trim().to_lowercase(), |e| e.as_str().to_owned());
         let mut db = self.db.get().await?;
-        let user = match &email {
+        let (attempt, lock_count) = match self.count_attempt(&mut db, &key).await? {
+            Attempt::Locked(retry_after) => return Err(AppError::AccountLocked { retry_after }),
+            Attempt::Counted(n, locks) => (n, locks),
+        };
+        let user = match &parsed {
             Some(email) => users::find_user_by_email(&mut db.conn(), email.as_str()).await?,
             None => None,
         };
@@ -133,12 +201,44 @@ impl Services {
         let matches = self.passwords.verify(password, hash).await?;
         let user = match user {
             Some(user) if matches && user.can_sign_in() => user,
-            _ => return Err(REFUSED),
+            user => {
+                return Err(self
+                    .fail_login(
+                        &mut db,
+                        &key,
+                        attempt,
+                        lock_count,
+                        user.map(|u| u.id),
+                        client,
+                    )
+                    .await?);
+            }
+        };
+        let rehash = if self.passwords.needs_rehash(&user.password_hash) {
+            Some(self.passwords.hash(&Password::verified(password)).await?)
+        } else {
+            None
         };
         let at = now();
         let refresh = transaction!(&mut db, |conn| {
+            login_failures::clear(conn, &key).await?;
             users::record_login(conn, user.id, at).await?;
-            self.start_session(conn, user.id, client).await
+            if let Some(hash) = &rehash {
+                users::set_password_hash(conn, user.id, hash, at).await?;
+            }
+            let refresh = self.start_session(conn, user.id, client).await?;
+            let event = Event {
+                actor: Some(user.id),
+                action: action::LOGIN,
+                target: Some(("user", user.id.to_string())),
+                details: Some(json!({
+                    "session": refresh.session.to_string(),
+                    "passwordHashUpgraded": rehash.is_some(),
+                })),
+                client,
+            };
+            audit::record(conn, event).await?;
+            Ok::<_, AppError>(refresh)
         })?;
         tracing::info!(user.id = %user.id, "logged in");
         self.grant(
@@ -150,54 +250,187 @@ impl Services {
         )
     }
 
+    async fn count_attempt(&self, db: &mut crate::db::DbConn, key: &str) -> AppResult<Attempt> {
+        let at = now();
+        let threshold = self.config.lockout_threshold;
+        let durations = &self.config.lockout_durations;
+        transaction!(db, |conn| {
+            let row = login_failures::count_attempt(conn, key, at).await?;
+            let locks = u32::try_from(row.lock_count).unwrap_or(u32::MAX);
+            let mut attempt = u32::try_from(row.failures).unwrap_or(u32::MAX);
+            if let Some(until) = row.locked_until {
+                if until > at {
+                    return Ok(Attempt::Locked(seconds_until(at, until)));
+                }
+                login_failures::restart_count(conn, key).await?;
+                attempt = 1;
+            }
+            if attempt > threshold {
+                // The threshold's worth of attempts are still being checked; the lock they
+                // set will last this long.
+                let next = durations.nth_or_last(locks as usize).as_secs();
+                return Ok(Attempt::Locked(next));
+            }
+            Ok::<_, AppError>(Attempt::Counted(attempt, locks))
+        })
+    }
+
+    /// Records a failed login, locks the email when this was the last allowed attempt, and
+    /// returns the error for the client.
+    async fn fail_login(
+        &self,
+        db: &mut crate::db::DbConn,
+        key: &str,
+        attempt: u32,
+        lock_count: u32,
+        user: Option<UserId>,
+        client: &ClientInfo,
+    ) -> AppResult<AppError> {
+        let at = now();
+        let lock_for = (attempt >= self.config.lockout_threshold).then(|| {
+            self.config
+                .lockout_durations
+                .nth_or_last(lock_count as usize)
+        });
+        transaction!(db, |conn| {
+            let target = user.map(|id| ("user", id.to_string()));
+            let event = Event {
+                actor: None,
+                action: action::LOGIN_FAILED,
+                target: target.clone(),
+                details: Some(json!({ "attempt": attempt })),
+                client,
+            };
+            audit::record(conn, event).await?;
+            if let Some(duration) = lock_for {
+                login_failures::lock(conn, key, at + delta(duration)?).await?;
+                let event = Event {
+                    actor: None,
+                    action: action::ACCOUNT_LOCKED,
+                    target,
+                    details: Some(json!({ "seconds": duration.as_secs(), "lock": lock_count + 1 })),
+                    client,
+                };
+                audit::record(conn, event).await?;
+            }
+            Ok::<_, AppError>(())
+        })?;
+        Ok(match lock_for {
+            Some(duration) => {
+                tracing::warn!(
+                    lock = lock_count + 1,
+                    seconds = duration.as_secs(),
+                    "login locked"
+                );
+                AppError::AccountLocked {
+                    retry_after: duration.as_secs(),
+                }
+            }
+            None => LOGIN_REFUSED,
+        })
+    }
+
+    /// Changes the caller's password and revokes every other session.
+    pub async fn change_password(
+        &self,
+        viewer: &Viewer,
+        current: &str,
+        new: &str,
+        client: &ClientInfo,
+    ) -> AppResult<()> {
+        let session = viewer.require_session("change the password")?;
+        let email = Email::parse("email", &viewer.user.email).ok();
+        let password = Password::parse("newPassword", new, self.password_policy(), email.as_ref())
+            .map_err(|e| AppError::BadUserInput(vec![e]))?;
+        if !self
+            .passwords
+            .verify(current, Some(&viewer.user.password_hash))
+            .await?
+        {
+            return Err(AppError::bad_field(
+                "currentPassword",
+                "is not your current password",
+            ));
+        }
+        if current == new {
+            return Err(AppError::bad_field(
+                "newPassword",
+                "must differ from the current password",
+            ));
+        }
+        let hash = self.passwords.hash(&password).await?;
+        let at = now();
+        let user = viewer.user.id;
+        let mut db = self.db.get().await?;
+        let revoked = transaction!(&mut db, |conn| {
+            users::set_password_hash(conn, user, &hash, at).await?;
+            let revoked = sessions::revoke_sessions_of(conn, user, Some(session), at).await?;
+            let event = Event {
+                actor: Some(user),
+                action: action::PASSWORD_CHANGED,
+                target: Some(("user", user.to_string())),
+                details: Some(json!({ "sessionsRevoked": revoked.len() })),
+                client,
+            };
+            audit::record(conn, event).await?;
+            Ok::<_, AppError>(revoked)
+        })?;
+        self.revoked.insert(revoked);
+        tracing::info!(user.id = %user, "password changed");
+        Ok(())
+    }
+
     /// Opens a session for `user` and returns its first refresh token.
     async fn start_session(
         &self,
         conn: &mut Conn<'_>,
         user: UserId,
         client: &ClientInfo,
-    ) -> AppResult<(SessionId, PlainToken)> {
+    ) -> AppResult<IssuedRefresh> {
         let at = now();
         let session = SessionId::new();
+        let expires_at = at + delta(self.config.session_ttl)?;
         sessions::insert_session(
             conn,
             &sessions::NewSession {
                 id: session,
                 user_id: user,
                 created_at: at,
-                expires_at: at + delta(self.config.session_ttl)?,
+                expires_at,
                 user_agent: client.user_agent.as_deref(),
                 ip: client.ip.as_deref(),
             },
         )
         .await?;
         let token = PlainToken::generate(REFRESH_PREFIX);
+        let id = RefreshTokenId::new();
         sessions::insert_refresh_token(
             conn,
             &sessions::NewRefreshToken {
-                id: RefreshTokenId::new(),
+                id,
                 session_id: session,
                 token_hash: token.hashed().as_bytes(),
                 created_at: at,
-                expires_at: at + delta(self.config.refresh_token_ttl)?,
+                expires_at: (at + delta(self.config.refresh_token_ttl)?).min(expires_at),
             },
         )
         .await?;
-        Ok((session, token))
+        Ok(IssuedRefresh {
+            session,
+            id,
+            created_at: at,
+            token,
+        })
     }
 
-    fn grant(
-        &self,
-        user: User,
-        (session, refresh): (SessionId, PlainToken),
-    ) -> AppResult<AuthGrant> {
+    pub(super) fn grant(&self, user: User, refresh: IssuedRefresh) -> AppResult<AuthGrant> {
         let access = self
             .jwt
-            .issue(user.id, session)
+            .issue(user.id, refresh.session, refresh.id.0, refresh.created_at)
             .map_err(AppError::internal)?;
         Ok(AuthGrant {
             access_token: access.token,
-            refresh_token: refresh.expose(),
+            refresh_token: refresh.token.expose(),
             expires_in: access.expires_in,
             user,
         })
@@ -206,7 +439,7 @@ impl Services {
     /// The account and permissions behind `principal`; `UNAUTHENTICATED` when there is none
     /// or it may no longer sign in.
     pub async fn viewer(&self, principal: &Principal) -> AppResult<Viewer> {
-        let (user_id, session_id) = match principal {
+        let (user_id, credential, scopes) = match principal {
             Principal::Anonymous => {
                 return Err(AppError::Unauthenticated("authentication required"));
             }
@@ -214,7 +447,12 @@ impl Services {
             Principal::User {
                 user_id,
                 session_id,
-            } => (*user_id, *session_id),
+            } => (*user_id, Credential::Session(*session_id), None),
+            Principal::PersonalToken {
+                user_id,
+                token_id,
+                scopes,
+            } => (*user_id, Credential::PersonalToken(*token_id), Some(scopes)),
         };
         let mut db = self.db.get().await?;
         let mut conn = db.conn();
@@ -226,10 +464,11 @@ impl Services {
             .await?
             .into_iter()
             .flat_map(|(_, role)| role.permission_names())
+            .filter(|p| scopes.is_none_or(|scopes| scopes.contains(p)))
             .collect();
         Ok(Viewer {
             user,
-            session_id,
+            credential,
             permissions,
         })
     }
@@ -242,7 +481,7 @@ impl Services {
             grant_role(&mut db.conn(), user.id, ADMIN_ROLE).await?;
             return Ok(AdminOutcome::Promoted(user.id));
         }
-        let password = Password::parse("password", password, self.password_policy())
+        let password = Password::parse("password", password, self.password_policy(), Some(&email))
             .map_err(|e| AppError::BadUserInput(vec![e]))?;
         let hash = self.passwords.hash(&password).await?;
         let user = transaction!(&mut db, |conn| {
@@ -298,6 +537,11 @@ async fn grant_role(conn: &mut Conn<'_>, user: UserId, role: &str) -> AppResult<
     Ok(())
 }
 
-fn delta(duration: std::time::Duration) -> AppResult<TimeDelta> {
+/// A configured duration as a chrono delta.
+pub(super) fn delta(duration: std::time::Duration) -> AppResult<TimeDelta> {
     TimeDelta::from_std(duration).map_err(AppError::internal)
+}
+
+fn seconds_until(now: NaiveDateTime, until: NaiveDateTime) -> u64 {
+    u64::try_from((until - now).num_seconds().max(1)).unwrap_or(1)
 }

@@ -1,12 +1,16 @@
 //! Business rules. Resolvers call these; they know nothing of HTTP or GraphQL.
 
 pub mod accounts;
+pub mod audit;
+pub mod personal_tokens;
+pub mod sessions;
 pub mod users;
 
 use std::sync::Arc;
 
 use crate::auth::jwt::JwtKeys;
 use crate::auth::password::PasswordHasher;
+use crate::auth::revocation::RevokedSessions;
 use crate::config::Config;
 use crate::db::DbPool;
 use crate::domain::PasswordPolicy;
@@ -25,6 +29,8 @@ pub struct Services {
     pub passwords: PasswordHasher,
     /// Access-token signing and checking.
     pub jwt: Arc<JwtKeys>,
+    /// Sessions whose access tokens are refused.
+    pub revoked: Arc<RevokedSessions>,
 }
 
 impl Services {

@@ -1,9 +1,10 @@
 //! The mutation root, merged from one object per area.
 
 mod auth;
+mod sessions;
 
 use async_graphql::MergedObject;
 
 /// Every mutation.
 #[derive(MergedObject, Default)]
-pub struct Mutation(auth::AuthMutation);
+pub struct Mutation(auth::AuthMutation, sessions::SessionsMutation);

@@ -1,10 +1,15 @@
 //! The query root, merged from one object per area.
 
 mod roles;
+mod sessions;
 mod users;
 
 use async_graphql::MergedObject;
 
 /// Every query.
 #[derive(MergedObject, Default)]
-pub struct Query(users::UsersQuery, roles::RolesQuery);
+pub struct Query(
+    users::UsersQuery,
+    roles::RolesQuery,
+    sessions::SessionsQuery,
+);

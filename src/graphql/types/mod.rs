@@ -4,6 +4,7 @@ pub mod auth;
 pub mod connection;
 pub mod node;
 pub mod role;
+pub mod session;
 pub mod user;
 
 use chrono::{DateTime, NaiveDateTime, Utc};

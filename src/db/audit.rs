@@ -1,0 +1,81 @@
+//! The append-only audit trail. Nothing here updates or deletes a row.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+
+use super::Conn;
+use super::schema::audit_events;
+use super::types::{AuditEventId, UserId};
+use crate::with_conn;
+
+/// A new row of `audit_events`.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = audit_events)]
+pub struct NewAuditEvent<'a> {
+    /// Primary key.
+    pub id: AuditEventId,
+    /// When it happened.
+    pub at: NaiveDateTime,
+    /// Who did it; none for anonymous actions.
+    pub actor_id: Option<UserId>,
+    /// What happened, e.g. `user.login`.
+    pub action: &'a str,
+    /// The kind of thing acted on.
+    pub target_type: Option<&'a str>,
+    /// Its id.
+    pub target_id: Option<&'a str>,
+    /// The client's address.
+    pub ip: Option<&'a str>,
+    /// The client's User-Agent.
+    pub user_agent: Option<&'a str>,
+    /// JSON details; never a secret.
+    pub details: Option<&'a str>,
+}
+
+/// A row of `audit_events`.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = audit_events)]
+pub struct AuditEvent {
+    /// Primary key.
+    pub id: AuditEventId,
+    /// When it happened.
+    pub at: NaiveDateTime,
+    /// Who did it.
+    pub actor_id: Option<UserId>,
+    /// What happened.
+    pub action: String,
+    /// The kind of thing acted on.
+    pub target_type: Option<String>,
+    /// Its id.
+    pub target_id: Option<String>,
+    /// The client's address.
+    pub ip: Option<String>,
+    /// The client's User-Agent.
+    pub user_agent: Option<String>,
+    /// JSON details.
+    pub details: Option<String>,
+}
+
+/// Appends an event.
+pub async fn insert(conn: &mut Conn<'_>, event: &NewAuditEvent<'_>) -> QueryResult<()> {
+    with_conn!(conn, |c| {
+        diesel::insert_into(audit_events::table)
+            .values(event)
+            .execute(c)
+            .await
+    })
+    .map(drop)
+}
+
+/// Events with this action, oldest first (for tests and, later, the audit log).
+pub async fn with_action(conn: &mut Conn<'_>, action: &str) -> QueryResult<Vec<AuditEvent>> {
+    with_conn!(conn, |c| {
+        audit_events::table
+            .filter(audit_events::action.eq(action))
+            .select(AuditEvent::as_select())
+            .order(audit_events::id.asc())
+            .load(c)
+            .await
+    })
+}

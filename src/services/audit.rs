@@ -1,0 +1,74 @@
+//! Writing the audit trail, always inside the transaction of the change it records.
+
+use serde_json::Value;
+
+use super::ClientInfo;
+use crate::db::types::{AuditEventId, UserId, now};
+use crate::db::{Conn, audit};
+use crate::error::AppResult;
+
+/// The actions recorded, as they appear in `AuditEvent.action`.
+pub mod action {
+    /// An account was created by sign-up.
+    pub const REGISTER: &str = "user.register";
+    /// A login succeeded.
+    pub const LOGIN: &str = "user.login";
+    /// A login failed (wrong password, unknown email, inactive account).
+    pub const LOGIN_FAILED: &str = "user.login_failed";
+    /// An email was locked after too many failed logins.
+    pub const ACCOUNT_LOCKED: &str = "user.account_locked";
+    /// A session ended with `logout`.
+    pub const LOGOUT: &str = "user.logout";
+    /// Every session ended with `logoutAll`.
+    pub const LOGOUT_ALL: &str = "user.logout_all";
+    /// One session was revoked with `revokeSession`.
+    pub const SESSION_REVOKED: &str = "session.revoke";
+    /// A retired refresh token came back after the grace window: the session was ended.
+    pub const REFRESH_REUSE_DETECTED: &str = "session.refresh_reuse_detected";
+    /// The password was changed.
+    pub const PASSWORD_CHANGED: &str = "user.password_change";
+    /// A personal access token was created.
+    pub const PAT_CREATED: &str = "pat.create";
+    /// A personal access token was revoked.
+    pub const PAT_REVOKED: &str = "pat.revoke";
+}
+
+/// One event to append.
+#[derive(Debug)]
+pub struct Event<'a> {
+    /// Who acted; `None` for anonymous actions.
+    pub actor: Option<UserId>,
+    /// One of [`action`].
+    pub action: &'static str,
+    /// What was acted on: a kind (`user`, `session`, `pat`, `email`) and an id.
+    pub target: Option<(&'static str, String)>,
+    /// Facts about the change. Never a password, a token or a hash.
+    pub details: Option<Value>,
+    /// Where the request came from.
+    pub client: &'a ClientInfo,
+}
+
+/// Appends `event`.
+pub async fn record(conn: &mut Conn<'_>, event: Event<'_>) -> AppResult<()> {
+    let details = event.details.map(|d| d.to_string());
+    let (target_type, target_id) = match &event.target {
+        Some((kind, id)) => (Some(*kind), Some(id.as_str())),
+        None => (None, None),
+    };
+    audit::insert(
+        conn,
+        &audit::NewAuditEvent {
+            id: AuditEventId::new(),
+            at: now(),
+            actor_id: event.actor,
+            action: event.action,
+            target_type,
+            target_id,
+            ip: event.client.ip.as_deref(),
+            user_agent: event.client.user_agent.as_deref(),
+            details: details.as_deref(),
+        },
+    )
+    .await?;
+    Ok(())
+}

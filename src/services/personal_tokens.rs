@@ -1,0 +1,168 @@
+//! Personal access tokens: created by their owner, scoped to a subset of the owner's
+//! permissions, shown once, stored as SHA-256.
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use super::accounts::Viewer;
+use super::audit::{self, Event, action};
+use super::{ClientInfo, Services};
+use crate::auth::Principal;
+use crate::auth::token::{HashedToken, PERSONAL_PREFIX, PlainToken};
+use crate::db::personal_tokens::{self, NewPersonalToken, PersonalToken};
+use crate::db::types::{PersonalTokenId, now};
+use crate::domain::Permission;
+use crate::error::{AppError, AppResult, FieldError};
+use crate::transaction;
+
+/// How often `lastUsedAt` is written at most, per token: a write per request would cost more
+/// than the information is worth.
+const TOUCH_EVERY_SECS: i64 = 60;
+
+/// What `createPersonalAccessToken` is given.
+#[derive(Debug)]
+pub struct NewTokenRequest<'a> {
+    /// A label, 1 to 100 characters.
+    pub name: &'a str,
+    /// Permission names.
+    pub scopes: &'a [String],
+    /// When the token stops working.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl Services {
+    /// Creates a personal access token for the caller; returns it (shown once) and its row.
+    pub async fn create_personal_token(
+        &self,
+        viewer: &Viewer,
+        request: NewTokenRequest<'_>,
+        client: &ClientInfo,
+    ) -> AppResult<(String, PersonalToken)> {
+        viewer.require_session("create personal access tokens")?;
+        let at = now();
+        let mut errors = Vec::new();
+        let name = request.name.trim();
+        if name.is_empty() || name.chars().count() > 100 {
+            errors.push(FieldError::new("name", "must be 1 to 100 characters long"));
+        }
+        let unknown: Vec<&str> = request
+            .scopes
+            .iter()
+            .map(String::as_str)
+            .filter(|s| !Permission::ALL.iter().any(|p| p.as_str() == *s))
+            .collect();
+        if !unknown.is_empty() {
+            errors.push(FieldError::new(
+                "scopes",
+                format!("unknown permissions: {}", unknown.join(", ")),
+            ));
+        }
+        let expires_at = request.expires_at.map(|t| t.naive_utc());
+        if expires_at.is_some_and(|t| t <= at) {
+            errors.push(FieldError::new("expiresAt", "must be in the future"));
+        }
+        if !errors.is_empty() {
+            return Err(AppError::BadUserInput(errors));
+        }
+        if let Some(missing) = request
+            .scopes
+            .iter()
+            .find(|s| !viewer.permissions.contains(*s))
+        {
+            return Err(AppError::Forbidden(format!(
+                "a token cannot have `{missing}`: you do not hold that permission"
+            )));
+        }
+        let mut scopes = request.scopes.to_vec();
+        scopes.sort();
+        scopes.dedup();
+        let scopes_json = serde_json::to_string(&scopes).map_err(AppError::internal)?;
+        let token = PlainToken::generate(PERSONAL_PREFIX);
+        let user = viewer.user.id;
+        let mut db = self.db.get().await?;
+        let row = transaction!(&mut db, |conn| {
+            let row = personal_tokens::insert(
+                conn,
+                &NewPersonalToken {
+                    id: PersonalTokenId::new(),
+                    user_id: user,
+                    name,
+                    scopes: &scopes_json,
+                    token_hash: token.hashed().as_bytes(),
+                    created_at: at,
+                    expires_at,
+                },
+            )
+            .await?;
+            let event = Event {
+                actor: Some(user),
+                action: action::PAT_CREATED,
+                target: Some(("pat", row.id.to_string())),
+                details: Some(json!({ "name": name, "scopes": scopes })),
+                client,
+            };
+            audit::record(conn, event).await?;
+            Ok::<_, AppError>(row)
+        })?;
+        Ok((token.expose(), row))
+    }
+
+    /// The caller's tokens that are not revoked.
+    pub async fn my_personal_tokens(&self, viewer: &Viewer) -> AppResult<Vec<PersonalToken>> {
+        let mut db = self.db.get().await?;
+        Ok(personal_tokens::list_of(&mut db.conn(), viewer.user.id).await?)
+    }
+
+    /// Revokes one of the caller's tokens; `NOT_FOUND` for anyone else's.
+    pub async fn revoke_personal_token(
+        &self,
+        viewer: &Viewer,
+        id: PersonalTokenId,
+        client: &ClientInfo,
+    ) -> AppResult<()> {
+        let user = viewer.user.id;
+        let mut db = self.db.get().await?;
+        transaction!(&mut db, |conn| {
+            if !personal_tokens::revoke(conn, id, user, now()).await? {
+                return Err(AppError::NotFound("personal access token"));
+            }
+            let event = Event {
+                actor: Some(user),
+                action: action::PAT_REVOKED,
+                target: Some(("pat", id.to_string())),
+                details: None,
+                client,
+            };
+            audit::record(conn, event).await?;
+            Ok::<_, AppError>(())
+        })
+    }
+
+    /// The principal of a `ugp_` bearer token, or why it is refused.
+    pub async fn authenticate_personal_token(&self, token: &str) -> AppResult<Principal> {
+        let hash = HashedToken::of(token);
+        let at = now();
+        let mut db = self.db.get().await?;
+        let mut conn = db.conn();
+        let Some(row) = personal_tokens::find_by_hash(&mut conn, hash.as_bytes()).await? else {
+            return Ok(Principal::Invalid("unknown personal access token"));
+        };
+        if row.revoked_at.is_some() {
+            return Ok(Principal::Invalid("personal access token revoked"));
+        }
+        if row.expires_at.is_some_and(|t| t <= at) {
+            return Ok(Principal::Invalid("personal access token expired"));
+        }
+        if row
+            .last_used_at
+            .is_none_or(|t| (at - t).num_seconds() >= TOUCH_EVERY_SECS)
+        {
+            personal_tokens::touch(&mut conn, row.id, at).await?;
+        }
+        Ok(Principal::PersonalToken {
+            user_id: row.user_id,
+            token_id: row.id,
+            scopes: row.scope_names(),
+        })
+    }
+}
