@@ -187,6 +187,9 @@ impl From<&AppError> for async_graphql::Error {
                         to_value(&[FieldError::new(*field, message.clone())]),
                     );
                 }
+                AppError::AccountLocked { retry_after } => {
+                    ext.set("retryAfter", *retry_after);
+                }
                 _ => {}
             }
         })
@@ -220,6 +223,10 @@ mod tests {
                 "CONFLICT",
             ),
             (
+                AppError::AccountLocked { retry_after: 60 },
+                "ACCOUNT_LOCKED",
+            ),
+            (
                 AppError::ServiceUnavailable(anyhow::anyhow!("down")),
                 "SERVICE_UNAVAILABLE",
             ),
@@ -231,6 +238,13 @@ mod tests {
         for (error, code) in cases {
             assert_eq!(error.code().as_str(), code);
         }
+    }
+
+    #[test]
+    fn locks_say_when_to_retry() {
+        let error: async_graphql::Error = AppError::AccountLocked { retry_after: 60 }.into();
+        let retry = error.extensions.as_ref().and_then(|e| e.get("retryAfter"));
+        assert_eq!(retry, Some(&async_graphql::Value::from(60)));
     }
 
     #[test]

@@ -239,25 +239,23 @@ impl TestApp {
     }
 
     async fn build(dir: Arc<TempDir>, db: Arc<TestDb>, extra: Vec<String>) -> Self {
-        let mut args: Vec<String> = [
-            "usergraph",
-            "--data-dir",
-            &dir.path().display().to_string(),
-            "--database-url",
-            &db.url,
+        let dir_arg = dir.path().display().to_string();
+        let defaults = [
+            ("--data-dir", dir_arg.as_str()),
+            ("--database-url", db.url.as_str()),
             // Cheap hashing keeps the suite fast; production defaults are OWASP's.
-            "--argon2-memory-kib",
-            "64",
-            "--argon2-iterations",
-            "1",
-            "--db-pool-size",
-            "5",
-            "--log",
-            "warn",
-        ]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect();
+            ("--argon2-memory-kib", "64"),
+            ("--argon2-iterations", "1"),
+            ("--db-pool-size", "5"),
+            ("--log", "warn"),
+        ];
+        let mut args = vec!["usergraph".to_owned()];
+        for (flag, value) in defaults {
+            // A test's own setting replaces the default.
+            if !extra.iter().any(|e| e == flag) {
+                args.extend([flag.to_owned(), value.to_owned()]);
+            }
+        }
         args.extend(extra.iter().cloned());
         let config = Cli::try_parse_from(&args)
             .expect("test configuration")
@@ -276,6 +274,67 @@ impl TestApp {
     pub async fn restart(self) -> Self {
         let Self { dir, db, extra, .. } = self;
         Self::build(dir, db, extra).await
+    }
+
+    /// Restarts with other extra settings.
+    pub async fn restart_with(self, extra: &[&str]) -> Self {
+        let Self { dir, db, .. } = self;
+        Self::build(dir, db, extra.iter().map(|s| (*s).to_owned()).collect()).await
+    }
+
+    /// A second instance on the same database and data directory, as behind a load balancer.
+    pub async fn twin(&self) -> Self {
+        Self::build(self.dir.clone(), self.db.clone(), self.extra.clone()).await
+    }
+
+    /// Runs a statement on the app's database (to move clocks or roles behind its back).
+    pub async fn exec(&self, sql: &str) {
+        let mut db = self.services.db.get().await.expect("connection");
+        let mut conn = db.conn();
+        usergraph::with_conn!(&mut conn, |c| diesel::sql_query(sql).execute(c).await).expect(sql);
+    }
+
+    /// The audit events with this action, oldest first.
+    pub async fn audit(&self, action: &str) -> Vec<usergraph::db::audit::AuditEvent> {
+        let mut db = self.services.db.get().await.expect("connection");
+        usergraph::db::audit::with_action(&mut db.conn(), action)
+            .await
+            .expect("audit query")
+    }
+
+    /// Calls `refreshToken`; returns the whole answer.
+    pub async fn refresh(&self, refresh_token: &str) -> Value {
+        self.gql(
+            "mutation($t: String!) { refreshToken(refreshToken: $t) { accessToken refreshToken expiresIn user { id } } }",
+            json!({ "t": refresh_token }),
+            None,
+        )
+        .await
+    }
+
+    /// Logs in and returns the whole `login` payload (access and refresh token).
+    pub async fn login_pair(&self, email: &str, user_agent: &str) -> (String, String) {
+        let answer = self
+            .gql_as(
+                "mutation($email: String!, $password: String!) {
+                    login(input: { email: $email, password: $password }) { accessToken refreshToken }
+                }",
+                json!({ "email": email, "password": PASSWORD }),
+                None,
+                user_agent,
+            )
+            .await;
+        let login = &answer["data"]["login"];
+        (
+            login["accessToken"]
+                .as_str()
+                .unwrap_or_else(|| panic!("login failed: {answer}"))
+                .to_owned(),
+            login["refreshToken"]
+                .as_str()
+                .expect("refresh token")
+                .to_owned(),
+        )
     }
 
     /// The data directory.
@@ -300,10 +359,23 @@ impl TestApp {
 
     /// Posts a GraphQL operation and returns the JSON answer.
     pub async fn gql(&self, query: &str, variables: Value, token: Option<&str>) -> Value {
+        self.gql_as(query, variables, token, "usergraph-tests")
+            .await
+    }
+
+    /// Like [`gql`](Self::gql) with a User-Agent, as from another device.
+    pub async fn gql_as(
+        &self,
+        query: &str,
+        variables: Value,
+        token: Option<&str>,
+        user_agent: &str,
+    ) -> Value {
         let body = json!({ "query": query, "variables": variables });
         let mut request = Request::post("/graphql")
             .header("content-type", "application/json")
-            .header("accept", "application/json");
+            .header("accept", "application/json")
+            .header("user-agent", user_agent);
         if let Some(token) = token {
             request = request.header("authorization", format!("Bearer {token}"));
         }

@@ -1,0 +1,138 @@
+//! Account lockout: counted per normalised email before any argon2 work, growing locks.
+
+use serde_json::{Value, json};
+
+use crate::both_backends;
+use crate::helpers::{Backend, PASSWORD, TestApp, error_code};
+
+both_backends!(
+    five_failures_lock_the_email,
+    unknown_emails_lock_the_same_way,
+    parallel_guesses_cannot_pass_the_threshold,
+);
+
+async fn login(app: &TestApp, email: &str, password: &str) -> Value {
+    app.gql(
+        "mutation($e: String!, $p: String!) { login(input: { email: $e, password: $p }) { accessToken } }",
+        json!({ "e": email, "p": password }),
+        None,
+    )
+    .await
+}
+
+fn retry_after(answer: &Value) -> u64 {
+    answer["errors"][0]["extensions"]["retryAfter"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no retryAfter: {answer}"))
+}
+
+async fn five_failures_lock_the_email(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    app.register("target@example.com").await;
+    // A success resets the counter.
+    for _ in 0..4 {
+        assert_eq!(
+            error_code(&login(&app, "target@example.com", "wrong password here").await),
+            "UNAUTHENTICATED"
+        );
+    }
+    app.login("target@example.com", PASSWORD).await;
+    for attempt in 1..=4 {
+        // Letter-case variants share one counter.
+        let email = if attempt % 2 == 0 {
+            "TARGET@example.com"
+        } else {
+            "target@Example.com"
+        };
+        assert_eq!(
+            error_code(&login(&app, email, "wrong password here").await),
+            "UNAUTHENTICATED"
+        );
+    }
+    let fifth = login(&app, "target@example.com", "wrong password here").await;
+    assert_eq!(error_code(&fifth), "ACCOUNT_LOCKED", "{fifth}");
+    assert_eq!(retry_after(&fifth), 60);
+    // Even the right password is refused while locked, without being checked.
+    let locked = login(&app, "target@example.com", PASSWORD).await;
+    assert_eq!(error_code(&locked), "ACCOUNT_LOCKED");
+    assert!((1..=60).contains(&retry_after(&locked)));
+    assert_eq!(app.audit("user.account_locked").await.len(), 1);
+
+    // When the lock ends, counting starts again and the next lock lasts longer.
+    app.exec("UPDATE login_failures SET locked_until = '2000-01-01 00:00:00'")
+        .await;
+    for _ in 0..4 {
+        assert_eq!(
+            error_code(&login(&app, "target@example.com", "wrong password here").await),
+            "UNAUTHENTICATED"
+        );
+    }
+    let second = login(&app, "target@example.com", "wrong password here").await;
+    assert_eq!(retry_after(&second), 300);
+
+    app.exec("UPDATE login_failures SET locked_until = '2000-01-01 00:00:00'")
+        .await;
+    app.login("target@example.com", PASSWORD).await;
+}
+
+async fn unknown_emails_lock_the_same_way(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let mut answers = Vec::new();
+    for _ in 0..6 {
+        answers.push(login(&app, "ghost@example.com", "some password or other").await);
+    }
+    let codes: Vec<&str> = answers.iter().map(error_code).collect();
+    assert_eq!(
+        codes,
+        [
+            "UNAUTHENTICATED",
+            "UNAUTHENTICATED",
+            "UNAUTHENTICATED",
+            "UNAUTHENTICATED",
+            "ACCOUNT_LOCKED",
+            "ACCOUNT_LOCKED"
+        ]
+    );
+    // Other emails are not affected.
+    app.register("real@example.com").await;
+    app.login("real@example.com", PASSWORD).await;
+}
+
+async fn parallel_guesses_cannot_pass_the_threshold(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    app.register("busy@example.com").await;
+    let guesses = (0..20).map(|i| {
+        let app = &app;
+        async move {
+            login(
+                app,
+                "busy@example.com",
+                &format!("guess number {i} is wrong"),
+            )
+            .await
+        }
+    });
+    let answers = futures_util::future::join_all(guesses).await;
+    let locked = answers
+        .iter()
+        .filter(|a| error_code(a) == "ACCOUNT_LOCKED")
+        .count();
+    let refused = answers
+        .iter()
+        .filter(|a| error_code(a) == "UNAUTHENTICATED")
+        .count();
+    assert_eq!(locked + refused, 20);
+    assert!(locked >= 15, "{answers:?}");
+    // No more than five passwords were checked: one failure is recorded per check.
+    assert_eq!(app.audit("user.login_failed").await.len(), 5);
+    assert_eq!(
+        error_code(&login(&app, "busy@example.com", PASSWORD).await),
+        "ACCOUNT_LOCKED"
+    );
+}
