@@ -133,6 +133,29 @@ pub struct Config {
           value_parser = parse_durations, global = true)]
     pub lockout_durations: Durations,
 
+    /// How long a password reset token stays valid.
+    #[arg(long, env = "USERGRAPH_PASSWORD_RESET_TTL", default_value = "1h", value_parser = parse_duration, global = true)]
+    pub password_reset_ttl: Duration,
+
+    /// Directory outgoing mail is written to as `.eml` files. Default: `outbox` in the data
+    /// directory.
+    #[arg(long, env = "USERGRAPH_MAIL_OUTBOX", global = true)]
+    pub mail_outbox: Option<PathBuf>,
+
+    /// Sender of outgoing mail.
+    #[arg(
+        long,
+        env = "USERGRAPH_MAIL_FROM",
+        default_value = "usergraph <no-reply@localhost>",
+        global = true
+    )]
+    pub mail_from: String,
+
+    /// Page of your app that completes a password reset; the mail links to it with
+    /// `?token=…` appended. Without it the mail shows the token alone.
+    #[arg(long, env = "USERGRAPH_PASSWORD_RESET_URL", global = true)]
+    pub password_reset_url: Option<String>,
+
     /// `iss` claim of access tokens.
     #[arg(
         long,
@@ -270,6 +293,13 @@ impl Config {
         self.jwt_key_file
             .clone()
             .unwrap_or_else(|| self.data_dir.join("jwt-ed25519.pem"))
+    }
+
+    /// Where outgoing mail is written.
+    pub fn mail_outbox_path(&self) -> PathBuf {
+        self.mail_outbox
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("outbox"))
     }
 
     /// Checks what clap's parsers cannot: relations between settings.

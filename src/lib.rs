@@ -8,6 +8,7 @@ pub mod domain;
 pub mod error;
 pub mod graphql;
 pub mod http;
+pub mod mail;
 pub mod services;
 
 use std::sync::Arc;
@@ -48,6 +49,7 @@ pub async fn build_services(config: Config) -> anyhow::Result<Services> {
     let db = DbPool::connect(&url, config.db_pool_size, config.db_timeout).await?;
     let jwt = JwtKeys::load_or_generate(&config)?;
     let passwords = PasswordHasher::new(&config).await?;
+    let mailer = mail::Mailer::new(config.mail_outbox_path(), &config.mail_from)?;
     let revoked = Arc::new(RevokedSessions::new(config.access_token_ttl));
     revoked
         .reload(&db)
@@ -60,6 +62,7 @@ pub async fn build_services(config: Config) -> anyhow::Result<Services> {
         passwords,
         jwt: Arc::new(jwt),
         revoked,
+        mailer,
     })
 }
 

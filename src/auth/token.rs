@@ -9,6 +9,8 @@ use sha2::{Digest as _, Sha256};
 pub const REFRESH_PREFIX: &str = "ugr_";
 /// Prefix of personal access tokens.
 pub const PERSONAL_PREFIX: &str = "ugp_";
+/// Prefix of password reset tokens.
+pub const RESET_PREFIX: &str = "ugpr_";
 
 /// A token as handed to a client, once.
 pub struct PlainToken(String);

@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod login_failures;
+pub mod password_resets;
 pub mod personal_tokens;
 pub mod roles;
 pub mod schema;

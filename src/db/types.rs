@@ -112,6 +112,10 @@ id_type!(
     PersonalTokenId
 );
 id_type!(
+    /// The id of a password reset token.
+    PasswordResetId
+);
+id_type!(
     /// The id of an audit event.
     AuditEventId
 );

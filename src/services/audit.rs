@@ -27,6 +27,10 @@ pub mod action {
     pub const REFRESH_REUSE_DETECTED: &str = "session.refresh_reuse_detected";
     /// The password was changed.
     pub const PASSWORD_CHANGED: &str = "user.password_change";
+    /// A password reset was asked for (recorded only for existing accounts).
+    pub const PASSWORD_RESET_REQUESTED: &str = "user.password_reset_request";
+    /// The password was reset with an emailed token.
+    pub const PASSWORD_RESET: &str = "user.password_reset";
     /// A personal access token was created.
     pub const PAT_CREATED: &str = "pat.create";
     /// A personal access token was revoked.

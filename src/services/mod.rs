@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod password_reset;
 pub mod personal_tokens;
 pub mod sessions;
 pub mod users;
@@ -31,6 +32,8 @@ pub struct Services {
     pub jwt: Arc<JwtKeys>,
     /// Sessions whose access tokens are refused.
     pub revoked: Arc<RevokedSessions>,
+    /// Outbound mail.
+    pub mailer: crate::mail::Mailer,
 }
 
 impl Services {

@@ -9,6 +9,8 @@ both_backends!(
     common_passwords_and_the_email_are_refused,
     change_password_revokes_other_sessions,
     old_hashes_are_upgraded_at_login,
+    password_reset_by_mail_works_while_locked,
+    deactivated_and_deleted_accounts_lose_access_at_once,
 );
 
 const REGISTER: &str = "mutation($e: String!, $p: String!) { register(input: { email: $e, password: $p }) { accessToken } }";
@@ -144,4 +146,101 @@ async fn old_hashes_are_upgraded_at_login(backend: Backend) {
         "{upgraded}"
     );
     app.login("legacy@example.com", PASSWORD).await;
+}
+
+/// Waits for the reset mails in the outbox and returns their tokens.
+async fn mailed_tokens(app: &TestApp, expected: usize) -> Vec<String> {
+    let outbox = app.data_dir().join("outbox");
+    let started = std::time::Instant::now();
+    loop {
+        let mut tokens = Vec::new();
+        for entry in std::fs::read_dir(&outbox).unwrap() {
+            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            if let Some(at) = text.find("ugpr_") {
+                let token: String = text[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+                    .collect();
+                tokens.push(token);
+            }
+        }
+        if tokens.len() >= expected {
+            return tokens;
+        }
+        assert!(started.elapsed().as_secs() < 10, "no reset mail arrived");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+async fn password_reset_by_mail_works_while_locked(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let (access, _) = app.user("forgetful@example.com").await;
+    for _ in 0..5 {
+        app.gql(
+            "mutation { login(input: { email: \"forgetful@example.com\", password: \"not it at all, sorry\" }) { accessToken } }",
+            json!({}),
+            None,
+        )
+        .await;
+    }
+    const REQUEST: &str = "mutation($e: String!) { requestPasswordReset(email: $e) }";
+    for email in ["Forgetful@Example.com", "nobody@example.com"] {
+        let answer = app.gql(REQUEST, json!({ "e": email }), None).await;
+        assert_eq!(answer["data"]["requestPasswordReset"], true);
+    }
+    let tokens = mailed_tokens(&app, 1).await;
+    assert_eq!(tokens.len(), 1, "only the existing account gets mail");
+    let token = &tokens[0];
+
+    const RESET: &str =
+        "mutation($t: String!, $p: String!) { resetPassword(token: $t, newPassword: $p) }";
+    let weak = app
+        .gql(RESET, json!({ "t": token, "p": "short" }), None)
+        .await;
+    assert_eq!(error_fields(&weak), ["newPassword"]);
+    let new = "remembered at last, truly";
+    let done = app.gql(RESET, json!({ "t": token, "p": new }), None).await;
+    assert_eq!(done["data"]["resetPassword"], true, "{done}");
+    assert_eq!(
+        error_code(&app.gql("{ me { id } }", json!({}), Some(&access)).await),
+        "UNAUTHENTICATED"
+    );
+    // The lock is lifted and the new password works; the token is spent.
+    app.login("forgetful@example.com", new).await;
+    let again = app
+        .gql(
+            RESET,
+            json!({ "t": token, "p": "yet another passphrase" }),
+            None,
+        )
+        .await;
+    assert_eq!(error_fields(&again), ["token"]);
+    assert_eq!(app.audit("user.password_reset").await.len(), 1);
+}
+
+async fn deactivated_and_deleted_accounts_lose_access_at_once(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let payload = app.register("leaving@example.com").await;
+    let access = payload["accessToken"].as_str().unwrap();
+    let refresh = payload["refreshToken"].as_str().unwrap();
+    app.exec("UPDATE users SET is_active = (1 = 0)").await;
+    assert_eq!(
+        error_code(&app.gql("{ me { id } }", json!({}), Some(access)).await),
+        "UNAUTHENTICATED"
+    );
+    assert_eq!(error_code(&app.refresh(refresh).await), "UNAUTHENTICATED");
+    app.exec("UPDATE users SET is_active = (1 = 1), deleted_at = '2020-01-01 00:00:00'")
+        .await;
+    assert_eq!(
+        error_code(&app.gql("{ me { id } }", json!({}), Some(access)).await),
+        "UNAUTHENTICATED"
+    );
+    let login = app
+        .gql("mutation($p: String!) { login(input: { email: \"leaving@example.com\", password: $p }) { accessToken } }", json!({ "p": PASSWORD }), None)
+        .await;
+    assert_eq!(error_code(&login), "UNAUTHENTICATED");
 }

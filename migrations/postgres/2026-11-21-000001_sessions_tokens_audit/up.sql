@@ -26,6 +26,18 @@ CREATE TABLE login_failures (
     last_failure_at TIMESTAMP NOT NULL
 );
 
+-- Single-use password reset tokens, stored only as SHA-256.
+CREATE TABLE password_reset_tokens (
+    id         UUID PRIMARY KEY,
+    user_id    UUID NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    token_hash BYTEA NOT NULL,
+    created_at TIMESTAMP NOT NULL,
+    expires_at TIMESTAMP NOT NULL,
+    used_at    TIMESTAMP,
+    CONSTRAINT password_reset_tokens_token_hash_key UNIQUE (token_hash)
+);
+CREATE INDEX password_reset_tokens_user_id_idx ON password_reset_tokens (user_id);
+
 -- Append-only. No foreign keys: rows outlive the accounts they mention.
 CREATE TABLE audit_events (
     id          UUID PRIMARY KEY,

@@ -26,6 +26,18 @@ CREATE TABLE login_failures (
     last_failure_at TEXT NOT NULL
 );
 
+-- Single-use password reset tokens, stored only as SHA-256.
+CREATE TABLE password_reset_tokens (
+    id         TEXT PRIMARY KEY,
+    user_id    TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    token_hash BLOB NOT NULL,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    used_at    TEXT,
+    CONSTRAINT password_reset_tokens_token_hash_key UNIQUE (token_hash)
+);
+CREATE INDEX password_reset_tokens_user_id_idx ON password_reset_tokens (user_id);
+
 -- Append-only. No foreign keys: rows outlive the accounts they mention.
 CREATE TABLE audit_events (
     id          TEXT PRIMARY KEY,

@@ -117,4 +117,25 @@ impl SessionsMutation {
             .await?;
         Ok(true)
     }
+
+    /// Mails a single-use reset token if an active account has this email. Always true, at
+    /// once: the answer tells nothing about which emails have accounts.
+    async fn request_password_reset(&self, ctx: &Context<'_>, email: String) -> bool {
+        context::services(ctx).request_password_reset(&email, context::client(ctx));
+        true
+    }
+
+    /// Sets a new password with a mailed reset token. Every session ends and any login
+    /// lockout on the email is lifted.
+    async fn reset_password(
+        &self,
+        ctx: &Context<'_>,
+        token: String,
+        new_password: String,
+    ) -> async_graphql::Result<bool> {
+        context::services(ctx)
+            .reset_password(&token, &new_password, context::client(ctx))
+            .await?;
+        Ok(true)
+    }
 }

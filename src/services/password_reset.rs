@@ -1,0 +1,144 @@
+//! Self-service password reset by emailed, single-use token. It works while the email is
+//! locked out: the lockout guards password guessing, not the owner's mailbox.
+
+use serde_json::json;
+
+use super::accounts::delta;
+use super::audit::{self, Event, action};
+use super::{ClientInfo, Services};
+use crate::auth::token::{HashedToken, PlainToken, RESET_PREFIX};
+use crate::db::password_resets::{self, NewPasswordReset};
+use crate::db::types::{PasswordResetId, now};
+use crate::db::{login_failures, sessions, users};
+use crate::domain::{Email, Password};
+use crate::error::{AppError, AppResult};
+use crate::transaction;
+
+impl Services {
+    /// Starts a reset: mails a token if an active account has this email. Answers at once
+    /// and the same way whether or not it does; the lookup and the mail happen afterwards,
+    /// so the response time reveals nothing either.
+    pub fn request_password_reset(&self, email: &str, client: &ClientInfo) {
+        let Ok(email) = Email::parse("email", email) else {
+            return;
+        };
+        let services = self.clone();
+        let client = client.clone();
+        tokio::spawn(async move {
+            if let Err(error) = services.send_reset_mail(&email, &client).await {
+                tracing::error!(error = %error, "password reset mail failed");
+            }
+        });
+    }
+
+    async fn send_reset_mail(&self, email: &Email, client: &ClientInfo) -> AppResult<()> {
+        let mut db = self.db.get().await?;
+        let Some(user) = users::find_user_by_email(&mut db.conn(), email.as_str())
+            .await?
+            .filter(users::User::can_sign_in)
+        else {
+            return Ok(());
+        };
+        let token = PlainToken::generate(RESET_PREFIX);
+        let at = now();
+        let ttl = self.config.password_reset_ttl;
+        transaction!(&mut db, |conn| {
+            password_resets::insert(
+                conn,
+                &NewPasswordReset {
+                    id: PasswordResetId::new(),
+                    user_id: user.id,
+                    token_hash: token.hashed().as_bytes(),
+                    created_at: at,
+                    expires_at: at + delta(ttl)?,
+                },
+            )
+            .await?;
+            let event = Event {
+                actor: None,
+                action: action::PASSWORD_RESET_REQUESTED,
+                target: Some(("user", user.id.to_string())),
+                details: None,
+                client,
+            };
+            audit::record(conn, event).await?;
+            Ok::<_, AppError>(())
+        })?;
+        let token = token.expose();
+        let minutes = ttl.as_secs() / 60;
+        let how = match &self.config.password_reset_url {
+            Some(url) => {
+                let sep = if url.contains('?') { '&' } else { '?' };
+                format!("Open this link to choose a new password:\n\n{url}{sep}token={token}\n")
+            }
+            None => format!("Use this code to choose a new password:\n\n{token}\n"),
+        };
+        let body = format!(
+            "Someone asked to reset the password of this account.\n\n{how}\nIt works once, \
+             within {minutes} minutes. If you did not ask for it, ignore this mail: your \
+             password stays as it is.\n"
+        );
+        self.mailer
+            .send(&user.email, "Reset your password", body)
+            .await
+            .map_err(AppError::internal)
+    }
+
+    /// Sets a new password with a reset token; ends every session and lifts any lockout.
+    pub async fn reset_password(
+        &self,
+        token: &str,
+        new_password: &str,
+        client: &ClientInfo,
+    ) -> AppResult<()> {
+        const INVALID: &str = "is invalid, used or expired; ask for a new one";
+        if !token.starts_with(RESET_PREFIX) {
+            return Err(AppError::bad_field("token", INVALID));
+        }
+        let hash = HashedToken::of(token);
+        let at = now();
+        let mut db = self.db.get().await?;
+        // Look first without using the token up, so a weak new password does not burn it.
+        let user = {
+            let mut conn = db.conn();
+            let user_id = password_resets::peek(&mut conn, hash.as_bytes(), at).await?;
+            match user_id {
+                Some(id) => users::find_user(&mut conn, id)
+                    .await?
+                    .filter(users::User::can_sign_in),
+                None => None,
+            }
+        }
+        .ok_or_else(|| AppError::bad_field("token", INVALID))?;
+        let email = Email::parse("email", &user.email).ok();
+        let password = Password::parse(
+            "newPassword",
+            new_password,
+            self.password_policy(),
+            email.as_ref(),
+        )
+        .map_err(|e| AppError::BadUserInput(vec![e]))?;
+        let new_hash = self.passwords.hash(&password).await?;
+        let revoked = transaction!(&mut db, |conn| {
+            if password_resets::claim(conn, hash.as_bytes(), at).await? != Some(user.id) {
+                return Err(AppError::bad_field("token", INVALID));
+            }
+            password_resets::use_all_of(conn, user.id, at).await?;
+            users::set_password_hash(conn, user.id, &new_hash, at).await?;
+            login_failures::clear(conn, &user.email).await?;
+            let revoked = sessions::revoke_sessions_of(conn, user.id, None, at).await?;
+            let event = Event {
+                actor: Some(user.id),
+                action: action::PASSWORD_RESET,
+                target: Some(("user", user.id.to_string())),
+                details: Some(json!({ "sessionsRevoked": revoked.len() })),
+                client,
+            };
+            audit::record(conn, event).await?;
+            Ok::<_, AppError>(revoked)
+        })?;
+        self.revoked.insert(revoked);
+        tracing::info!(user.id = %user.id, "password reset");
+        Ok(())
+    }
+}
