@@ -6,6 +6,7 @@ use chrono::{NaiveDateTime, TimeDelta};
 use serde_json::json;
 
 use super::audit::{self, Event, action};
+use super::sessions::end_sessions;
 use super::{ClientInfo, Services};
 use crate::auth::Principal;
 use crate::auth::token::{PlainToken, REFRESH_PREFIX};
@@ -364,16 +365,8 @@ impl Services {
         let mut db = self.db.get().await?;
         let revoked = transaction!(&mut db, |conn| {
             users::set_password_hash(conn, user, &hash, at).await?;
-            let revoked = sessions::revoke_sessions_of(conn, user, Some(session), at).await?;
-            let event = Event {
-                actor: Some(user),
-                action: action::PASSWORD_CHANGED,
-                target: Some(("user", user.to_string())),
-                details: Some(json!({ "sessionsRevoked": revoked.len() })),
-                client,
-            };
-            audit::record(conn, event).await?;
-            Ok::<_, AppError>(revoked)
+            let keep = Some(session);
+            end_sessions(conn, user, keep, at, action::PASSWORD_CHANGED, client).await
         })?;
         self.revoked.insert(revoked);
         tracing::info!(user.id = %user, "password changed");

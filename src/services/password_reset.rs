@@ -1,15 +1,14 @@
 //! Self-service password reset by emailed, single-use token. It works while the email is
 //! locked out: the lockout guards password guessing, not the owner's mailbox.
 
-use serde_json::json;
-
 use super::accounts::delta;
 use super::audit::{self, Event, action};
+use super::sessions::end_sessions;
 use super::{ClientInfo, Services};
 use crate::auth::token::{HashedToken, PlainToken, RESET_PREFIX};
 use crate::db::password_resets::{self, NewPasswordReset};
 use crate::db::types::{PasswordResetId, now};
-use crate::db::{login_failures, sessions, users};
+use crate::db::{login_failures, users};
 use crate::domain::{Email, Password};
 use crate::error::{AppError, AppResult};
 use crate::transaction;
@@ -126,16 +125,7 @@ impl Services {
             password_resets::use_all_of(conn, user.id, at).await?;
             users::set_password_hash(conn, user.id, &new_hash, at).await?;
             login_failures::clear(conn, &user.email).await?;
-            let revoked = sessions::revoke_sessions_of(conn, user.id, None, at).await?;
-            let event = Event {
-                actor: Some(user.id),
-                action: action::PASSWORD_RESET,
-                target: Some(("user", user.id.to_string())),
-                details: Some(json!({ "sessionsRevoked": revoked.len() })),
-                client,
-            };
-            audit::record(conn, event).await?;
-            Ok::<_, AppError>(revoked)
+            end_sessions(conn, user.id, None, at, action::PASSWORD_RESET, client).await
         })?;
         self.revoked.insert(revoked);
         tracing::info!(user.id = %user.id, "password reset");

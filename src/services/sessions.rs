@@ -7,7 +7,10 @@ use super::audit::{self, Event, action};
 use super::{ClientInfo, Services};
 use crate::auth::token::{HashedToken, PlainToken, REFRESH_PREFIX};
 use crate::db::sessions::{self, Session};
-use crate::db::types::{RefreshTokenId, SessionId, now};
+use chrono::NaiveDateTime;
+
+use crate::db::Conn;
+use crate::db::types::{RefreshTokenId, SessionId, UserId, now};
 use crate::db::users;
 use crate::error::{AppError, AppResult};
 use crate::transaction;
@@ -167,16 +170,7 @@ impl Services {
         let at = now();
         let mut db = self.db.get().await?;
         let revoked = transaction!(&mut db, |conn| {
-            let revoked = sessions::revoke_sessions_of(conn, user, None, at).await?;
-            let event = Event {
-                actor: Some(user),
-                action: action::LOGOUT_ALL,
-                target: Some(("user", user.to_string())),
-                details: Some(json!({ "sessionsRevoked": revoked.len() })),
-                client,
-            };
-            audit::record(conn, event).await?;
-            Ok::<_, AppError>(revoked)
+            end_sessions(conn, user, None, at, action::LOGOUT_ALL, client).await
         })?;
         self.revoked.insert(revoked);
         Ok(())
@@ -218,4 +212,27 @@ impl Services {
         let mut db = self.db.get().await?;
         Ok(sessions::live_sessions_of(&mut db.conn(), viewer.user.id, now()).await?)
     }
+}
+
+/// Ends every live session of `user` but `keep`, recording `action` with how many ended.
+/// Runs inside the caller's transaction; the caller adds the returned ids to the revocation
+/// set once it has committed.
+pub(super) async fn end_sessions(
+    conn: &mut Conn<'_>,
+    user: UserId,
+    keep: Option<SessionId>,
+    at: NaiveDateTime,
+    action: &'static str,
+    client: &ClientInfo,
+) -> AppResult<Vec<SessionId>> {
+    let revoked = sessions::revoke_sessions_of(conn, user, keep, at).await?;
+    let event = Event {
+        actor: Some(user),
+        action,
+        target: Some(("user", user.to_string())),
+        details: Some(json!({ "sessionsRevoked": revoked.len() })),
+        client,
+    };
+    audit::record(conn, event).await?;
+    Ok(revoked)
 }
