@@ -74,6 +74,36 @@ pub struct Profile {
     pub updated_at: NaiveDateTime,
 }
 
+/// Changes to a profile: `None` leaves a column alone, `Some(None)` clears it.
+#[derive(Debug, Default, AsChangeset)]
+#[diesel(table_name = profiles)]
+pub struct ProfileChanges {
+    /// New display name.
+    pub display_name: Option<Option<String>>,
+    /// New year of birth.
+    pub year_of_birth: Option<Option<i32>>,
+    /// New description.
+    pub description: Option<Option<String>>,
+    /// New avatar URL.
+    pub avatar_url: Option<Option<String>>,
+}
+
+/// Applies `changes` to the profile of `user`.
+pub async fn update_profile(
+    conn: &mut Conn<'_>,
+    user: UserId,
+    changes: &ProfileChanges,
+    at: NaiveDateTime,
+) -> QueryResult<()> {
+    with_conn!(conn, |c| {
+        diesel::update(profiles::table.find(user))
+            .set((changes, profiles::updated_at.eq(at)))
+            .execute(c)
+            .await
+    })
+    .map(drop)
+}
+
 /// Inserts an account.
 pub async fn insert_user(conn: &mut Conn<'_>, new: &NewUser<'_>) -> QueryResult<User> {
     with_conn!(conn, |c| {

@@ -31,6 +31,8 @@ pub mod action {
     pub const PASSWORD_RESET_REQUESTED: &str = "user.password_reset_request";
     /// The password was reset with an emailed token.
     pub const PASSWORD_RESET: &str = "user.password_reset";
+    /// A profile was changed (by its owner or an administrator).
+    pub const PROFILE_UPDATED: &str = "user.profile_update";
     /// A personal access token was created.
     pub const PAT_CREATED: &str = "pat.create";
     /// A personal access token was revoked.

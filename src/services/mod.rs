@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod audit;
 pub mod password_reset;
 pub mod personal_tokens;
+pub mod profiles;
 pub mod sessions;
 pub mod users;
 

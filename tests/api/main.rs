@@ -10,6 +10,7 @@ mod lockout;
 mod migrations;
 mod passwords;
 mod personal_tokens;
+mod profiles;
 mod schema;
 mod sessions;
 mod tokens;

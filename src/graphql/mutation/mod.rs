@@ -1,10 +1,15 @@
 //! The mutation root, merged from one object per area.
 
 mod auth;
+mod profile;
 mod sessions;
 
 use async_graphql::MergedObject;
 
 /// Every mutation.
 #[derive(MergedObject, Default)]
-pub struct Mutation(auth::AuthMutation, sessions::SessionsMutation);
+pub struct Mutation(
+    auth::AuthMutation,
+    sessions::SessionsMutation,
+    profile::ProfileMutation,
+);

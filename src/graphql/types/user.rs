@@ -1,6 +1,6 @@
 //! `User` and `Profile`.
 
-use async_graphql::{Context, ID, Object, SimpleObject};
+use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
 use super::role::Role;
@@ -10,6 +10,7 @@ use crate::domain::Permission;
 use crate::error::AppError;
 use crate::graphql::context;
 use crate::graphql::loaders::{ProfileOf, RolesOf};
+use crate::services::profiles::{Change, ProfileUpdate};
 
 /// An account.
 pub struct User {
@@ -47,6 +48,34 @@ pub struct Profile {
     pub description: Option<String>,
     /// URL of the avatar image.
     pub avatar_url: Option<String>,
+}
+
+/// Profile fields to change: an omitted field is kept, a field given as null is cleared.
+#[derive(InputObject)]
+pub struct ProfileInput {
+    /// Name to show, 1 to 100 characters.
+    pub display_name: MaybeUndefined<String>,
+    /// Year of birth, from 1900 to the current year.
+    pub year_of_birth: MaybeUndefined<i32>,
+    /// Free text of up to 2,000 characters, stored verbatim.
+    pub description: MaybeUndefined<String>,
+}
+
+impl From<ProfileInput> for ProfileUpdate {
+    fn from(input: ProfileInput) -> Self {
+        fn change<T>(value: MaybeUndefined<T>) -> Change<T> {
+            match value {
+                MaybeUndefined::Undefined => Change::Keep,
+                MaybeUndefined::Null => Change::Clear,
+                MaybeUndefined::Value(v) => Change::Set(v),
+            }
+        }
+        Self {
+            display_name: change(input.display_name),
+            year_of_birth: change(input.year_of_birth),
+            description: change(input.description),
+        }
+    }
 }
 
 impl From<users::Profile> for Profile {
