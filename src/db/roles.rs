@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use super::Conn;
-use super::schema::{roles, user_roles};
+use super::schema::{roles, user_roles, users};
 use super::types::{RoleId, UserId};
 use crate::with_conn;
 
@@ -93,4 +93,86 @@ pub async fn assign_role(
             .await
     })
     .map(drop)
+}
+
+/// A new row of `roles`.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = roles)]
+pub struct NewRole<'a> {
+    /// Primary key.
+    pub id: RoleId,
+    /// Unique name.
+    pub name: &'a str,
+    /// What it is for.
+    pub description: Option<&'a str>,
+    /// JSON array of permission names.
+    pub permissions: &'a str,
+    /// Creation time.
+    pub created_at: NaiveDateTime,
+}
+
+/// Inserts a role and returns it.
+pub async fn insert_role(conn: &mut Conn<'_>, new: &NewRole<'_>) -> QueryResult<Role> {
+    with_conn!(conn, |c| {
+        diesel::insert_into(roles::table)
+            .values(new)
+            .returning(Role::as_returning())
+            .get_result(c)
+            .await
+    })
+}
+
+/// Deletes a role (its assignments go with it).
+pub async fn delete_role(conn: &mut Conn<'_>, id: RoleId) -> QueryResult<()> {
+    with_conn!(conn, |c| {
+        diesel::delete(roles::table.find(id)).execute(c).await
+    })
+    .map(drop)
+}
+
+/// Takes `role` from `user`; returns whether the account had it.
+pub async fn revoke_role(conn: &mut Conn<'_>, user: UserId, role: RoleId) -> QueryResult<bool> {
+    let deleted = with_conn!(conn, |c| {
+        diesel::delete(user_roles::table.find((user, role)))
+            .execute(c)
+            .await
+    })?;
+    Ok(deleted == 1)
+}
+
+/// How many active, undeleted accounts other than `except` hold `role`.
+pub async fn count_active_holders_except(
+    conn: &mut Conn<'_>,
+    role: RoleId,
+    except: UserId,
+) -> QueryResult<i64> {
+    with_conn!(conn, |c| {
+        user_roles::table
+            .inner_join(users::table)
+            .filter(user_roles::role_id.eq(role))
+            .filter(user_roles::user_id.ne(except))
+            .filter(users::is_active.eq(true))
+            .filter(users::deleted_at.is_null())
+            .count()
+            .get_result(c)
+            .await
+    })
+}
+
+/// Reads a role and, on PostgreSQL, locks its row until the transaction ends, so checks
+/// like "the last administrator" cannot race. (SQLite write transactions are already
+/// serial: they begin with `BEGIN IMMEDIATE`.)
+pub async fn lock_role(conn: &mut Conn<'_>, name: &str) -> QueryResult<Option<Role>> {
+    let query = roles::table.filter(roles::name.eq(name));
+    match conn {
+        Conn::Postgres(c) => {
+            let locked = query.select(Role::as_select()).for_update();
+            locked.first(&mut **c).await.optional()
+        }
+        Conn::Sqlite(c) => query
+            .select(Role::as_select())
+            .first(&mut **c)
+            .await
+            .optional(),
+    }
 }

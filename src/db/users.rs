@@ -74,6 +74,43 @@ pub struct Profile {
     pub updated_at: NaiveDateTime,
 }
 
+/// Changes to an account: `None` leaves a column alone.
+#[derive(Debug, Default, AsChangeset)]
+#[diesel(table_name = users)]
+pub struct UserChanges<'a> {
+    /// New (normalised) email.
+    pub email: Option<&'a str>,
+    /// Activate or deactivate.
+    pub is_active: Option<bool>,
+    /// Soft-delete (`Some(Some(t))`) or restore (`Some(None)`).
+    pub deleted_at: Option<Option<NaiveDateTime>>,
+}
+
+/// Applies `changes` to the account `id`; returns it, or `None` when there is none.
+pub async fn update_user(
+    conn: &mut Conn<'_>,
+    id: UserId,
+    changes: &UserChanges<'_>,
+    at: NaiveDateTime,
+) -> QueryResult<Option<User>> {
+    with_conn!(conn, |c| {
+        diesel::update(users::table.find(id))
+            .set((changes, users::updated_at.eq(at)))
+            .returning(User::as_returning())
+            .get_result(c)
+            .await
+            .optional()
+    })
+}
+
+/// Erases an account and, by cascade, everything that belongs to it (audit rows stay).
+pub async fn purge_user(conn: &mut Conn<'_>, id: UserId) -> QueryResult<bool> {
+    let deleted = with_conn!(conn, |c| {
+        diesel::delete(users::table.find(id)).execute(c).await
+    })?;
+    Ok(deleted == 1)
+}
+
 /// Changes to a profile: `None` leaves a column alone, `Some(None)` clears it.
 #[derive(Debug, Default, AsChangeset)]
 #[diesel(table_name = profiles)]

@@ -487,7 +487,7 @@ impl Services {
     }
 }
 
-async fn create_account(
+pub(super) async fn create_account(
     conn: &mut Conn<'_>,
     email: &Email,
     hash: &str,

@@ -33,6 +33,26 @@ pub mod action {
     pub const PASSWORD_RESET: &str = "user.password_reset";
     /// A profile was changed (by its owner or an administrator).
     pub const PROFILE_UPDATED: &str = "user.profile_update";
+    /// An administrator created an account.
+    pub const USER_CREATED: &str = "user.create";
+    /// An administrator changed an account.
+    pub const USER_UPDATED: &str = "user.update";
+    /// An administrator soft-deleted an account.
+    pub const USER_DELETED: &str = "user.delete";
+    /// An administrator restored an account.
+    pub const USER_RESTORED: &str = "user.restore";
+    /// An administrator erased an account.
+    pub const USER_PURGED: &str = "user.purge";
+    /// Every session of an account was ended by an administrative change.
+    pub const SESSIONS_ENDED: &str = "user.sessions_end";
+    /// A role was given to an account.
+    pub const ROLE_ASSIGNED: &str = "role.assign";
+    /// A role was taken from an account.
+    pub const ROLE_REVOKED: &str = "role.revoke";
+    /// A role was created.
+    pub const ROLE_CREATED: &str = "role.create";
+    /// A role was deleted.
+    pub const ROLE_DELETED: &str = "role.delete";
     /// A personal access token was created.
     pub const PAT_CREATED: &str = "pat.create";
     /// A personal access token was revoked.

@@ -1,6 +1,7 @@
 //! Business rules. Resolvers call these; they know nothing of HTTP or GraphQL.
 
 pub mod accounts;
+pub mod admin;
 pub mod audit;
 pub mod password_reset;
 pub mod personal_tokens;

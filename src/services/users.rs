@@ -47,9 +47,8 @@ impl Services {
             return Err(AppError::missing_permission(Permission::UsersRead.as_str()));
         }
         let mut db = self.db.get().await?;
-        Ok(users::find_user(&mut db.conn(), id)
-            .await?
-            .filter(|u| u.deleted_at.is_none()))
+        // Deleted accounts stay visible here (with `deletedAt`), so they can be restored.
+        Ok(users::find_user(&mut db.conn(), id).await?)
     }
 
     /// The account `id` if the caller may see it (its own, or any with `users:read`) and it

@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod admin;
 mod auth;
 mod cli;
 mod http;

@@ -1,5 +1,6 @@
 //! The mutation root, merged from one object per area.
 
+mod admin;
 mod auth;
 mod profile;
 mod sessions;
@@ -12,4 +13,5 @@ pub struct Mutation(
     auth::AuthMutation,
     sessions::SessionsMutation,
     profile::ProfileMutation,
+    admin::AdminMutation,
 );

@@ -1,0 +1,201 @@
+//! Administration of accounts and roles; each field is guarded by its permission.
+
+use async_graphql::{Context, ID, InputObject, Object};
+
+use crate::db::types::UserId;
+use crate::domain::Permission;
+use crate::error::AppError;
+use crate::graphql::context;
+use crate::graphql::guards::PermissionGuard;
+use crate::graphql::types::role::Role;
+use crate::graphql::types::user::{ProfileInput, User};
+use crate::services::admin::{AccountUpdate, NewAccount};
+
+/// A new account, made by an administrator.
+#[derive(InputObject)]
+pub struct CreateUserInput {
+    /// Email address.
+    pub email: String,
+    /// Initial password (the usual rules apply).
+    pub password: String,
+    /// Name to show.
+    pub display_name: Option<String>,
+    /// Role names; `user` when omitted. Roles other than `user` need `roles:assign`.
+    pub roles: Option<Vec<String>>,
+}
+
+/// Changes to an account; omitted fields stay as they are.
+#[derive(InputObject)]
+pub struct UpdateUserInput {
+    /// New email address.
+    pub email: Option<String>,
+    /// False deactivates the account and ends its sessions; true reactivates it.
+    pub is_active: Option<bool>,
+    /// Profile changes (errors name `profile.<field>`).
+    pub profile: Option<ProfileInput>,
+}
+
+/// A new role.
+#[derive(InputObject)]
+pub struct CreateRoleInput {
+    /// Unique name: 1 to 50 of a-z, 0-9, `-`, `_`, `:`, `.`.
+    pub name: String,
+    /// What the role is for.
+    pub description: Option<String>,
+    /// Permissions it grants, from the contract's list.
+    pub permissions: Vec<String>,
+}
+
+/// Administration.
+#[derive(Default)]
+pub struct AdminMutation;
+
+fn user_id(id: &ID) -> Result<UserId, AppError> {
+    id.parse().map_err(|_| AppError::NotFound("user"))
+}
+
+#[Object]
+impl AdminMutation {
+    /// Creates an account (`users:write`).
+    #[graphql(guard = "PermissionGuard(Permission::UsersWrite)")]
+    async fn create_user(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateUserInput,
+    ) -> async_graphql::Result<User> {
+        let viewer = context::viewer(ctx).await?;
+        let account = NewAccount {
+            email: &input.email,
+            password: &input.password,
+            display_name: input.display_name.as_deref(),
+            roles: input.roles.as_deref(),
+        };
+        let user = context::services(ctx)
+            .create_user(viewer, account, context::client(ctx))
+            .await?;
+        Ok(User::new(user))
+    }
+
+    /// Changes an account's email, activity or profile (`users:write`).
+    #[graphql(guard = "PermissionGuard(Permission::UsersWrite)")]
+    async fn update_user(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateUserInput,
+    ) -> async_graphql::Result<User> {
+        let viewer = context::viewer(ctx).await?;
+        let update = AccountUpdate {
+            email: input.email.as_deref(),
+            is_active: input.is_active,
+            profile: input.profile.map(Into::into),
+        };
+        let user = context::services(ctx)
+            .update_user(viewer, user_id(&id)?, update, context::client(ctx))
+            .await?;
+        Ok(User::new(user))
+    }
+
+    /// Soft-deletes an account: hidden from lists unless `includeDeleted`, unable to log in,
+    /// every session ended at once (`users:delete`).
+    #[graphql(guard = "PermissionGuard(Permission::UsersDelete)")]
+    async fn delete_user(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<User> {
+        let viewer = context::viewer(ctx).await?;
+        let user = context::services(ctx)
+            .delete_user(viewer, user_id(&id)?, context::client(ctx))
+            .await?;
+        Ok(User::new(user))
+    }
+
+    /// Undoes a soft delete (`users:delete`).
+    #[graphql(guard = "PermissionGuard(Permission::UsersDelete)")]
+    async fn restore_user(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<User> {
+        let viewer = context::viewer(ctx).await?;
+        let user = context::services(ctx)
+            .restore_user(viewer, user_id(&id)?, context::client(ctx))
+            .await?;
+        Ok(User::new(user))
+    }
+
+    /// Erases an account and everything that belongs to it for good; its audit rows stay
+    /// (`users:delete`).
+    #[graphql(guard = "PermissionGuard(Permission::UsersDelete)")]
+    async fn purge_user(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<bool> {
+        let viewer = context::viewer(ctx).await?;
+        context::services(ctx)
+            .purge_user(viewer, user_id(&id)?, context::client(ctx))
+            .await?;
+        Ok(true)
+    }
+
+    /// Gives a role to an account; it applies to the account's next request (`roles:assign`).
+    #[graphql(guard = "PermissionGuard(Permission::RolesAssign)")]
+    async fn assign_role(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        role: String,
+    ) -> async_graphql::Result<User> {
+        let viewer = context::viewer(ctx).await?;
+        let user = context::services(ctx)
+            .assign_role(
+                viewer,
+                self::user_id(&user_id)?,
+                &role,
+                context::client(ctx),
+            )
+            .await?;
+        Ok(User::new(user))
+    }
+
+    /// Takes a role from an account; the last active administrator keeps `admin`
+    /// (`roles:assign`).
+    #[graphql(guard = "PermissionGuard(Permission::RolesAssign)")]
+    async fn revoke_role(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        role: String,
+    ) -> async_graphql::Result<User> {
+        let viewer = context::viewer(ctx).await?;
+        let user = context::services(ctx)
+            .revoke_role(
+                viewer,
+                self::user_id(&user_id)?,
+                &role,
+                context::client(ctx),
+            )
+            .await?;
+        Ok(User::new(user))
+    }
+
+    /// Creates a role (`roles:write`).
+    #[graphql(guard = "PermissionGuard(Permission::RolesWrite)")]
+    async fn create_role(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateRoleInput,
+    ) -> async_graphql::Result<Role> {
+        let viewer = context::viewer(ctx).await?;
+        let role = context::services(ctx)
+            .create_role(
+                viewer,
+                &input.name,
+                input.description.as_deref(),
+                &input.permissions,
+                context::client(ctx),
+            )
+            .await?;
+        Ok(Role(role))
+    }
+
+    /// Deletes a role; built-in roles cannot be deleted (`roles:write`).
+    #[graphql(guard = "PermissionGuard(Permission::RolesWrite)")]
+    async fn delete_role(&self, ctx: &Context<'_>, name: String) -> async_graphql::Result<bool> {
+        let viewer = context::viewer(ctx).await?;
+        context::services(ctx)
+            .delete_role(viewer, &name, context::client(ctx))
+            .await?;
+        Ok(true)
+    }
+}

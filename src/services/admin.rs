@@ -1,0 +1,471 @@
+//! Administration of accounts and roles. Permissions are checked by the GraphQL guards;
+//! these functions hold the rules that go beyond them (the last administrator, built-in
+//! roles, escalation through `createUser`).
+
+use serde_json::json;
+
+use super::accounts::{ADMIN_ROLE, DEFAULT_ROLE, Viewer, create_account};
+use super::audit::{self, Event, action};
+use super::profiles::ProfileUpdate;
+use super::sessions::end_sessions;
+use super::{ClientInfo, Services};
+use crate::db::roles::{self, NewRole, Role};
+use crate::db::types::{RoleId, UserId, now};
+use crate::db::users::{self, User, UserChanges};
+use crate::db::{Conn, unique_violation};
+use crate::domain::{DisplayName, Email, Password, Permission};
+use crate::error::{AppError, AppResult, FieldError};
+use crate::transaction;
+
+/// What `createUser` is given.
+#[derive(Debug)]
+pub struct NewAccount<'a> {
+    /// Email.
+    pub email: &'a str,
+    /// Initial password.
+    pub password: &'a str,
+    /// Display name.
+    pub display_name: Option<&'a str>,
+    /// Role names; `user` when omitted.
+    pub roles: Option<&'a [String]>,
+}
+
+/// What `updateUser` is given.
+#[derive(Debug)]
+pub struct AccountUpdate<'a> {
+    /// New email.
+    pub email: Option<&'a str>,
+    /// Activate or deactivate.
+    pub is_active: Option<bool>,
+    /// Profile changes.
+    pub profile: Option<ProfileUpdate>,
+}
+
+const LAST_ADMIN: &str = "this is the last active administrator: make another one first";
+
+impl Services {
+    /// Creates an account. Roles other than `user` also need `roles:assign`.
+    pub async fn create_user(
+        &self,
+        viewer: &Viewer,
+        input: NewAccount<'_>,
+        client: &ClientInfo,
+    ) -> AppResult<User> {
+        let email = Email::parse("email", input.email);
+        let password = Password::parse(
+            "password",
+            input.password,
+            self.password_policy(),
+            email.as_ref().ok(),
+        );
+        let name = input
+            .display_name
+            .map(|n| DisplayName::parse("displayName", n))
+            .transpose();
+        let (email, password, name) = match (email, password, name) {
+            (Ok(e), Ok(p), Ok(n)) => (e, p, n),
+            (e, p, n) => {
+                let errors = [e.err(), p.err(), n.err()].into_iter().flatten().collect();
+                return Err(AppError::BadUserInput(errors));
+            }
+        };
+        let default = [DEFAULT_ROLE.to_owned()];
+        let role_names = input.roles.unwrap_or(&default);
+        if role_names.iter().any(|r| r != DEFAULT_ROLE) && !viewer.can(Permission::RolesAssign) {
+            return Err(AppError::missing_permission(
+                Permission::RolesAssign.as_str(),
+            ));
+        }
+        let hash = self.passwords.hash(&password).await?;
+        let actor = viewer.user.id;
+        let mut db = self.db.get().await?;
+        transaction!(&mut db, |conn| {
+            let user = create_account(conn, &email, &hash, name.clone()).await?;
+            for role in role_names {
+                let found = roles::find_role_by_name(conn, role).await?;
+                let Some(found) = found else {
+                    let message = format!("there is no role `{role}`");
+                    return Err(AppError::BadUserInput(vec![FieldError::new(
+                        "roles", message,
+                    )]));
+                };
+                roles::assign_role(conn, user.id, found.id, now()).await?;
+            }
+            let event = Event {
+                actor: Some(actor),
+                action: action::USER_CREATED,
+                target: Some(("user", user.id.to_string())),
+                details: Some(json!({ "roles": role_names })),
+                client,
+            };
+            audit::record(conn, event).await?;
+            Ok(user)
+        })
+    }
+
+    /// Changes an account's email, activity or profile. Deactivating ends its sessions.
+    pub async fn update_user(
+        &self,
+        viewer: &Viewer,
+        id: UserId,
+        input: AccountUpdate<'_>,
+        client: &ClientInfo,
+    ) -> AppResult<User> {
+        let mut errors = Vec::new();
+        let email = match input.email.map(|e| Email::parse("email", e)).transpose() {
+            Ok(email) => email,
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        };
+        let profile = match input.profile.map(ProfileUpdate::validate).transpose() {
+            Ok(profile) => profile,
+            Err(fields) => {
+                errors.extend(
+                    fields
+                        .into_iter()
+                        .map(|f| FieldError::new(format!("profile.{}", f.field), f.message)),
+                );
+                None
+            }
+        };
+        if !errors.is_empty() {
+            return Err(AppError::BadUserInput(errors));
+        }
+        let changes = UserChanges {
+            email: email.as_ref().map(Email::as_str),
+            is_active: input.is_active,
+            deleted_at: None,
+        };
+        let at = now();
+        let actor = viewer.user.id;
+        let mut db = self.db.get().await?;
+        let (user, ended) = transaction!(&mut db, |conn| {
+            if input.is_active == Some(false) {
+                guard_last_admin(conn, id).await?;
+            }
+            let user = users::update_user(conn, id, &changes, at)
+                .await
+                .map_err(email_conflict)?
+                .ok_or(AppError::NotFound("user"))?;
+            if let Some(profile) = &profile {
+                users::update_profile(conn, id, profile, at).await?;
+            }
+            let ended = if input.is_active == Some(false) {
+                end_sessions(conn, id, None, at, action::SESSIONS_ENDED, client).await?
+            } else {
+                Vec::new()
+            };
+            let mut fields = Vec::new();
+            if changes.email.is_some() {
+                fields.push("email");
+            }
+            if let Some(active) = changes.is_active {
+                fields.push(if active { "activated" } else { "deactivated" });
+            }
+            if profile.is_some() {
+                fields.push("profile");
+            }
+            let event = Event {
+                actor: Some(actor),
+                action: action::USER_UPDATED,
+                target: Some(("user", id.to_string())),
+                details: Some(json!({ "changed": fields })),
+                client,
+            };
+            audit::record(conn, event).await?;
+            Ok::<_, AppError>((user, ended))
+        })?;
+        self.revoked.insert(ended);
+        Ok(user)
+    }
+
+    /// Soft-deletes an account: hidden from lists, unable to log in, every session ended.
+    pub async fn delete_user(
+        &self,
+        viewer: &Viewer,
+        id: UserId,
+        client: &ClientInfo,
+    ) -> AppResult<User> {
+        let at = now();
+        let actor = viewer.user.id;
+        let mut db = self.db.get().await?;
+        let (user, ended) = transaction!(&mut db, |conn| {
+            guard_last_admin(conn, id).await?;
+            let changes = UserChanges {
+                deleted_at: Some(Some(at)),
+                ..UserChanges::default()
+            };
+            let user = users::update_user(conn, id, &changes, at)
+                .await?
+                .ok_or(AppError::NotFound("user"))?;
+            let ended = end_sessions(conn, id, None, at, action::SESSIONS_ENDED, client).await?;
+            record_admin(conn, actor, action::USER_DELETED, id, client).await?;
+            Ok::<_, AppError>((user, ended))
+        })?;
+        self.revoked.insert(ended);
+        Ok(user)
+    }
+
+    /// Undoes a soft delete.
+    pub async fn restore_user(
+        &self,
+        viewer: &Viewer,
+        id: UserId,
+        client: &ClientInfo,
+    ) -> AppResult<User> {
+        let at = now();
+        let actor = viewer.user.id;
+        let mut db = self.db.get().await?;
+        transaction!(&mut db, |conn| {
+            let changes = UserChanges {
+                deleted_at: Some(None),
+                ..UserChanges::default()
+            };
+            let user = users::update_user(conn, id, &changes, at)
+                .await?
+                .ok_or(AppError::NotFound("user"))?;
+            record_admin(conn, actor, action::USER_RESTORED, id, client).await?;
+            Ok(user)
+        })
+    }
+
+    /// Erases an account and everything that belongs to it; its audit rows stay.
+    pub async fn purge_user(
+        &self,
+        viewer: &Viewer,
+        id: UserId,
+        client: &ClientInfo,
+    ) -> AppResult<()> {
+        let at = now();
+        let actor = viewer.user.id;
+        let mut db = self.db.get().await?;
+        let ended = transaction!(&mut db, |conn| {
+            guard_last_admin(conn, id).await?;
+            let ended = crate::db::sessions::revoke_sessions_of(conn, id, None, at).await?;
+            if !users::purge_user(conn, id).await? {
+                return Err(AppError::NotFound("user"));
+            }
+            record_admin(conn, actor, action::USER_PURGED, id, client).await?;
+            Ok(ended)
+        })?;
+        self.revoked.insert(ended);
+        Ok(())
+    }
+
+    /// Gives a role to an account.
+    pub async fn assign_role(
+        &self,
+        viewer: &Viewer,
+        user: UserId,
+        role: &str,
+        client: &ClientInfo,
+    ) -> AppResult<User> {
+        let actor = viewer.user.id;
+        let mut db = self.db.get().await?;
+        transaction!(&mut db, |conn| {
+            let found = roles::find_role_by_name(conn, role)
+                .await?
+                .ok_or(AppError::NotFound("role"))?;
+            let target = users::find_user(conn, user)
+                .await?
+                .ok_or(AppError::NotFound("user"))?;
+            roles::assign_role(conn, user, found.id, now()).await?;
+            record_role_change(conn, actor, action::ROLE_ASSIGNED, user, role, client).await?;
+            Ok(target)
+        })
+    }
+
+    /// Takes a role from an account. The last active administrator keeps `admin`.
+    pub async fn revoke_role(
+        &self,
+        viewer: &Viewer,
+        user: UserId,
+        role: &str,
+        client: &ClientInfo,
+    ) -> AppResult<User> {
+        let actor = viewer.user.id;
+        let mut db = self.db.get().await?;
+        transaction!(&mut db, |conn| {
+            if role == ADMIN_ROLE {
+                guard_last_admin(conn, user).await?;
+            }
+            let found = roles::find_role_by_name(conn, role)
+                .await?
+                .ok_or(AppError::NotFound("role"))?;
+            let target = users::find_user(conn, user)
+                .await?
+                .ok_or(AppError::NotFound("user"))?;
+            roles::revoke_role(conn, user, found.id).await?;
+            record_role_change(conn, actor, action::ROLE_REVOKED, user, role, client).await?;
+            Ok(target)
+        })
+    }
+
+    /// Creates a role.
+    pub async fn create_role(
+        &self,
+        viewer: &Viewer,
+        name: &str,
+        description: Option<&str>,
+        permissions: &[String],
+        client: &ClientInfo,
+    ) -> AppResult<Role> {
+        let mut errors = Vec::new();
+        let name = name.trim();
+        let name_ok = (1..=50).contains(&name.chars().count())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_:.".contains(c));
+        if !name_ok {
+            errors.push(FieldError::new("name", "use 1 to 50 of a-z, 0-9, - _ : ."));
+        }
+        let unknown: Vec<&str> = permissions
+            .iter()
+            .map(String::as_str)
+            .filter(|p| !Permission::ALL.iter().any(|k| k.as_str() == *p))
+            .collect();
+        if !unknown.is_empty() {
+            errors.push(FieldError::new(
+                "permissions",
+                format!("unknown permissions: {}", unknown.join(", ")),
+            ));
+        }
+        if description.is_some_and(|d| d.chars().count() > 500) {
+            errors.push(FieldError::new(
+                "description",
+                "must be at most 500 characters long",
+            ));
+        }
+        if !errors.is_empty() {
+            return Err(AppError::BadUserInput(errors));
+        }
+        let mut permissions = permissions.to_vec();
+        permissions.sort();
+        permissions.dedup();
+        let permissions_json = serde_json::to_string(&permissions).map_err(AppError::internal)?;
+        let actor = viewer.user.id;
+        let mut db = self.db.get().await?;
+        transaction!(&mut db, |conn| {
+            let new = NewRole {
+                id: RoleId::new(),
+                name,
+                description,
+                permissions: &permissions_json,
+                created_at: now(),
+            };
+            let role =
+                roles::insert_role(conn, &new)
+                    .await
+                    .map_err(|e| match unique_violation(&e) {
+                        Some("roles_name_key" | "roles.name") => AppError::Conflict {
+                            field: "name",
+                            message: "a role with this name exists".into(),
+                        },
+                        _ => e.into(),
+                    })?;
+            let event = Event {
+                actor: Some(actor),
+                action: action::ROLE_CREATED,
+                target: Some(("role", role.id.to_string())),
+                details: Some(json!({ "name": name, "permissions": permissions })),
+                client,
+            };
+            audit::record(conn, event).await?;
+            Ok(role)
+        })
+    }
+
+    /// Deletes a role that is not built in; its holders lose it on their next request.
+    pub async fn delete_role(
+        &self,
+        viewer: &Viewer,
+        name: &str,
+        client: &ClientInfo,
+    ) -> AppResult<()> {
+        let actor = viewer.user.id;
+        let mut db = self.db.get().await?;
+        transaction!(&mut db, |conn| {
+            let role = roles::find_role_by_name(conn, name)
+                .await?
+                .ok_or(AppError::NotFound("role"))?;
+            if role.is_builtin {
+                return Err(AppError::Forbidden(format!(
+                    "`{name}` is built in and cannot be deleted"
+                )));
+            }
+            roles::delete_role(conn, role.id).await?;
+            let event = Event {
+                actor: Some(actor),
+                action: action::ROLE_DELETED,
+                target: Some(("role", role.id.to_string())),
+                details: Some(json!({ "name": name })),
+                client,
+            };
+            audit::record(conn, event).await?;
+            Ok(())
+        })
+    }
+}
+
+/// `FORBIDDEN` when `user` is the last active administrator.
+async fn guard_last_admin(conn: &mut Conn<'_>, user: UserId) -> AppResult<()> {
+    let admin = roles::lock_role(conn, ADMIN_ROLE)
+        .await?
+        .ok_or_else(|| AppError::internal(anyhow::anyhow!("built-in role `admin` is missing")))?;
+    let holders = roles::roles_of_users(conn, &[user]).await?;
+    let is_active_admin = holders.iter().any(|(_, r)| r.id == admin.id)
+        && users::find_user(conn, user)
+            .await?
+            .is_some_and(|u| u.can_sign_in());
+    if is_active_admin && roles::count_active_holders_except(conn, admin.id, user).await? == 0 {
+        return Err(AppError::Forbidden(LAST_ADMIN.into()));
+    }
+    Ok(())
+}
+
+fn email_conflict(error: diesel::result::Error) -> AppError {
+    match unique_violation(&error) {
+        Some("users_email_key" | "users.email") => AppError::Conflict {
+            field: "email",
+            message: "an account with this email already exists".into(),
+        },
+        _ => error.into(),
+    }
+}
+
+async fn record_admin(
+    conn: &mut Conn<'_>,
+    actor: UserId,
+    action: &'static str,
+    target: UserId,
+    client: &ClientInfo,
+) -> AppResult<()> {
+    let event = Event {
+        actor: Some(actor),
+        action,
+        target: Some(("user", target.to_string())),
+        details: None,
+        client,
+    };
+    audit::record(conn, event).await
+}
+
+async fn record_role_change(
+    conn: &mut Conn<'_>,
+    actor: UserId,
+    action: &'static str,
+    target: UserId,
+    role: &str,
+    client: &ClientInfo,
+) -> AppResult<()> {
+    let event = Event {
+        actor: Some(actor),
+        action,
+        target: Some(("user", target.to_string())),
+        details: Some(json!({ "role": role })),
+        client,
+    };
+    audit::record(conn, event).await
+}
