@@ -68,6 +68,89 @@ pub async fn insert(conn: &mut Conn<'_>, event: &NewAuditEvent<'_>) -> QueryResu
     .map(drop)
 }
 
+/// Which events to read.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    /// Only this actor's.
+    pub actor: Option<UserId>,
+    /// Only this action.
+    pub action: Option<String>,
+    /// Only about this target.
+    pub target_id: Option<String>,
+    /// Only at or after this time.
+    pub since: Option<NaiveDateTime>,
+    /// Only before this time.
+    pub until: Option<NaiveDateTime>,
+}
+
+macro_rules! filtered {
+    ($query:expr, $filter:expr) => {{
+        let mut query = $query;
+        if let Some(actor) = $filter.actor {
+            query = query.filter(audit_events::actor_id.eq(actor));
+        }
+        if let Some(action) = &$filter.action {
+            query = query.filter(audit_events::action.eq(action));
+        }
+        if let Some(target) = &$filter.target_id {
+            query = query.filter(audit_events::target_id.eq(target));
+        }
+        if let Some(since) = $filter.since {
+            query = query.filter(audit_events::at.ge(since));
+        }
+        if let Some(until) = $filter.until {
+            query = query.filter(audit_events::at.lt(until));
+        }
+        query
+    }};
+}
+
+/// Matching events newest first (ids are time-ordered), those older than `before` only.
+pub async fn list(
+    conn: &mut Conn<'_>,
+    filter: &AuditQuery,
+    before: Option<AuditEventId>,
+    limit: i64,
+) -> QueryResult<Vec<AuditEvent>> {
+    with_conn!(conn, |c| {
+        let mut query = filtered!(
+            audit_events::table
+                .select(AuditEvent::as_select())
+                .into_boxed(),
+            filter
+        );
+        if let Some(before) = before {
+            query = query.filter(audit_events::id.lt(before));
+        }
+        query
+            .order(audit_events::id.desc())
+            .limit(limit)
+            .load(c)
+            .await
+    })
+}
+
+/// How many events match.
+pub async fn count(conn: &mut Conn<'_>, filter: &AuditQuery) -> QueryResult<i64> {
+    with_conn!(conn, |c| {
+        filtered!(audit_events::table.count().into_boxed(), filter)
+            .get_result(c)
+            .await
+    })
+}
+
+/// The event with this id.
+pub async fn find(conn: &mut Conn<'_>, id: AuditEventId) -> QueryResult<Option<AuditEvent>> {
+    with_conn!(conn, |c| {
+        audit_events::table
+            .find(id)
+            .select(AuditEvent::as_select())
+            .first(c)
+            .await
+            .optional()
+    })
+}
+
 /// Events with this action, oldest first (for tests and, later, the audit log).
 pub async fn with_action(conn: &mut Conn<'_>, action: &str) -> QueryResult<Vec<AuditEvent>> {
     with_conn!(conn, |c| {

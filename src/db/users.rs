@@ -175,6 +175,17 @@ pub async fn find_user(conn: &mut Conn<'_>, id: UserId) -> QueryResult<Option<Us
     })
 }
 
+/// The accounts with these ids (one statement, for the dataloader).
+pub async fn find_users(conn: &mut Conn<'_>, ids: &[UserId]) -> QueryResult<Vec<User>> {
+    with_conn!(conn, |c| {
+        users::table
+            .filter(users::id.eq_any(ids))
+            .select(User::as_select())
+            .load(c)
+            .await
+    })
+}
+
 /// The account with this (normalised) email, deleted or not.
 pub async fn find_user_by_email(conn: &mut Conn<'_>, email: &str) -> QueryResult<Option<User>> {
     with_conn!(conn, |c| {

@@ -8,7 +8,7 @@ use async_graphql::dataloader::Loader;
 
 use crate::db::roles::Role;
 use crate::db::types::UserId;
-use crate::db::users::Profile;
+use crate::db::users::{Profile, User};
 use crate::error::AppError;
 use crate::services::Services;
 
@@ -19,6 +19,10 @@ pub struct ProfileOf(pub UserId);
 /// The roles of an account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RolesOf(pub UserId);
+
+/// An account by id (an audit event's actor).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct UserOf(pub UserId);
 
 /// Loads nested fields in batches.
 pub struct AppLoader {
@@ -59,5 +63,16 @@ impl Loader<RolesOf> for AppLoader {
             out.entry(RolesOf(user)).or_default().push(role);
         }
         Ok(out)
+    }
+}
+
+impl Loader<UserOf> for AppLoader {
+    type Value = User;
+    type Error = Arc<AppError>;
+
+    async fn load(&self, keys: &[UserOf]) -> Result<HashMap<UserOf, User>, Self::Error> {
+        let ids: Vec<UserId> = keys.iter().map(|k| k.0).collect();
+        let users = self.services.users_by_id(&ids).await.map_err(Arc::new)?;
+        Ok(users.into_iter().map(|u| (UserOf(u.id), u)).collect())
     }
 }

@@ -1,5 +1,6 @@
 //! The query root, merged from one object per area.
 
+mod audit;
 mod roles;
 mod sessions;
 mod users;
@@ -12,4 +13,5 @@ pub struct Query(
     users::UsersQuery,
     roles::RolesQuery,
     sessions::SessionsQuery,
+    audit::AuditQueryRoot,
 );

@@ -2,10 +2,11 @@
 
 use async_graphql::{Context, ID, Object};
 
-use crate::db::types::UserId;
+use crate::db::types::{AuditEventId, UserId};
 use crate::domain::Permission;
 use crate::graphql::context;
 use crate::graphql::guards::PermissionGuard;
+use crate::graphql::types::audit::AuditEvent;
 use crate::graphql::types::connection::{UserConnection, decode_cursor};
 use crate::graphql::types::node::Node;
 use crate::graphql::types::role::Role;
@@ -64,8 +65,8 @@ impl UsersQuery {
         ))
     }
 
-    /// Any object by its id: an account (yours, or any with `users:read`) or a role
-    /// (`roles:read`). Null when there is none the caller may see.
+    /// Any object by its id: an account (yours, or any with `users:read`), a role
+    /// (`roles:read`) or an audit event (`audit:read`). Null when there is none the caller may see.
     async fn node(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Node>> {
         let viewer = context::viewer(ctx).await?;
         let Ok(uuid) = id.parse::<uuid::Uuid>() else {
@@ -75,9 +76,15 @@ impl UsersQuery {
         if let Some(user) = services.find_visible_user(viewer, UserId(uuid)).await? {
             return Ok(Some(Node::User(User::new(user))));
         }
-        if viewer.can(Permission::RolesRead) {
-            let role = services.roles().await?.into_iter().find(|r| r.id.0 == uuid);
-            return Ok(role.map(|r| Node::Role(Role(r))));
+        if viewer.can(Permission::RolesRead)
+            && let Some(role) = services.roles().await?.into_iter().find(|r| r.id.0 == uuid)
+        {
+            return Ok(Some(Node::Role(Role(role))));
+        }
+        if viewer.can(Permission::AuditRead)
+            && let Some(event) = services.audit_event(AuditEventId(uuid)).await?
+        {
+            return Ok(Some(Node::AuditEvent(AuditEvent(event))));
         }
         Ok(None)
     }

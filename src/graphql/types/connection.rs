@@ -79,19 +79,33 @@ impl UserConnection {
     }
 }
 
-const CURSOR_PREFIX: &str = "user:";
+const USER_CURSOR: &str = "user:";
 
 /// An opaque cursor for the account `id`.
 pub fn encode_cursor(id: UserId) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{CURSOR_PREFIX}{id}"))
+    encode_with(USER_CURSOR, &id)
 }
 
-/// Reads a cursor given as the argument `field`.
+/// Reads an account cursor given as the argument `field`.
 pub fn decode_cursor(field: &str, cursor: &str) -> Result<UserId, AppError> {
+    decode_with(USER_CURSOR, field, cursor)
+}
+
+/// An opaque cursor: `kind` and `key`, base64url.
+pub fn encode_with(kind: &str, key: &impl std::fmt::Display) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{kind}{key}"))
+}
+
+/// Reads a cursor of `kind` given as the argument `field`.
+pub fn decode_with<T: std::str::FromStr>(
+    kind: &str,
+    field: &str,
+    cursor: &str,
+) -> Result<T, AppError> {
     URL_SAFE_NO_PAD
         .decode(cursor)
         .ok()
         .and_then(|bytes| String::from_utf8(bytes).ok())
-        .and_then(|text| text.strip_prefix(CURSOR_PREFIX)?.parse().ok())
+        .and_then(|text| text.strip_prefix(kind)?.parse().ok())
         .ok_or_else(|| AppError::bad_field(field, "is not a cursor from this list"))
 }

@@ -1,5 +1,6 @@
 //! GraphQL object and input types, named as in the SDL.
 
+pub mod audit;
 pub mod auth;
 pub mod connection;
 pub mod node;

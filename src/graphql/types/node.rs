@@ -2,6 +2,7 @@
 
 use async_graphql::{ID, Interface};
 
+use super::audit::AuditEvent;
 use super::role::Role;
 use super::user::User;
 
@@ -13,4 +14,6 @@ pub enum Node {
     User(User),
     /// A role.
     Role(Role),
+    /// An audit event.
+    AuditEvent(AuditEvent),
 }
