@@ -39,6 +39,12 @@ pub enum Command {
     },
     /// Print the GraphQL schema (SDL) and exit.
     Schema,
+    /// Tools for development, demos and benchmarks.
+    Dev {
+        /// The tool.
+        #[command(subcommand)]
+        command: DevCommand,
+    },
     /// Ask the server at `USERGRAPH_LISTEN` for `/health`; exit 0 when it answers 200 (for
     /// container health checks, with no curl in the image).
     Healthcheck,
@@ -55,6 +61,17 @@ pub enum AdminCommand {
         /// The password of a new account (ignored when the account exists).
         #[arg(long, env = "USERGRAPH_ADMIN_PASSWORD", hide_env_values = true)]
         password: String,
+    },
+}
+
+/// The sub-commands of `usergraph dev`.
+#[derive(Debug, Subcommand)]
+pub enum DevCommand {
+    /// Add realistic accounts with profiles and roles (password: "seeded account password").
+    Seed {
+        /// How many accounts to add.
+        #[arg(long, default_value_t = 1_000)]
+        users: usize,
     },
 }
 

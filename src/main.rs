@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{CommandFactory as _, Parser as _};
 use tracing_subscriber::EnvFilter;
-use usergraph::config::{AdminCommand, Cli, Command, Config, LogFormat};
+use usergraph::config::{AdminCommand, Cli, Command, Config, DevCommand, LogFormat};
 use usergraph::services::accounts::AdminOutcome;
 
 fn main() -> ExitCode {
@@ -76,6 +76,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Healthcheck => healthcheck(config.listen),
+        Command::Dev {
+            command: DevCommand::Seed { users },
+        } => {
+            init_logging(&config)?;
+            let services = usergraph::build_services(config).await?;
+            let started = std::time::Instant::now();
+            let added = services
+                .seed_users(users)
+                .await
+                .map_err(|e| anyhow::anyhow!("seeding: {e}"))?;
+            println!(
+                "added {added} accounts in {:.1?} (password: \"{}\")",
+                started.elapsed(),
+                usergraph::services::seed::SEED_PASSWORD
+            );
+            Ok(())
+        }
     }
 }
 

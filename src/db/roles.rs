@@ -74,6 +74,23 @@ pub async fn roles_of_users(
     })
 }
 
+/// A row of `user_roles`.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = user_roles)]
+pub struct UserRole {
+    /// The account.
+    pub user_id: UserId,
+    /// The role.
+    pub role_id: RoleId,
+    /// When it was given.
+    pub created_at: NaiveDateTime,
+}
+
+/// Gives roles to many accounts (for seeding).
+pub async fn assign_many(conn: &mut Conn<'_>, rows: Vec<UserRole>) -> QueryResult<usize> {
+    crate::db::users::bulk_insert!(conn, user_roles::table, rows)
+}
+
 /// Gives `role` to `user`; does nothing when the account has it already.
 pub async fn assign_role(
     conn: &mut Conn<'_>,

@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use super::Conn;
-use super::schema::{profiles, users};
+use super::schema::{profiles, roles, user_roles, users};
 use super::types::UserId;
 use crate::with_conn;
 
@@ -152,6 +152,57 @@ pub async fn insert_user(conn: &mut Conn<'_>, new: &NewUser<'_>) -> QueryResult<
     })
 }
 
+/// A new account with owned fields, for bulk inserts.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = users)]
+pub struct SeedUser {
+    /// Primary key.
+    pub id: UserId,
+    /// Lower-cased email.
+    pub email: String,
+    /// PHC string of the password hash.
+    pub password_hash: String,
+    /// Whether the account may sign in.
+    pub is_active: bool,
+    /// Creation time.
+    pub created_at: NaiveDateTime,
+    /// Same as `created_at`.
+    pub updated_at: NaiveDateTime,
+}
+
+/// Inserts many rows at once (for seeding): one statement on PostgreSQL; on SQLite, whose
+/// diesel driver inserts batches row by row, one blocking task with a cached statement.
+macro_rules! bulk_insert {
+    ($conn:expr, $table:expr, $rows:expr) => {{
+        let rows = $rows;
+        match $conn {
+            Conn::Postgres(c) => {
+                diesel::insert_into($table)
+                    .values(&rows)
+                    .execute(&mut **c)
+                    .await
+            }
+            Conn::Sqlite(c) => {
+                c.spawn_blocking(move |c| {
+                    diesel::RunQueryDsl::execute(diesel::insert_into($table).values(&rows), c)
+                })
+                .await
+            }
+        }
+    }};
+}
+pub(crate) use bulk_insert;
+
+/// Inserts many accounts (for seeding).
+pub async fn insert_users(conn: &mut Conn<'_>, rows: Vec<SeedUser>) -> QueryResult<usize> {
+    bulk_insert!(conn, users::table, rows)
+}
+
+/// Inserts many profiles (for seeding).
+pub async fn insert_profiles(conn: &mut Conn<'_>, rows: Vec<Profile>) -> QueryResult<usize> {
+    bulk_insert!(conn, profiles::table, rows)
+}
+
 /// Inserts a profile.
 pub async fn insert_profile(conn: &mut Conn<'_>, profile: &Profile) -> QueryResult<()> {
     with_conn!(conn, |c| {
@@ -236,53 +287,187 @@ pub async fn profiles_of(conn: &mut Conn<'_>, ids: &[UserId]) -> QueryResult<Vec
     })
 }
 
-/// A keyset window over accounts ordered by id (UUID v7, so by creation time).
-#[derive(Debug, Clone, Copy)]
-pub struct IdWindow {
-    /// Only ids greater than this.
-    pub after: Option<UserId>,
-    /// Only ids smaller than this.
-    pub before: Option<UserId>,
+diesel::define_sql_function! {
+    /// SQL `COALESCE` of a nullable text and a fallback.
+    fn coalesce(
+        value: diesel::sql_types::Nullable<diesel::sql_types::Text>,
+        fallback: diesel::sql_types::Text,
+    ) -> diesel::sql_types::Text;
+}
+
+diesel::define_sql_function! {
+    /// SQL `LOWER` of a nullable text.
+    fn lower(
+        value: diesel::sql_types::Nullable<diesel::sql_types::Text>,
+    ) -> diesel::sql_types::Nullable<diesel::sql_types::Text>;
+}
+
+/// Which accounts a listing shows.
+#[derive(Debug, Clone, Default)]
+pub struct UserFilter {
+    /// Lower-cased text to find in the email or the display name.
+    pub search: Option<String>,
+    /// Only holders of this role.
+    pub role: Option<String>,
+    /// Only active (or only inactive) accounts.
+    pub is_active: Option<bool>,
+    /// Show soft-deleted accounts too.
+    pub include_deleted: bool,
+}
+
+/// What a listing is ordered by; the id breaks ties, so the order is total.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortField {
+    /// Creation time.
+    CreatedAt,
+    /// Email.
+    Email,
+    /// Display name (accounts without one first, as if it were empty).
+    DisplayName,
+}
+
+/// A position in a listing: the sort key of an account and its id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SortKey {
+    /// Creation time.
+    CreatedAt(NaiveDateTime),
+    /// Email, or display name (empty when there is none).
+    Text(String),
+}
+
+/// A keyset page request over accounts.
+#[derive(Debug, Clone)]
+pub struct UserListing {
+    /// Which accounts.
+    pub filter: UserFilter,
+    /// Ordered by what.
+    pub field: SortField,
+    /// Largest first.
+    pub descending: bool,
+    /// Only accounts after this position.
+    pub after: Option<(SortKey, UserId)>,
+    /// Only accounts before this position.
+    pub before: Option<(SortKey, UserId)>,
     /// Rows to fetch.
     pub limit: i64,
     /// Take the rows nearest `before` (the last ones) instead of the first ones.
     pub from_end: bool,
 }
 
-/// Accounts that are not deleted, in the window, always returned in ascending id order.
-pub async fn list_users(conn: &mut Conn<'_>, window: IdWindow) -> QueryResult<Vec<User>> {
-    let mut rows: Vec<User> = with_conn!(conn, |c| {
-        let mut query = users::table
-            .filter(users::deleted_at.is_null())
-            .select(User::as_select())
-            .limit(window.limit)
-            .into_boxed();
-        if let Some(after) = window.after {
-            query = query.filter(users::id.gt(after));
+/// Applies a [`UserFilter`] to a boxed query over `users` joined with `profiles`.
+macro_rules! user_filter {
+    ($query:expr, $filter:expr) => {{
+        let filter: &UserFilter = $filter;
+        let mut query = $query;
+        if !filter.include_deleted {
+            query = query.filter(users::deleted_at.is_null());
         }
-        if let Some(before) = window.before {
-            query = query.filter(users::id.lt(before));
+        if let Some(active) = filter.is_active {
+            query = query.filter(users::is_active.eq(active));
         }
-        query = if window.from_end {
-            query.order(users::id.desc())
+        if let Some(role) = &filter.role {
+            let holders = user_roles::table
+                .inner_join(roles::table)
+                .filter(roles::name.eq(role.clone()))
+                .select(user_roles::user_id);
+            query = query.filter(users::id.eq_any(holders));
+        }
+        if let Some(search) = &filter.search {
+            let pattern = format!("%{}%", escape_like(search));
+            query = query.filter(
+                users::email
+                    .like(pattern.clone())
+                    .escape('\\')
+                    .or(lower(profiles::display_name).like(pattern).escape('\\')),
+            );
+        }
+        query
+    }};
+}
+
+/// Orders a boxed query by `$key` then id, and keeps only rows strictly beyond the
+/// positions of the listing: the keyset step, the same for every sort field.
+macro_rules! keyset {
+    ($query:expr, $listing:expr, $key:expr, $value:ident) => {{
+        let listing: &UserListing = $listing;
+        let mut query = $query;
+        // The direction rows are read in: reversed when paging back from the end.
+        let ascending = listing.descending == listing.from_end;
+        let bounds = [(&listing.after, true), (&listing.before, false)];
+        for (bound, is_after) in bounds {
+            let Some((SortKey::$value(value), id)) = bound else {
+                continue;
+            };
+            // `after` keeps rows past the cursor in the listing's own order, `before` rows
+            // ahead of it.
+            let greater = is_after != listing.descending;
+            query = if greater {
+                query.filter(
+                    $key.gt(value.clone())
+                        .or($key.eq(value.clone()).and(users::id.gt(*id))),
+                )
+            } else {
+                query.filter(
+                    $key.lt(value.clone())
+                        .or($key.eq(value.clone()).and(users::id.lt(*id))),
+                )
+            };
+        }
+        if ascending {
+            query.order(($key.asc(), users::id.asc()))
         } else {
-            query.order(users::id.asc())
+            query.order(($key.desc(), users::id.desc()))
+        }
+    }};
+}
+
+/// Escapes `%`, `_` and `\` so user text matches literally in `LIKE … ESCAPE '\'`.
+fn escape_like(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// One page of a listing, always in the listing's order, with each account's display name
+/// (its sort key when ordered by name).
+pub async fn list_users(
+    conn: &mut Conn<'_>,
+    listing: &UserListing,
+) -> QueryResult<Vec<(User, Option<String>)>> {
+    let mut rows: Vec<(User, Option<String>)> = with_conn!(conn, |c| {
+        let base = users::table
+            .inner_join(profiles::table)
+            .select((User::as_select(), profiles::display_name))
+            .limit(listing.limit)
+            .into_boxed();
+        let base = user_filter!(base, &listing.filter);
+        let query = match listing.field {
+            SortField::CreatedAt => keyset!(base, listing, users::created_at, CreatedAt),
+            SortField::Email => keyset!(base, listing, users::email, Text),
+            SortField::DisplayName => {
+                keyset!(base, listing, coalesce(profiles::display_name, ""), Text)
+            }
         };
         query.load(c).await
     })?;
-    if window.from_end {
+    if listing.from_end {
         rows.reverse();
     }
     Ok(rows)
 }
 
-/// How many accounts are not deleted.
-pub async fn count_users(conn: &mut Conn<'_>) -> QueryResult<i64> {
+/// How many accounts match `filter`.
+pub async fn count_users(conn: &mut Conn<'_>, filter: &UserFilter) -> QueryResult<i64> {
     with_conn!(conn, |c| {
-        users::table
-            .filter(users::deleted_at.is_null())
+        let base = users::table
+            .inner_join(profiles::table)
             .count()
-            .get_result(c)
-            .await
+            .into_boxed();
+        user_filter!(base, filter).get_result(c).await
     })
 }

@@ -7,6 +7,7 @@ pub mod audit_log;
 pub mod password_reset;
 pub mod personal_tokens;
 pub mod profiles;
+pub mod seed;
 pub mod sessions;
 pub mod users;
 

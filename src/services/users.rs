@@ -4,7 +4,7 @@ use super::Services;
 use super::accounts::Viewer;
 use crate::db::roles::{self, Role};
 use crate::db::types::UserId;
-use crate::db::users::{self, IdWindow, Profile, User};
+use crate::db::users::{self, Profile, SortField, SortKey, User, UserFilter, UserListing};
 use crate::domain::Permission;
 use crate::error::{AppError, AppResult};
 
@@ -16,25 +16,47 @@ pub const DEFAULT_PAGE_SIZE: i64 = 20;
 /// A page of accounts and whether more lie beyond it.
 #[derive(Debug)]
 pub struct UserPage {
-    /// The accounts, in order.
-    pub users: Vec<User>,
+    /// The accounts, in order, with their display names.
+    pub users: Vec<(User, Option<String>)>,
+    /// The field the page is ordered by (cursors carry it).
+    pub field: SortField,
     /// More accounts follow the last one.
     pub has_next: bool,
     /// More accounts precede the first one.
     pub has_previous: bool,
+    /// The filter, for `totalCount`.
+    pub filter: UserFilter,
 }
 
+/// A position in a listing, decoded from a cursor.
+pub type Position = (SortField, SortKey, UserId);
+
 /// Which page of accounts to read, from Relay arguments already decoded.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct PageRequest {
     /// `first`.
     pub first: Option<i64>,
     /// `after`, decoded.
-    pub after: Option<UserId>,
+    pub after: Option<Position>,
     /// `last`.
     pub last: Option<i64>,
     /// `before`, decoded.
-    pub before: Option<UserId>,
+    pub before: Option<Position>,
+    /// Which accounts.
+    pub filter: UserFilter,
+    /// Ordered by what (creation time when `None`).
+    pub field: Option<SortField>,
+    /// Largest first.
+    pub descending: bool,
+}
+
+/// The sort key of an account for `field`.
+pub fn sort_key(field: SortField, user: &User, display_name: Option<&str>) -> SortKey {
+    match field {
+        SortField::CreatedAt => SortKey::CreatedAt(user.created_at),
+        SortField::Email => SortKey::Text(user.email.clone()),
+        SortField::DisplayName => SortKey::Text(display_name.unwrap_or_default().to_owned()),
+    }
 }
 
 impl Services {
@@ -80,16 +102,30 @@ impl Services {
                 "give either `first` or `last`, not both",
             ));
         }
+        let field = page.field.unwrap_or(SortField::CreatedAt);
+        let position = |name: &str, bound: Option<Position>| match bound {
+            Some((f, key, id)) if f == field => Ok(Some((key, id))),
+            Some(_) => Err(AppError::bad_field(
+                name,
+                "comes from a listing in another order",
+            )),
+            None => Ok(None),
+        };
+        let after = position("after", page.after)?;
+        let before = position("before", page.before)?;
         let from_end = last.is_some();
         let limit = last.or(first).unwrap_or(DEFAULT_PAGE_SIZE);
-        let window = IdWindow {
-            after: page.after,
-            before: page.before,
+        let listing = UserListing {
+            filter: page.filter,
+            field,
+            descending: page.descending,
+            after,
+            before,
             limit: limit + 1,
             from_end,
         };
         let mut db = self.db.get().await?;
-        let mut rows = users::list_users(&mut db.conn(), window).await?;
+        let mut rows = users::list_users(&mut db.conn(), &listing).await?;
         let has_more = rows.len() as i64 > limit;
         if has_more {
             if from_end {
@@ -100,23 +136,25 @@ impl Services {
         }
         Ok(UserPage {
             users: rows,
+            field,
             has_next: if from_end {
-                page.before.is_some()
+                listing.before.is_some()
             } else {
                 has_more
             },
             has_previous: if from_end {
                 has_more
             } else {
-                page.after.is_some()
+                listing.after.is_some()
             },
+            filter: listing.filter,
         })
     }
 
-    /// How many accounts are not deleted.
-    pub async fn count_users(&self) -> AppResult<i64> {
+    /// How many accounts match `filter`.
+    pub async fn count_users(&self, filter: &UserFilter) -> AppResult<i64> {
         let mut db = self.db.get().await?;
-        Ok(users::count_users(&mut db.conn()).await?)
+        Ok(users::count_users(&mut db.conn(), filter).await?)
     }
 
     /// Every role.

@@ -8,6 +8,7 @@ mod audit;
 mod auth;
 mod cli;
 mod http;
+mod listing;
 mod lockout;
 mod migrations;
 mod passwords;

@@ -7,10 +7,10 @@ use crate::domain::Permission;
 use crate::graphql::context;
 use crate::graphql::guards::PermissionGuard;
 use crate::graphql::types::audit::AuditEvent;
-use crate::graphql::types::connection::{UserConnection, decode_cursor};
+use crate::graphql::types::connection::{UserConnection, decode_user_cursor};
 use crate::graphql::types::node::Node;
 use crate::graphql::types::role::Role;
-use crate::graphql::types::user::User;
+use crate::graphql::types::user::{OrderDirection, User, UserFilter, UserOrder};
 use crate::services::users::PageRequest;
 
 /// Queries about accounts.
@@ -36,8 +36,11 @@ impl UsersQuery {
             .map(User::new))
     }
 
-    /// Accounts, oldest first, as a Relay connection (`users:read`). Pages hold at most 100.
+    /// Accounts as a Relay connection with opaque keyset cursors (`users:read`): filtered,
+    /// ordered (creation time by default), at most 100 a page. Soft-deleted accounts are
+    /// hidden unless `filter.includeDeleted`.
     #[graphql(guard = "PermissionGuard(Permission::UsersRead)")]
+    #[expect(clippy::too_many_arguments, reason = "the contract's Relay arguments")]
     async fn users(
         &self,
         ctx: &Context<'_>,
@@ -47,18 +50,25 @@ impl UsersQuery {
         #[graphql(desc = "Cursor to start after.")] after: Option<String>,
         #[graphql(desc = "Page size counting from the end (or from `before`).")] last: Option<i32>,
         #[graphql(desc = "Cursor to end before.")] before: Option<String>,
+        #[graphql(desc = "Which accounts.")] filter: Option<UserFilter>,
+        #[graphql(desc = "Order; creation time, oldest first, when omitted.")] order_by: Option<
+            UserOrder,
+        >,
     ) -> async_graphql::Result<UserConnection> {
         let page = PageRequest {
             first: first.map(i64::from),
             after: after
                 .as_deref()
-                .map(|c| decode_cursor("after", c))
+                .map(|c| decode_user_cursor("after", c))
                 .transpose()?,
             last: last.map(i64::from),
             before: before
                 .as_deref()
-                .map(|c| decode_cursor("before", c))
+                .map(|c| decode_user_cursor("before", c))
                 .transpose()?,
+            filter: filter.unwrap_or_default().into(),
+            field: order_by.as_ref().map(|o| o.field.into()),
+            descending: order_by.is_some_and(|o| o.direction == OrderDirection::Desc),
         };
         Ok(UserConnection::new(
             context::services(ctx).list_users(page).await?,

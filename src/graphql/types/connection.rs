@@ -5,10 +5,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::user::User;
-use crate::db::types::UserId;
+use crate::db::users::{self, SortField, SortKey};
 use crate::error::AppError;
 use crate::graphql::context;
-use crate::services::users::UserPage;
+use crate::services::users::{Position, UserPage, sort_key};
 
 /// Where a page lies in the whole list.
 #[derive(SimpleObject)]
@@ -42,6 +42,11 @@ impl UserConnection {
     pub fn new(page: UserPage) -> Self {
         Self { page }
     }
+
+    fn cursor(&self, user: &users::User, display_name: Option<&str>) -> String {
+        let key = sort_key(self.page.field, user, display_name);
+        encode_user_cursor((self.page.field, key, user.id))
+    }
 }
 
 #[Object]
@@ -51,8 +56,8 @@ impl UserConnection {
         self.page
             .users
             .iter()
-            .map(|u| UserEdge {
-                cursor: encode_cursor(u.id),
+            .map(|(u, name)| UserEdge {
+                cursor: self.cursor(u, name.as_deref()),
                 node: User::new(u.clone()),
             })
             .collect()
@@ -60,35 +65,72 @@ impl UserConnection {
 
     /// The accounts.
     async fn nodes(&self) -> Vec<User> {
-        self.page.users.iter().cloned().map(User::new).collect()
+        self.page
+            .users
+            .iter()
+            .map(|(u, _)| User::new(u.clone()))
+            .collect()
     }
 
     /// Where this page lies.
     async fn page_info(&self) -> PageInfo {
+        let users = &self.page.users;
         PageInfo {
             has_next_page: self.page.has_next,
             has_previous_page: self.page.has_previous,
-            start_cursor: self.page.users.first().map(|u| encode_cursor(u.id)),
-            end_cursor: self.page.users.last().map(|u| encode_cursor(u.id)),
+            start_cursor: users.first().map(|(u, n)| self.cursor(u, n.as_deref())),
+            end_cursor: users.last().map(|(u, n)| self.cursor(u, n.as_deref())),
         }
     }
 
-    /// How many accounts the whole list holds (counted only when asked for).
+    /// How many accounts match the filter (counted only when asked for).
     async fn total_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
-        Ok(context::services(ctx).count_users().await?)
+        Ok(context::services(ctx)
+            .count_users(&self.page.filter)
+            .await?)
     }
 }
 
 const USER_CURSOR: &str = "user:";
 
-/// An opaque cursor for the account `id`.
-pub fn encode_cursor(id: UserId) -> String {
-    encode_with(USER_CURSOR, &id)
+/// An opaque cursor for a position in an account listing: the order, the key, the id.
+pub fn encode_user_cursor((field, key, id): Position) -> String {
+    let field = match field {
+        SortField::CreatedAt => "c",
+        SortField::Email => "e",
+        SortField::DisplayName => "d",
+    };
+    let key = match key {
+        SortKey::CreatedAt(at) => at.format("%Y-%m-%dT%H:%M:%S%.6f").to_string(),
+        SortKey::Text(text) => text,
+    };
+    let json = serde_json::json!([field, key, id.to_string()]);
+    URL_SAFE_NO_PAD.encode(format!("{USER_CURSOR}{json}"))
 }
 
 /// Reads an account cursor given as the argument `field`.
-pub fn decode_cursor(field: &str, cursor: &str) -> Result<UserId, AppError> {
-    decode_with(USER_CURSOR, field, cursor)
+pub fn decode_user_cursor(argument: &str, cursor: &str) -> Result<Position, AppError> {
+    let invalid = || AppError::bad_field(argument, "is not a cursor from this list");
+    let text = URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .ok_or_else(invalid)?;
+    let json = text.strip_prefix(USER_CURSOR).ok_or_else(invalid)?;
+    let (field, key, id): (String, String, String) =
+        serde_json::from_str(json).map_err(|_| invalid())?;
+    let id = id.parse().map_err(|_| invalid())?;
+    let (field, key) = match field.as_str() {
+        "c" => {
+            let at = chrono::NaiveDateTime::parse_from_str(&key, "%Y-%m-%dT%H:%M:%S%.f")
+                .map_err(|_| invalid())?;
+            (SortField::CreatedAt, SortKey::CreatedAt(at))
+        }
+        "e" => (SortField::Email, SortKey::Text(key)),
+        "d" => (SortField::DisplayName, SortKey::Text(key)),
+        _ => return Err(invalid()),
+    };
+    Ok((field, key, id))
 }
 
 /// An opaque cursor: `kind` and `key`, base64url.

@@ -178,3 +178,69 @@ impl User {
         Ok(roles.unwrap_or_default())
     }
 }
+
+/// Which accounts `users` lists; every condition given must hold.
+#[derive(InputObject, Default)]
+pub struct UserFilter {
+    /// Text to find in the email or the display name, ignoring letter case.
+    pub search: Option<String>,
+    /// Only holders of this role (by name).
+    pub role: Option<String>,
+    /// Only active (true) or deactivated (false) accounts.
+    pub is_active: Option<bool>,
+    /// Include soft-deleted accounts (default false).
+    pub include_deleted: Option<bool>,
+}
+
+impl From<UserFilter> for users::UserFilter {
+    fn from(filter: UserFilter) -> Self {
+        Self {
+            search: filter
+                .search
+                .map(|s| s.trim().to_lowercase())
+                .filter(|s| !s.is_empty()),
+            role: filter.role,
+            is_active: filter.is_active,
+            include_deleted: filter.include_deleted.unwrap_or(false),
+        }
+    }
+}
+
+/// What `users` is ordered by; ties are broken by id, so the order is total.
+#[derive(async_graphql::Enum, Clone, Copy, PartialEq, Eq)]
+pub enum UserOrderField {
+    /// Creation time.
+    CreatedAt,
+    /// Email address.
+    Email,
+    /// Display name; accounts without one come first in ascending order.
+    DisplayName,
+}
+
+/// Ascending or descending.
+#[derive(async_graphql::Enum, Clone, Copy, PartialEq, Eq)]
+pub enum OrderDirection {
+    /// Smallest first.
+    Asc,
+    /// Largest first.
+    Desc,
+}
+
+/// The order of `users`.
+#[derive(InputObject)]
+pub struct UserOrder {
+    /// What to order by.
+    pub field: UserOrderField,
+    /// Which way.
+    pub direction: OrderDirection,
+}
+
+impl From<UserOrderField> for users::SortField {
+    fn from(field: UserOrderField) -> Self {
+        match field {
+            UserOrderField::CreatedAt => Self::CreatedAt,
+            UserOrderField::Email => Self::Email,
+            UserOrderField::DisplayName => Self::DisplayName,
+        }
+    }
+}

@@ -1,0 +1,4 @@
+DROP INDEX users_inactive_idx;
+DROP INDEX users_deleted_at_idx;
+DROP INDEX profiles_display_name_order_idx;
+DROP INDEX users_created_at_id_idx;
