@@ -1,7 +1,7 @@
 //! What a resolver reads from the request: the services, the caller and the loaders.
 
 use async_graphql::Context;
-use async_graphql::dataloader::DataLoader;
+use async_graphql::dataloader::{DataLoader, HashMapCache};
 use tokio::sync::OnceCell;
 
 use super::loaders::AppLoader;
@@ -33,9 +33,10 @@ pub fn attach(
         .data(data.principal)
         .data(data.client)
         .data(ViewerCell::default())
-        .data(DataLoader::new(
+        .data(Loaders::with_cache(
             AppLoader::new(services.clone()),
             tokio::spawn,
+            HashMapCache::default(),
         ))
 }
 
@@ -49,10 +50,13 @@ pub fn client<'a>(ctx: &Context<'a>) -> &'a ClientInfo {
     ctx.data_unchecked::<ClientInfo>()
 }
 
-/// The request's dataloader.
-pub fn loader<'a>(ctx: &Context<'a>) -> &'a DataLoader<AppLoader> {
-    ctx.data_unchecked::<DataLoader<AppLoader>>()
+/// The request's dataloader (it caches for the request's lifetime).
+pub fn loader<'a>(ctx: &Context<'a>) -> &'a Loaders {
+    ctx.data_unchecked::<Loaders>()
 }
+
+/// The per-request dataloader type.
+pub type Loaders = DataLoader<AppLoader, HashMapCache>;
 
 /// The caller's account; `UNAUTHENTICATED` without valid credentials.
 pub async fn viewer<'a>(ctx: &Context<'a>) -> Result<&'a Viewer, AppError> {

@@ -4,7 +4,7 @@ use async_graphql::{Context, Object, SimpleObject};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use super::user::User;
+use super::user::{User, prefetch};
 use crate::db::users::{self, SortField, SortKey};
 use crate::error::AppError;
 use crate::graphql::context;
@@ -43,6 +43,10 @@ impl UserConnection {
         Self { page }
     }
 
+    fn ids(&self) -> Vec<crate::db::types::UserId> {
+        self.page.users.iter().map(|(u, _)| u.id).collect()
+    }
+
     fn cursor(&self, user: &users::User, display_name: Option<&str>) -> String {
         let key = sort_key(self.page.field, user, display_name);
         encode_user_cursor((self.page.field, key, user.id))
@@ -52,24 +56,28 @@ impl UserConnection {
 #[Object]
 impl UserConnection {
     /// The accounts with their cursors.
-    async fn edges(&self) -> Vec<UserEdge> {
-        self.page
+    async fn edges(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<UserEdge>> {
+        prefetch(ctx, ctx.look_ahead().field("node"), &self.ids()).await?;
+        Ok(self
+            .page
             .users
             .iter()
             .map(|(u, name)| UserEdge {
                 cursor: self.cursor(u, name.as_deref()),
                 node: User::new(u.clone()),
             })
-            .collect()
+            .collect())
     }
 
     /// The accounts.
-    async fn nodes(&self) -> Vec<User> {
-        self.page
+    async fn nodes(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<User>> {
+        prefetch(ctx, ctx.look_ahead(), &self.ids()).await?;
+        Ok(self
+            .page
             .users
             .iter()
             .map(|(u, _)| User::new(u.clone()))
-            .collect()
+            .collect())
     }
 
     /// Where this page lies.

@@ -166,6 +166,31 @@ impl User {
     }
 }
 
+/// Loads, in one batch each, the profiles and roles that the selection `fields` (the fields
+/// of each `User` in a list) will ask for. The dataloader batches by time; a long list can
+/// straddle two batches, so lists prime it up front and every `User` then reads the cache.
+pub async fn prefetch(
+    ctx: &Context<'_>,
+    fields: async_graphql::Lookahead<'_>,
+    ids: &[crate::db::types::UserId],
+) -> async_graphql::Result<()> {
+    let loader = context::loader(ctx);
+    let to_error = |e: std::sync::Arc<AppError>| async_graphql::Error::from(&*e);
+    if fields.field("profile").exists() {
+        loader
+            .load_many(ids.iter().map(|id| ProfileOf(*id)))
+            .await
+            .map_err(to_error)?;
+    }
+    if fields.field("roles").exists() || fields.field("permissions").exists() {
+        loader
+            .load_many(ids.iter().map(|id| RolesOf(*id)))
+            .await
+            .map_err(to_error)?;
+    }
+    Ok(())
+}
+
 impl User {
     async fn load_roles(
         &self,
