@@ -99,23 +99,50 @@ impl AuditEventConnection {
     }
 }
 
+impl AuditEventConnection {
+    /// Loads every actor of the page in one batch when the selection asks for them.
+    async fn prefetch_actors(
+        &self,
+        ctx: &Context<'_>,
+        fields: async_graphql::Lookahead<'_>,
+    ) -> async_graphql::Result<()> {
+        if fields.field("actor").exists() {
+            let actors = self
+                .page
+                .events
+                .iter()
+                .filter_map(|e| e.actor_id)
+                .map(UserOf);
+            context::loader(ctx)
+                .load_many(actors)
+                .await
+                .map_err(|e| async_graphql::Error::from(&*e))?;
+        }
+        Ok(())
+    }
+}
+
 #[Object]
 impl AuditEventConnection {
     /// The events with their cursors.
-    async fn edges(&self) -> Vec<AuditEventEdge> {
-        self.page
+    async fn edges(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<AuditEventEdge>> {
+        self.prefetch_actors(ctx, ctx.look_ahead().field("node"))
+            .await?;
+        Ok(self
+            .page
             .events
             .iter()
             .map(|e| AuditEventEdge {
                 cursor: encode_with(AUDIT_CURSOR, &e.id),
                 node: AuditEvent(e.clone()),
             })
-            .collect()
+            .collect())
     }
 
     /// The events.
-    async fn nodes(&self) -> Vec<AuditEvent> {
-        self.page.events.iter().cloned().map(AuditEvent).collect()
+    async fn nodes(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<AuditEvent>> {
+        self.prefetch_actors(ctx, ctx.look_ahead()).await?;
+        Ok(self.page.events.iter().cloned().map(AuditEvent).collect())
     }
 
     /// Where this page lies.
