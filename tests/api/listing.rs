@@ -86,8 +86,8 @@ async fn paging_visits_everyone_once_in_every_order(backend: Backend) {
         return;
     };
     let admin = app.admin().await;
-    assert_eq!(app.services.seed_users(2_500).await.unwrap(), 2_500);
-    let total = 2_501;
+    assert_eq!(app.services.seed_users(10_000).await.unwrap(), 10_000);
+    let total = 10_001;
     for field in ["CREATED_AT", "EMAIL", "DISPLAY_NAME"] {
         for direction in ["ASC", "DESC"] {
             let order = json!({ "field": field, "direction": direction });
