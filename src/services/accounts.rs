@@ -125,7 +125,8 @@ impl Services {
         input: Registration<'_>,
         client: &ClientInfo,
     ) -> AppResult<AuthGrant> {
-        let (email, password, display_name) = self.parse_registration(&input)?;
+        let (email, password, display_name) =
+            self.parse_new_account(input.email, input.password, input.display_name)?;
         let hash = self.passwords.hash(&password).await?;
         let mut db = self.db.get().await?;
         let (user, refresh) = transaction!(&mut db, |conn| {
@@ -146,19 +147,21 @@ impl Services {
         self.grant(user, refresh)
     }
 
-    fn parse_registration(
+    /// Checks what a new account is given; `BAD_USER_INPUT` lists every invalid field.
+    pub(super) fn parse_new_account(
         &self,
-        input: &Registration<'_>,
+        email: &str,
+        password: &str,
+        display_name: Option<&str>,
     ) -> AppResult<(Email, Password, Option<DisplayName>)> {
-        let email = Email::parse("email", input.email);
+        let email = Email::parse("email", email);
         let password = Password::parse(
             "password",
-            input.password,
+            password,
             self.password_policy(),
             email.as_ref().ok(),
         );
-        let display_name = input
-            .display_name
+        let display_name = display_name
             .map(|name| DisplayName::parse("displayName", name))
             .transpose();
         match (email, password, display_name) {

@@ -13,7 +13,7 @@ use crate::db::roles::{self, NewRole, Role};
 use crate::db::types::{RoleId, UserId, now};
 use crate::db::users::{self, User, UserChanges};
 use crate::db::{Conn, unique_violation};
-use crate::domain::{DisplayName, Email, Password, Permission};
+use crate::domain::{Email, Permission};
 use crate::error::{AppError, AppResult, FieldError};
 use crate::transaction;
 
@@ -51,24 +51,8 @@ impl Services {
         input: NewAccount<'_>,
         client: &ClientInfo,
     ) -> AppResult<User> {
-        let email = Email::parse("email", input.email);
-        let password = Password::parse(
-            "password",
-            input.password,
-            self.password_policy(),
-            email.as_ref().ok(),
-        );
-        let name = input
-            .display_name
-            .map(|n| DisplayName::parse("displayName", n))
-            .transpose();
-        let (email, password, name) = match (email, password, name) {
-            (Ok(e), Ok(p), Ok(n)) => (e, p, n),
-            (e, p, n) => {
-                let errors = [e.err(), p.err(), n.err()].into_iter().flatten().collect();
-                return Err(AppError::BadUserInput(errors));
-            }
-        };
+        let (email, password, name) =
+            self.parse_new_account(input.email, input.password, input.display_name)?;
         let default = [DEFAULT_ROLE.to_owned()];
         let role_names = input.roles.unwrap_or(&default);
         if role_names.iter().any(|r| r != DEFAULT_ROLE) && !viewer.can(Permission::RolesAssign) {
