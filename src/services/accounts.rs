@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use chrono::{NaiveDateTime, TimeDelta};
 use serde_json::json;
 
+use super::admin::guard_last_admin;
 use super::audit::{self, Event, action};
 use super::sessions::end_sessions;
 use super::{ClientInfo, Services};
@@ -334,6 +335,73 @@ impl Services {
         })
     }
 
+    /// Checks the caller's password before a sensitive change. Counted like a login: a
+    /// stolen access token cannot be used to guess the password either.
+    async fn confirm_password(
+        &self,
+        viewer: &Viewer,
+        field: &str,
+        password: &str,
+        client: &ClientInfo,
+    ) -> AppResult<()> {
+        let key = viewer.user.email.as_str();
+        let mut db = self.db.get().await?;
+        let (attempt, locks) = match self.count_attempt(&mut db, key).await? {
+            Attempt::Locked(retry_after) => return Err(AppError::AccountLocked { retry_after }),
+            Attempt::Counted(attempt, locks) => (attempt, locks),
+        };
+        if self
+            .passwords
+            .verify(password, Some(&viewer.user.password_hash))
+            .await?
+        {
+            login_failures::clear(&mut db.conn(), key).await?;
+            return Ok(());
+        }
+        let user = Some(viewer.user.id);
+        match self
+            .fail_login(&mut db, key, attempt, locks, user, client)
+            .await?
+        {
+            locked @ AppError::AccountLocked { .. } => Err(locked),
+            _ => Err(AppError::bad_field(field, "is not your current password")),
+        }
+    }
+
+    /// Erases the caller's account for good, after checking its password: every session
+    /// ends, the email is free again, the audit rows stay. Not with a personal access
+    /// token, and not for the last active administrator.
+    pub async fn delete_my_account(
+        &self,
+        viewer: &Viewer,
+        password: &str,
+        client: &ClientInfo,
+    ) -> AppResult<()> {
+        viewer.require_session("delete the account")?;
+        self.confirm_password(viewer, "password", password, client)
+            .await?;
+        let user = viewer.user.id;
+        let at = now();
+        let mut db = self.db.get().await?;
+        let ended = transaction!(&mut db, |conn| {
+            guard_last_admin(conn, user).await?;
+            let ended = sessions::revoke_sessions_of(conn, user, None, at).await?;
+            users::purge_user(conn, user).await?;
+            let event = Event {
+                actor: Some(user),
+                action: action::ACCOUNT_DELETED,
+                target: Some(("user", user.to_string())),
+                details: Some(json!({ "sessionsEnded": ended.len() })),
+                client,
+            };
+            audit::record(conn, event).await?;
+            Ok::<_, AppError>(ended)
+        })?;
+        self.revoked.insert(ended);
+        tracing::info!(user.id = %user, "account deleted by its owner");
+        Ok(())
+    }
+
     /// Changes the caller's password and revokes every other session.
     pub async fn change_password(
         &self,
@@ -346,16 +414,8 @@ impl Services {
         let email = Email::parse("email", &viewer.user.email).ok();
         let password = Password::parse("newPassword", new, self.password_policy(), email.as_ref())
             .map_err(|e| AppError::BadUserInput(vec![e]))?;
-        if !self
-            .passwords
-            .verify(current, Some(&viewer.user.password_hash))
-            .await?
-        {
-            return Err(AppError::bad_field(
-                "currentPassword",
-                "is not your current password",
-            ));
-        }
+        self.confirm_password(viewer, "currentPassword", current, client)
+            .await?;
         if current == new {
             return Err(AppError::bad_field(
                 "newPassword",

@@ -394,7 +394,7 @@ impl Services {
 }
 
 /// `FORBIDDEN` when `user` is the last active administrator.
-async fn guard_last_admin(conn: &mut Conn<'_>, user: UserId) -> AppResult<()> {
+pub(super) async fn guard_last_admin(conn: &mut Conn<'_>, user: UserId) -> AppResult<()> {
     let admin = roles::lock_role(conn, ADMIN_ROLE)
         .await?
         .ok_or_else(|| AppError::internal(anyhow::anyhow!("built-in role `admin` is missing")))?;

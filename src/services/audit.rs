@@ -33,6 +33,8 @@ pub mod action {
     pub const PASSWORD_RESET: &str = "user.password_reset";
     /// A profile was changed (by its owner or an administrator).
     pub const PROFILE_UPDATED: &str = "user.profile_update";
+    /// An account was erased by its owner.
+    pub const ACCOUNT_DELETED: &str = "user.self_delete";
     /// An administrator created an account.
     pub const USER_CREATED: &str = "user.create";
     /// An administrator changed an account.

@@ -11,6 +11,8 @@ both_backends!(
     old_hashes_are_upgraded_at_login,
     password_reset_by_mail_works_while_locked,
     deactivated_and_deleted_accounts_lose_access_at_once,
+    delete_my_account_erases_it,
+    password_confirmations_count_towards_the_lockout,
 );
 
 const REGISTER: &str = "mutation($e: String!, $p: String!) { register(input: { email: $e, password: $p }) { accessToken } }";
@@ -243,4 +245,55 @@ async fn deactivated_and_deleted_accounts_lose_access_at_once(backend: Backend) 
         .gql("mutation($p: String!) { login(input: { email: \"leaving@example.com\", password: $p }) { accessToken } }", json!({ "p": PASSWORD }), None)
         .await;
     assert_eq!(error_code(&login), "UNAUTHENTICATED");
+}
+
+const DELETE_ME: &str = "mutation($p: String!) { deleteMyAccount(password: $p) }";
+
+async fn delete_my_account_erases_it(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else { return };
+    let (token, id) = app.user("leaver@example.com").await;
+    let (other_device, _) = app.login_pair("leaver@example.com", "phone").await;
+
+    let wrong = app.gql(DELETE_ME, json!({ "p": "not my password at all" }), Some(&token)).await;
+    assert_eq!(error_fields(&wrong), ["password"]);
+    let created = app
+        .gql("mutation { createPersonalAccessToken(input: { name: \"x\", scopes: [] }) { token } }", json!({}), Some(&token))
+        .await;
+    let pat = created["data"]["createPersonalAccessToken"]["token"].as_str().unwrap().to_owned();
+    let by_pat = app.gql(DELETE_ME, json!({ "p": PASSWORD }), Some(&pat)).await;
+    assert_eq!(error_code(&by_pat), "FORBIDDEN");
+
+    let done = app.gql(DELETE_ME, json!({ "p": PASSWORD }), Some(&token)).await;
+    assert_eq!(done["data"]["deleteMyAccount"], true, "{done}");
+    for credential in [&token, &other_device, &pat] {
+        let me = app.gql("{ me { id } }", json!({}), Some(credential)).await;
+        assert_eq!(error_code(&me), "UNAUTHENTICATED");
+    }
+    let events = app.audit("user.self_delete").await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].target_id.as_deref(), Some(id.as_str()));
+    // The address is free again.
+    app.register("leaver@example.com").await;
+
+    // The last administrator cannot leave this way.
+    let admin = app.admin().await;
+    let last = app.gql(DELETE_ME, json!({ "p": PASSWORD }), Some(&admin)).await;
+    assert_eq!(error_code(&last), "FORBIDDEN");
+}
+
+async fn password_confirmations_count_towards_the_lockout(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else { return };
+    let (token, _) = app.user("stolen@example.com").await;
+    let mut codes = Vec::new();
+    for _ in 0..6 {
+        let answer = app
+            .gql(CHANGE, json!({ "c": "guessing the password", "n": "a brand new passphrase" }), Some(&token))
+            .await;
+        codes.push(error_code(&answer).to_owned());
+    }
+    assert_eq!(codes[..4], ["BAD_USER_INPUT"; 4]);
+    assert_eq!(codes[4..], ["ACCOUNT_LOCKED"; 2]);
+    // The owner's correct password is refused too until the lock ends; a reset lifts it.
+    let locked = app.gql(CHANGE, json!({ "c": PASSWORD, "n": "a brand new passphrase" }), Some(&token)).await;
+    assert_eq!(error_code(&locked), "ACCOUNT_LOCKED");
 }

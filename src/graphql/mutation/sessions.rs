@@ -138,4 +138,19 @@ impl SessionsMutation {
             .await?;
         Ok(true)
     }
+
+    /// Erases your account for good after checking your password: every session ends, the
+    /// email is free again, the audit trail keeps its rows. Not with a personal access
+    /// token, and not for the last active administrator.
+    async fn delete_my_account(
+        &self,
+        ctx: &Context<'_>,
+        password: String,
+    ) -> async_graphql::Result<bool> {
+        let viewer = context::viewer(ctx).await?;
+        context::services(ctx)
+            .delete_my_account(viewer, &password, context::client(ctx))
+            .await?;
+        Ok(true)
+    }
 }
