@@ -250,20 +250,39 @@ async fn deactivated_and_deleted_accounts_lose_access_at_once(backend: Backend) 
 const DELETE_ME: &str = "mutation($p: String!) { deleteMyAccount(password: $p) }";
 
 async fn delete_my_account_erases_it(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend).await else { return };
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
     let (token, id) = app.user("leaver@example.com").await;
     let (other_device, _) = app.login_pair("leaver@example.com", "phone").await;
 
-    let wrong = app.gql(DELETE_ME, json!({ "p": "not my password at all" }), Some(&token)).await;
+    let wrong = app
+        .gql(
+            DELETE_ME,
+            json!({ "p": "not my password at all" }),
+            Some(&token),
+        )
+        .await;
     assert_eq!(error_fields(&wrong), ["password"]);
     let created = app
-        .gql("mutation { createPersonalAccessToken(input: { name: \"x\", scopes: [] }) { token } }", json!({}), Some(&token))
+        .gql(
+            "mutation { createPersonalAccessToken(input: { name: \"x\", scopes: [] }) { token } }",
+            json!({}),
+            Some(&token),
+        )
         .await;
-    let pat = created["data"]["createPersonalAccessToken"]["token"].as_str().unwrap().to_owned();
-    let by_pat = app.gql(DELETE_ME, json!({ "p": PASSWORD }), Some(&pat)).await;
+    let pat = created["data"]["createPersonalAccessToken"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let by_pat = app
+        .gql(DELETE_ME, json!({ "p": PASSWORD }), Some(&pat))
+        .await;
     assert_eq!(error_code(&by_pat), "FORBIDDEN");
 
-    let done = app.gql(DELETE_ME, json!({ "p": PASSWORD }), Some(&token)).await;
+    let done = app
+        .gql(DELETE_ME, json!({ "p": PASSWORD }), Some(&token))
+        .await;
     assert_eq!(done["data"]["deleteMyAccount"], true, "{done}");
     for credential in [&token, &other_device, &pat] {
         let me = app.gql("{ me { id } }", json!({}), Some(credential)).await;
@@ -277,23 +296,37 @@ async fn delete_my_account_erases_it(backend: Backend) {
 
     // The last administrator cannot leave this way.
     let admin = app.admin().await;
-    let last = app.gql(DELETE_ME, json!({ "p": PASSWORD }), Some(&admin)).await;
+    let last = app
+        .gql(DELETE_ME, json!({ "p": PASSWORD }), Some(&admin))
+        .await;
     assert_eq!(error_code(&last), "FORBIDDEN");
 }
 
 async fn password_confirmations_count_towards_the_lockout(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend).await else { return };
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
     let (token, _) = app.user("stolen@example.com").await;
     let mut codes = Vec::new();
     for _ in 0..6 {
         let answer = app
-            .gql(CHANGE, json!({ "c": "guessing the password", "n": "a brand new passphrase" }), Some(&token))
+            .gql(
+                CHANGE,
+                json!({ "c": "guessing the password", "n": "a brand new passphrase" }),
+                Some(&token),
+            )
             .await;
         codes.push(error_code(&answer).to_owned());
     }
     assert_eq!(codes[..4], ["BAD_USER_INPUT"; 4]);
     assert_eq!(codes[4..], ["ACCOUNT_LOCKED"; 2]);
     // The owner's correct password is refused too until the lock ends; a reset lifts it.
-    let locked = app.gql(CHANGE, json!({ "c": PASSWORD, "n": "a brand new passphrase" }), Some(&token)).await;
+    let locked = app
+        .gql(
+            CHANGE,
+            json!({ "c": PASSWORD, "n": "a brand new passphrase" }),
+            Some(&token),
+        )
+        .await;
     assert_eq!(error_code(&locked), "ACCOUNT_LOCKED");
 }
