@@ -73,8 +73,8 @@ impl Services {
         Ok(users::find_user(&mut db.conn(), id).await?)
     }
 
-    /// The account `id` if the caller may see it (its own, or any with `users:read`) and it
-    /// is not deleted; `None` otherwise.
+    /// The account `id` if the caller may see it (its own, or any with `users:read`, soft-
+    /// deleted ones included); `None` otherwise.
     pub async fn find_visible_user(&self, viewer: &Viewer, id: UserId) -> AppResult<Option<User>> {
         if viewer.user.id == id {
             return Ok(Some(viewer.user.clone()));
