@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use chrono::{NaiveDateTime, TimeDelta};
 use serde_json::json;
 
-use super::admin::guard_last_admin;
+use super::admin::erase_account;
 use super::audit::{self, Event, action};
 use super::sessions::end_sessions;
 use super::{ClientInfo, Services};
@@ -384,9 +384,7 @@ impl Services {
         let at = now();
         let mut db = self.db.get().await?;
         let ended = transaction!(&mut db, |conn| {
-            guard_last_admin(conn, user).await?;
-            let ended = sessions::revoke_sessions_of(conn, user, None, at).await?;
-            users::purge_user(conn, user).await?;
+            let ended = erase_account(conn, user, at).await?;
             let event = Event {
                 actor: Some(user),
                 action: action::ACCOUNT_DELETED,

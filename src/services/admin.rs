@@ -10,7 +10,7 @@ use super::profiles::ProfileUpdate;
 use super::sessions::end_sessions;
 use super::{ClientInfo, Services};
 use crate::db::roles::{self, NewRole, Role};
-use crate::db::types::{RoleId, UserId, now};
+use crate::db::types::{RoleId, SessionId, UserId, now};
 use crate::db::users::{self, User, UserChanges};
 use crate::db::{Conn, unique_violation};
 use crate::domain::{Email, Permission};
@@ -226,13 +226,9 @@ impl Services {
         let actor = viewer.user.id;
         let mut db = self.db.get().await?;
         let ended = transaction!(&mut db, |conn| {
-            guard_last_admin(conn, id).await?;
-            let ended = crate::db::sessions::revoke_sessions_of(conn, id, None, at).await?;
-            if !users::purge_user(conn, id).await? {
-                return Err(AppError::NotFound("user"));
-            }
+            let ended = erase_account(conn, id, at).await?;
             record_admin(conn, actor, action::USER_PURGED, id, client).await?;
-            Ok(ended)
+            Ok::<_, AppError>(ended)
         })?;
         self.revoked.insert(ended);
         Ok(())
@@ -246,19 +242,7 @@ impl Services {
         role: &str,
         client: &ClientInfo,
     ) -> AppResult<User> {
-        let actor = viewer.user.id;
-        let mut db = self.db.get().await?;
-        transaction!(&mut db, |conn| {
-            let found = roles::find_role_by_name(conn, role)
-                .await?
-                .ok_or(AppError::NotFound("role"))?;
-            let target = users::find_user(conn, user)
-                .await?
-                .ok_or(AppError::NotFound("user"))?;
-            roles::assign_role(conn, user, found.id, now()).await?;
-            record_role_change(conn, actor, action::ROLE_ASSIGNED, user, role, client).await?;
-            Ok(target)
-        })
+        self.change_role(viewer, user, role, true, client).await
     }
 
     /// Takes a role from an account. The last active administrator keeps `admin`.
@@ -269,10 +253,21 @@ impl Services {
         role: &str,
         client: &ClientInfo,
     ) -> AppResult<User> {
+        self.change_role(viewer, user, role, false, client).await
+    }
+
+    async fn change_role(
+        &self,
+        viewer: &Viewer,
+        user: UserId,
+        role: &str,
+        give: bool,
+        client: &ClientInfo,
+    ) -> AppResult<User> {
         let actor = viewer.user.id;
         let mut db = self.db.get().await?;
         transaction!(&mut db, |conn| {
-            if role == ADMIN_ROLE {
+            if !give && role == ADMIN_ROLE {
                 guard_last_admin(conn, user).await?;
             }
             let found = roles::find_role_by_name(conn, role)
@@ -281,8 +276,14 @@ impl Services {
             let target = users::find_user(conn, user)
                 .await?
                 .ok_or(AppError::NotFound("user"))?;
-            roles::revoke_role(conn, user, found.id).await?;
-            record_role_change(conn, actor, action::ROLE_REVOKED, user, role, client).await?;
+            let action = if give {
+                roles::assign_role(conn, user, found.id, now()).await?;
+                action::ROLE_ASSIGNED
+            } else {
+                roles::revoke_role(conn, user, found.id).await?;
+                action::ROLE_REVOKED
+            };
+            record_role_change(conn, actor, action, user, role, client).await?;
             Ok(target)
         })
     }
@@ -407,6 +408,21 @@ pub(super) async fn guard_last_admin(conn: &mut Conn<'_>, user: UserId) -> AppRe
         return Err(AppError::Forbidden(LAST_ADMIN.into()));
     }
     Ok(())
+}
+
+/// Erases an account and everything that belongs to it (not its audit rows); returns the
+/// sessions it ended, for the revocation set. The last active administrator stays.
+pub(super) async fn erase_account(
+    conn: &mut Conn<'_>,
+    user: UserId,
+    at: chrono::NaiveDateTime,
+) -> AppResult<Vec<SessionId>> {
+    guard_last_admin(conn, user).await?;
+    let ended = crate::db::sessions::revoke_sessions_of(conn, user, None, at).await?;
+    if !users::purge_user(conn, user).await? {
+        return Err(AppError::NotFound("user"));
+    }
+    Ok(ended)
 }
 
 fn email_conflict(error: diesel::result::Error) -> AppError {
