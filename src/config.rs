@@ -230,7 +230,8 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..=1000), global = true)]
     pub max_batch: u32,
 
-    /// Deepest accepted query nesting.
+    /// Deepest accepted nesting of fields of user data (introspection is bounded apart, by the
+    /// schema's shape).
     #[arg(
         long,
         env = "USERGRAPH_MAX_QUERY_DEPTH",

@@ -90,6 +90,9 @@ pub enum AppError {
         /// What clashes, for people.
         message: String,
     },
+    /// The document is nested too deep, selects too much, or the batch is too large.
+    #[error("{0}")]
+    QueryTooComplex(String),
     /// Too many failed logins for this email.
     #[error("too many failed logins; try again in {retry_after} seconds")]
     AccountLocked {
@@ -122,6 +125,7 @@ impl AppError {
             Self::BadUserInput(_) => ErrorCode::BadUserInput,
             Self::Conflict { .. } => ErrorCode::Conflict,
             Self::AccountLocked { .. } => ErrorCode::AccountLocked,
+            Self::QueryTooComplex(_) => ErrorCode::QueryTooComplex,
             Self::ServiceUnavailable(_) => ErrorCode::ServiceUnavailable,
             Self::Internal(_) => ErrorCode::InternalServerError,
         }
@@ -225,6 +229,10 @@ mod tests {
             (
                 AppError::AccountLocked { retry_after: 60 },
                 "ACCOUNT_LOCKED",
+            ),
+            (
+                AppError::QueryTooComplex("deep".into()),
+                "QUERY_TOO_COMPLEX",
             ),
             (
                 AppError::ServiceUnavailable(anyhow::anyhow!("down")),

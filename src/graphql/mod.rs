@@ -1,5 +1,6 @@
 //! The GraphQL API: schema root, one module per area, object types, dataloaders and guards.
 
+pub mod admission;
 pub mod context;
 pub mod guards;
 pub mod loaders;
@@ -30,7 +31,7 @@ fn builder() -> SchemaBuilder<query::Query, mutation::Mutation, EmptySubscriptio
 pub fn build_schema(config: &Config, services: Services) -> AppSchema {
     let mut builder = builder()
         .data(services)
-        .limit_depth(config.max_query_depth)
+        // Depth is checked by `admission`, which counts introspection apart.
         .limit_complexity(config.max_query_complexity)
         .disable_suggestions();
     if !config.introspection {

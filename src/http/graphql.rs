@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use async_graphql::http::{GraphiQLSource, MultipartOptions};
 use async_graphql::parser::types::{DocumentOperations, OperationType};
-use async_graphql::{BatchRequest, BatchResponse};
+use async_graphql::{BatchRequest, ServerError};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
@@ -17,6 +17,7 @@ use super::HttpState;
 use crate::auth::Principal;
 use crate::auth::token::PERSONAL_PREFIX;
 use crate::error::{AppError, ErrorCode};
+use crate::graphql::admission;
 use crate::graphql::context::{RequestData, attach};
 use crate::services::ClientInfo;
 
@@ -121,7 +122,15 @@ pub async fn post(State(state): State<HttpState>, request: Request) -> Response 
             );
         }
     }
-    execute(&state, &parts, media, batch).await
+    let limits = limits(config);
+    let (items, batched) = match batch {
+        BatchRequest::Single(request) => (vec![admit(request, limits)], false),
+        BatchRequest::Batch(requests) => (
+            requests.into_iter().map(|r| admit(r, limits)).collect(),
+            true,
+        ),
+    };
+    execute(&state, &parts, media, items, batched).await
 }
 
 /// `GET /graphql`: GraphiQL for browsers, queries (never mutations) for everyone else.
@@ -143,7 +152,7 @@ pub async fn get(State(state): State<HttpState>, request: Request) -> Response {
     }
     let media = Media::of(&parts.headers);
     let query = parts.uri.query().unwrap_or_default();
-    let request = match async_graphql::http::parse_query_string(query) {
+    let mut request = match async_graphql::http::parse_query_string(query) {
         Ok(request) => request,
         Err(error) => {
             let message = format!("the query string is not a valid GraphQL request: {error}");
@@ -155,7 +164,12 @@ pub async fn get(State(state): State<HttpState>, request: Request) -> Response {
             );
         }
     };
-    if is_mutation(&request) {
+    // Before anything parses the document: that is where a deep one would overflow.
+    if let Err(error) = admission::admit(&mut request, limits(&state.services.config)) {
+        let (status, body) = render(refusal(&error), media);
+        return json_response(status, media, &body);
+    }
+    if is_mutation(&mut request) {
         let mut response = request_error(
             media,
             StatusCode::METHOD_NOT_ALLOWED,
@@ -167,15 +181,16 @@ pub async fn get(State(state): State<HttpState>, request: Request) -> Response {
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
-    execute(&state, &parts, media, BatchRequest::Single(request)).await
+    execute(&state, &parts, media, vec![Ok(request)], false).await
 }
 
-fn is_mutation(request: &async_graphql::Request) -> bool {
-    let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
+fn is_mutation(request: &mut async_graphql::Request) -> bool {
+    let name = request.operation_name.clone();
+    let Ok(document) = request.parsed_query() else {
         // Unparsable queries fail later with a proper GraphQL error.
         return false;
     };
-    let name = request.operation_name.as_deref();
+    let name = name.as_deref();
     match &document.operations {
         DocumentOperations::Single(op) => op.node.ty == OperationType::Mutation,
         DocumentOperations::Multiple(ops) => match name {
@@ -187,7 +202,40 @@ fn is_mutation(request: &async_graphql::Request) -> bool {
     }
 }
 
-async fn execute(state: &HttpState, parts: &Parts, media: Media, batch: BatchRequest) -> Response {
+/// The limits of [`admission`] from the configuration.
+fn limits(config: &crate::config::Config) -> admission::Limits {
+    admission::Limits {
+        max_depth: config.max_query_depth,
+        max_fields: config.max_query_complexity,
+    }
+}
+
+/// A request that passed [`admission`], or why it did not.
+type Admitted = Result<async_graphql::Request, AppError>;
+
+fn admit(mut request: async_graphql::Request, limits: admission::Limits) -> Admitted {
+    admission::admit(&mut request, limits).map(|()| request)
+}
+
+/// The answer to a request refused before execution: a request error, nothing ran.
+fn refusal(error: &AppError) -> async_graphql::Response {
+    let error = async_graphql::Error::from(error);
+    let mut server_error = ServerError::new(error.message, None);
+    server_error.extensions = error.extensions;
+    async_graphql::Response::from_errors(vec![server_error])
+}
+
+async fn execute(
+    state: &HttpState,
+    parts: &Parts,
+    media: Media,
+    items: Vec<Admitted>,
+    batched: bool,
+) -> Response {
+    if !batched && let Some(Err(error)) = items.first() {
+        let (status, body) = render(refusal(error), media);
+        return json_response(status, media, &body);
+    }
     let principal = match principal(&parts.headers, state).await {
         Ok(principal) => principal,
         Err(error) => {
@@ -209,22 +257,20 @@ async fn execute(state: &HttpState, parts: &Parts, media: Media, batch: BatchReq
         };
         attach(request, data, services)
     };
-    let batch = match batch {
-        BatchRequest::Single(request) => BatchRequest::Single(data(request)),
-        BatchRequest::Batch(requests) => {
-            BatchRequest::Batch(requests.into_iter().map(data).collect())
-        }
-    };
-    let (status, body) = match state.schema.execute_batch(batch).await {
-        BatchResponse::Single(response) => {
-            let (status, body) = render(response, media);
-            (status, body)
-        }
-        BatchResponse::Batch(responses) => {
-            let bodies: Vec<Value> = responses.into_iter().map(|r| render(r, media).1).collect();
-            (StatusCode::OK, Value::Array(bodies))
-        }
-    };
+    // One after the other, as async-graphql runs a batch.
+    let mut answers = Vec::with_capacity(items.len());
+    for item in items {
+        let response = match item {
+            Ok(request) => state.schema.execute(data(request)).await,
+            Err(error) => refusal(&error),
+        };
+        answers.push(render(response, media));
+    }
+    if batched {
+        let bodies = answers.into_iter().map(|(_, body)| body).collect();
+        return json_response(StatusCode::OK, media, &Value::Array(bodies));
+    }
+    let (status, body) = answers.pop().unwrap_or((StatusCode::OK, json!({})));
     json_response(status, media, &body)
 }
 

@@ -15,6 +15,7 @@ mod migrations;
 mod passwords;
 mod personal_tokens;
 mod profiles;
+mod robustness;
 mod schema;
 mod sessions;
 mod tokens;

@@ -1,0 +1,388 @@
+//! What every GraphQL document must pass before async-graphql parses and runs it.
+//!
+//! async-graphql's parser is recursive: a value nested a few thousand levels deep overflows
+//! the stack and aborts the process, and its depth and complexity checks walk fragments once
+//! per spread, so a handful of fragments that spread each other twice cost exponential time.
+//! [`admit`] guards against both in linear time: a scan of the raw text bounds its nesting
+//! before anything recursive runs, and one pass over the parsed document (each fragment
+//! measured once) bounds the selection depth, the number of fields once fragments are
+//! expanded, and how far introspection may loop through the type graph. It also refuses
+//! control characters in every string a client sends, so none reaches a database.
+//!
+//! Introspection is measured apart from user data: its shape is bounded by the schema, and
+//! the standard introspection query of graphql-js (what GraphiQL, code generators and IDE
+//! plugins send) is deeper than any query of user data needs to be.
+
+use std::collections::HashMap;
+
+use async_graphql::parser::types::{ExecutableDocument, Field, Selection, SelectionSet};
+use async_graphql::{Name, Positioned, Request};
+use async_graphql_value::{ConstValue, Value};
+
+use crate::error::{AppError, FieldError};
+
+/// Deepest nesting of braces, brackets and parentheses accepted in a document's text. Far
+/// above what any honest operation needs (the introspection query nests about 20 deep), far
+/// below what would exhaust a worker thread's stack in the parser.
+pub const MAX_NESTING: usize = 64;
+
+/// Longest chain of fragments spreading fragments (async-graphql's recursion limit).
+pub const MAX_FRAGMENT_CHAIN: usize = 32;
+
+/// How many of introspection's list fields (`fields`, `interfaces`, `possibleTypes`,
+/// `inputFields`) may nest inside one another, as graphql-js's `MaxIntrospectionDepthRule`
+/// allows: enough for every standard introspection query, too few to multiply the whole
+/// type graph by itself.
+pub const MAX_INTROSPECTION_LISTS: usize = 3;
+
+const INTROSPECTION_LISTS: [&str; 4] = ["fields", "interfaces", "possibleTypes", "inputFields"];
+
+/// The limits a document is held to, from the configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Deepest selection of user data; introspection is bounded separately.
+    pub max_depth: usize,
+    /// Most fields once fragments are expanded (async-graphql's complexity, one per field).
+    pub max_fields: usize,
+}
+
+/// Checks `request` and, when it passes, stores its parsed document so it is parsed once.
+/// A document that does not parse is left for async-graphql to report with positions.
+pub fn admit(request: &mut Request, limits: Limits) -> Result<(), AppError> {
+    check_nesting(&request.query)?;
+    let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
+        return Ok(());
+    };
+    check_shape(&document, limits)?;
+    check_strings(&document, &request.variables)?;
+    request.set_parsed_query(document);
+    Ok(())
+}
+
+/// Refuses a text whose braces, brackets and parentheses (outside strings and comments)
+/// nest deeper than [`MAX_NESTING`]. One pass over the bytes, no allocation.
+fn check_nesting(text: &str) -> Result<(), AppError> {
+    let bytes = text.as_bytes();
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'#' => {
+                while i < bytes.len() && bytes[i] != b'\n' && bytes[i] != b'\r' {
+                    i += 1;
+                }
+            }
+            b'"' if bytes[i..].starts_with(b"\"\"\"") => {
+                i += 3;
+                // A block string ends at the next `"""` not escaped as `\"""`.
+                while i < bytes.len() && !bytes[i..].starts_with(b"\"\"\"") {
+                    i += if bytes[i..].starts_with(b"\\\"\"\"") {
+                        4
+                    } else {
+                        1
+                    };
+                }
+                i += 2;
+            }
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && !matches!(bytes[i], b'"' | b'\n' | b'\r') {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'{' | b'[' | b'(' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Err(AppError::QueryTooComplex(format!(
+                        "the document nests braces, brackets and parentheses more than \
+                         {MAX_NESTING} deep"
+                    )));
+                }
+            }
+            b'}' | b']' | b')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+/// What one selection set amounts to once its fragments are expanded.
+#[derive(Debug, Clone, Copy, Default)]
+struct Shape {
+    /// Deepest field nesting of user data.
+    depth: usize,
+    /// Fields in all.
+    fields: usize,
+    /// Deepest nesting of introspection's list fields.
+    lists: usize,
+}
+
+impl Shape {
+    fn merge(&mut self, other: Self) {
+        self.depth = self.depth.max(other.depth);
+        self.lists = self.lists.max(other.lists);
+        self.fields = self.fields.saturating_add(other.fields);
+    }
+}
+
+fn check_shape(document: &ExecutableDocument, limits: Limits) -> Result<(), AppError> {
+    let mut measure = Measure {
+        document,
+        fragments: HashMap::new(),
+        chain: 0,
+    };
+    let mut shape = Shape::default();
+    for (_, operation) in document.operations.iter() {
+        shape.merge(measure.set(&operation.node.selection_set.node)?);
+    }
+    if shape.depth > limits.max_depth {
+        return Err(AppError::QueryTooComplex(format!(
+            "the query is nested {} levels deep; at most {} are allowed",
+            shape.depth, limits.max_depth
+        )));
+    }
+    if shape.fields > limits.max_fields {
+        return Err(AppError::QueryTooComplex(format!(
+            "the query selects more than {} fields once its fragments are expanded",
+            limits.max_fields
+        )));
+    }
+    Ok(())
+}
+
+/// Measures selection sets, each fragment once.
+struct Measure<'a> {
+    document: &'a ExecutableDocument,
+    /// Measured fragments; `None` while one is being measured (a cycle, which async-graphql's
+    /// validation then reports by name).
+    fragments: HashMap<&'a str, Option<Shape>>,
+    /// Fragments being measured now, one inside the other.
+    chain: usize,
+}
+
+impl<'a> Measure<'a> {
+    fn set(&mut self, set: &'a SelectionSet) -> Result<Shape, AppError> {
+        let mut shape = Shape::default();
+        for item in &set.items {
+            shape.merge(match &item.node {
+                Selection::Field(field) => self.field(&field.node)?,
+                Selection::InlineFragment(inline) => self.set(&inline.node.selection_set.node)?,
+                Selection::FragmentSpread(spread) => {
+                    self.fragment(spread.node.fragment_name.node.as_str())?
+                }
+            });
+        }
+        Ok(shape)
+    }
+
+    fn field(&mut self, field: &'a Field) -> Result<Shape, AppError> {
+        let children = self.set(&field.selection_set.node)?;
+        let name = field.name.node.as_str();
+        let fields = children.fields.saturating_add(1);
+        if matches!(name, "__schema" | "__type") {
+            if children.lists >= MAX_INTROSPECTION_LISTS {
+                return Err(AppError::QueryTooComplex(format!(
+                    "introspection may nest `fields`, `interfaces`, `possibleTypes` and \
+                     `inputFields` at most {} deep",
+                    MAX_INTROSPECTION_LISTS - 1
+                )));
+            }
+            return Ok(Shape {
+                depth: 1,
+                fields,
+                lists: 0,
+            });
+        }
+        Ok(Shape {
+            depth: children.depth + 1,
+            fields,
+            lists: children.lists + usize::from(INTROSPECTION_LISTS.contains(&name)),
+        })
+    }
+
+    fn fragment(&mut self, name: &'a str) -> Result<Shape, AppError> {
+        if let Some(known) = self.fragments.get(name) {
+            return Ok(known.unwrap_or_default());
+        }
+        let Some(definition) = self.document.fragments.get(name) else {
+            return Ok(Shape::default());
+        };
+        if self.chain >= MAX_FRAGMENT_CHAIN {
+            return Err(AppError::QueryTooComplex(format!(
+                "fragments spread one another more than {MAX_FRAGMENT_CHAIN} deep"
+            )));
+        }
+        self.fragments.insert(name, None);
+        self.chain += 1;
+        let shape = self.set(&definition.node.selection_set.node);
+        self.chain -= 1;
+        let shape = shape?;
+        self.fragments.insert(name, Some(shape));
+        Ok(shape)
+    }
+}
+
+/// Whether `c` may appear in client text: no control characters but tab and line breaks.
+fn allowed(c: char) -> bool {
+    !c.is_control() || matches!(c, '\t' | '\n' | '\r')
+}
+
+/// The error for a string holding `c`, named after the innermost input field around it.
+fn control_character(field: &str, c: char) -> AppError {
+    AppError::BadUserInput(vec![FieldError::new(
+        field,
+        format!(
+            "must not contain control characters (found U+{:04X})",
+            u32::from(c)
+        ),
+    )])
+}
+
+/// Refuses control characters in the variables and in every literal argument.
+fn check_strings(
+    document: &ExecutableDocument,
+    variables: &async_graphql::Variables,
+) -> Result<(), AppError> {
+    for (name, value) in variables.iter() {
+        check_const(name.as_str(), value)?;
+    }
+    let mut sets: Vec<&SelectionSet> = Vec::new();
+    for (_, operation) in document.operations.iter() {
+        for definition in &operation.node.variable_definitions {
+            if let Some(default) = &definition.node.default_value {
+                check_const(definition.node.name.node.as_str(), &default.node)?;
+            }
+        }
+        check_directives(&operation.node.directives)?;
+        sets.push(&operation.node.selection_set.node);
+    }
+    for fragment in document.fragments.values() {
+        check_directives(&fragment.node.directives)?;
+        sets.push(&fragment.node.selection_set.node);
+    }
+    // Iterative: selection sets nest, and the stack is what this module protects.
+    while let Some(set) = sets.pop() {
+        for item in &set.items {
+            match &item.node {
+                Selection::Field(field) => {
+                    check_arguments(&field.node.arguments)?;
+                    check_directives(&field.node.directives)?;
+                    sets.push(&field.node.selection_set.node);
+                }
+                Selection::InlineFragment(inline) => {
+                    check_directives(&inline.node.directives)?;
+                    sets.push(&inline.node.selection_set.node);
+                }
+                Selection::FragmentSpread(spread) => check_directives(&spread.node.directives)?,
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_directives(
+    directives: &[Positioned<async_graphql::parser::types::Directive>],
+) -> Result<(), AppError> {
+    directives
+        .iter()
+        .try_for_each(|d| check_arguments(&d.node.arguments))
+}
+
+fn check_arguments(arguments: &[(Positioned<Name>, Positioned<Value>)]) -> Result<(), AppError> {
+    arguments
+        .iter()
+        .try_for_each(|(name, value)| check_value(name.node.as_str(), &value.node))
+}
+
+// Values nest at most MAX_NESTING deep (the text was scanned) and variables at most as deep
+// as serde_json allows (128), so recursion is safe here.
+fn check_value(field: &str, value: &Value) -> Result<(), AppError> {
+    match value {
+        Value::String(s) => s
+            .chars()
+            .find(|c| !allowed(*c))
+            .map_or(Ok(()), |c| Err(control_character(field, c))),
+        Value::List(items) => items.iter().try_for_each(|v| check_value(field, v)),
+        Value::Object(map) => map
+            .iter()
+            .try_for_each(|(key, v)| check_value(key.as_str(), v)),
+        _ => Ok(()),
+    }
+}
+
+fn check_const(field: &str, value: &ConstValue) -> Result<(), AppError> {
+    match value {
+        ConstValue::String(s) => s
+            .chars()
+            .find(|c| !allowed(*c))
+            .map_or(Ok(()), |c| Err(control_character(field, c))),
+        ConstValue::List(items) => items.iter().try_for_each(|v| check_const(field, v)),
+        ConstValue::Object(map) => map
+            .iter()
+            .try_for_each(|(key, v)| check_const(key.as_str(), v)),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nested(open: &str, close: &str, depth: usize) -> String {
+        format!(
+            "{{__typename(x:{}1{})}}",
+            open.repeat(depth),
+            close.repeat(depth)
+        )
+    }
+
+    #[test]
+    fn nesting_is_counted_outside_strings_and_comments() {
+        assert!(check_nesting(&nested("[", "]", MAX_NESTING - 3)).is_ok());
+        assert!(check_nesting(&nested("[", "]", MAX_NESTING)).is_err());
+        let quoted = format!("{{ a(x: \"{}\") }}", "[".repeat(1000));
+        assert!(check_nesting(&quoted).is_ok());
+        let escaped = format!("{{ a(x: \"\\\"{}\") }}", "{".repeat(1000));
+        assert!(check_nesting(&escaped).is_ok());
+        let block = format!("{{ a(x: \"\"\" \\\"\"\" {} \"\"\") }}", "(".repeat(1000));
+        assert!(check_nesting(&block).is_ok());
+        let comment = format!("# {}\n{{ a }}", "{".repeat(1000));
+        assert!(check_nesting(&comment).is_ok());
+    }
+
+    #[test]
+    fn fragment_bombs_are_measured_in_linear_time() {
+        // Each fragment spreads the next one twice: 2^30 fields if expanded naively.
+        let mut query = String::from("{ ...F0 }\n");
+        for i in 0..30 {
+            query.push_str(&format!(
+                "fragment F{i} on Query {{ ...F{} ...F{} }}\n",
+                i + 1,
+                i + 1
+            ));
+        }
+        query.push_str("fragment F30 on Query { __typename }\n");
+        let document = async_graphql::parser::parse_query(&query).unwrap();
+        let limits = Limits {
+            max_depth: 12,
+            max_fields: 1000,
+        };
+        let error = check_shape(&document, limits).unwrap_err();
+        assert!(matches!(error, AppError::QueryTooComplex(_)), "{error}");
+    }
+
+    #[test]
+    fn control_characters_are_refused_wherever_they_hide() {
+        let document =
+            async_graphql::parser::parse_query("{ a(input: { deep: [\"ok\", \"no\\u0000\"] }) }")
+                .unwrap();
+        let error = check_strings(&document, &async_graphql::Variables::default()).unwrap_err();
+        let AppError::BadUserInput(fields) = error else {
+            panic!("{error}");
+        };
+        assert_eq!(fields[0].field, "deep");
+        let fine = async_graphql::parser::parse_query("{ a(x: \"tab\\tand\\nline\") }").unwrap();
+        assert!(check_strings(&fine, &async_graphql::Variables::default()).is_ok());
+    }
+}

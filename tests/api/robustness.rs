@@ -1,0 +1,289 @@
+//! What no honest client sends: documents nested to overflow a parser, fragment bombs, control
+//! characters in strings. Every one gets a clean answer and the server keeps serving.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use serde_json::{Value, json};
+
+use crate::both_backends;
+use crate::helpers::{Backend, PASSWORD, TestApp, error_code, error_fields};
+
+both_backends!(
+    deep_documents_are_refused_and_the_server_survives,
+    fragment_chains_and_bombs_are_refused,
+    standard_introspection_passes_and_loops_through_types_do_not,
+    user_data_depth_is_still_limited,
+    control_characters_never_reach_the_database,
+);
+
+/// The shapes of a deeply nested document, each at `depth`.
+fn deep_documents(depth: usize) -> Vec<(&'static str, String)> {
+    let lists = format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
+    let objects = format!("{}1{}", "{a:".repeat(depth), "}".repeat(depth));
+    vec![
+        ("list argument", format!("{{__typename(x:{lists})}}")),
+        ("object argument", format!("{{__typename(x:{objects})}}")),
+        (
+            "directive argument",
+            format!("{{__typename @skip(if:{lists})}}"),
+        ),
+        (
+            "variable default",
+            format!("query($v: Int = {objects}) {{ __typename }}"),
+        ),
+        (
+            "variable type",
+            format!(
+                "query($v: {}Int{}) {{ __typename }}",
+                "[".repeat(depth),
+                "]".repeat(depth)
+            ),
+        ),
+        (
+            "selection sets",
+            format!("{}__typename{}", "{a".repeat(depth), "}".repeat(depth)),
+        ),
+    ]
+}
+
+fn post_query(query: &str) -> Request<Body> {
+    Request::post("/graphql")
+        .header("content-type", "application/json")
+        .header("accept", "application/json")
+        .body(Body::from(json!({ "query": query }).to_string()))
+        .unwrap()
+}
+
+fn get_query(query: &str) -> Request<Body> {
+    let encoded: String = query
+        .bytes()
+        .map(|b| format!("%{b:02X}"))
+        .collect::<Vec<_>>()
+        .concat();
+    Request::get(format!("/graphql?query={encoded}"))
+        .header("accept", "application/json")
+        .body(Body::empty())
+        .unwrap()
+}
+
+async fn answer(app: &TestApp, request: Request<Body>) -> (StatusCode, Value) {
+    let (status, _, body) = app.send(request).await;
+    let body = serde_json::from_slice(&body)
+        .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&body)));
+    (status, body)
+}
+
+async fn still_serving(app: &TestApp) {
+    let (status, body) = answer(app, post_query("{ __typename }")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["data"]["__typename"], "Query", "{body}");
+}
+
+async fn deep_documents_are_refused_and_the_server_survives(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    for depth in [70, 1_600, 20_000] {
+        for (shape, query) in deep_documents(depth) {
+            let mut requests = vec![("POST", post_query(&query))];
+            // A URI holds at most 64 KiB.
+            if query.len() * 3 < 60_000 {
+                requests.push(("GET", get_query(&query)));
+            }
+            for (method, request) in requests {
+                let (status, body) = answer(&app, request).await;
+                assert_eq!(status, StatusCode::OK, "{method} {shape} at {depth}");
+                assert_eq!(
+                    error_code(&body),
+                    "QUERY_TOO_COMPLEX",
+                    "{method} {shape} at {depth}: {body}"
+                );
+                assert!(body.get("data").is_none_or(Value::is_null), "{body}");
+            }
+        }
+        still_serving(&app).await;
+    }
+    // Shallow enough to parse: answered by validation, never by a refusal of its nesting.
+    for (shape, query) in deep_documents(60) {
+        let (_, body) = answer(&app, post_query(&query)).await;
+        let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(!message.contains("nests"), "{shape}: {body}");
+    }
+    // The same guard covers every operation of a batch, the others still run.
+    let deep = deep_documents(1_600).remove(0).1;
+    let batch = json!([{ "query": "{ __typename }" }, { "query": deep }]).to_string();
+    let request = Request::post("/graphql")
+        .header("content-type", "application/json")
+        .body(Body::from(batch))
+        .unwrap();
+    let (status, body) = answer(&app, request).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body[0]["data"]["__typename"], "Query", "{body}");
+    assert_eq!(error_code(&body[1]), "QUERY_TOO_COMPLEX", "{body}");
+    // Deep JSON variables are refused by the JSON parser, cleanly.
+    let variables = format!("{}1{}", "[".repeat(5_000), "]".repeat(5_000));
+    let body = format!("{{\"query\":\"{{ __typename }}\",\"variables\":{{\"v\":{variables}}}}}");
+    let request = Request::post("/graphql")
+        .header("content-type", "application/json")
+        .body(Body::from(body))
+        .unwrap();
+    let (status, body) = answer(&app, request).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+    still_serving(&app).await;
+}
+
+async fn fragment_chains_and_bombs_are_refused(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    // A chain of 5,000 fragments, each spreading the next.
+    let mut chain = String::from("{ ...F0 }\n");
+    for i in 0..5_000 {
+        chain.push_str(&format!("fragment F{i} on Query {{ ...F{} }}\n", i + 1));
+    }
+    chain.push_str("fragment F5000 on Query { __typename }\n");
+    let (_, body) = answer(&app, post_query(&chain)).await;
+    assert_eq!(error_code(&body), "QUERY_TOO_COMPLEX", "{body}");
+
+    // Each fragment spreads the next twice: 2^25 fields if expanded.
+    let mut bomb = String::from("{ ...F0 }\n");
+    for i in 0..25 {
+        bomb.push_str(&format!(
+            "fragment F{i} on Query {{ ...F{n} ...F{n} }}\n",
+            n = i + 1
+        ));
+    }
+    bomb.push_str("fragment F25 on Query { __typename }\n");
+    let (_, body) = answer(&app, post_query(&bomb)).await;
+    assert_eq!(error_code(&body), "QUERY_TOO_COMPLEX", "{body}");
+
+    // A cycle is named by validation, not looped through.
+    let cycle = "{ ...A } fragment A on Query { ...B } fragment B on Query { ...A }";
+    let (_, body) = answer(&app, post_query(cycle)).await;
+    assert!(body["errors"][0]["message"].is_string(), "{body}");
+    still_serving(&app).await;
+}
+
+async fn standard_introspection_passes_and_loops_through_types_do_not(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    // graphql-js 16's getIntrospectionQuery with every option: what GraphiQL, GraphQL Code
+    // Generator and IDE plugins send.
+    let query = include_str!("../fixtures/introspection.graphql");
+    for request in [post_query(query), get_query(query)] {
+        let (status, body) = answer(&app, request).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(body.get("errors").is_none(), "{body}");
+        let types = body["data"]["__schema"]["types"].as_array().unwrap();
+        let user = types.iter().find(|t| t["name"] == "User").expect("User");
+        assert!(user["fields"].as_array().unwrap().len() > 5, "{user}");
+        assert_eq!(body["data"]["__schema"]["queryType"]["name"], "Query");
+    }
+    // Looping through the type graph multiplies it by itself: refused.
+    let looping =
+        "{ __schema { types { fields { type { fields { type { fields { name } } } } } } } }";
+    let (_, body) = answer(&app, post_query(looping)).await;
+    assert_eq!(error_code(&body), "QUERY_TOO_COMPLEX", "{body}");
+    let via_type =
+        "{ __type(name: \"User\") { fields { type { interfaces { possibleTypes { name } } } } } }";
+    let (_, body) = answer(&app, post_query(via_type)).await;
+    assert_eq!(error_code(&body), "QUERY_TOO_COMPLEX", "{body}");
+}
+
+async fn user_data_depth_is_still_limited(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, &["--max-query-depth", "3"]).await else {
+        return;
+    };
+    let token = app.admin().await;
+    let shallow = app
+        .gql(
+            "{ users(first: 1) { totalCount } }",
+            json!({}),
+            Some(&token),
+        )
+        .await;
+    assert!(shallow.get("errors").is_none(), "{shallow}");
+    // Fragments do not hide depth.
+    let deep = "{ ...U } fragment U on Query { users(first: 1) { edges { node { id } } } }";
+    let answer = app.gql(deep, json!({}), Some(&token)).await;
+    assert_eq!(error_code(&answer), "QUERY_TOO_COMPLEX", "{answer}");
+}
+
+async fn control_characters_never_reach_the_database(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let (token, _) = app.user("ada@example.com").await;
+    let update = "mutation($input: ProfileInput!) { updateMyProfile(input: $input) { profile { description } } }";
+    for bad in [
+        "nul\u{0}inside",
+        "bell\u{7}",
+        "escape\u{1b}[31m",
+        "del\u{7f}",
+    ] {
+        let answer = app
+            .gql(
+                update,
+                json!({ "input": { "description": bad } }),
+                Some(&token),
+            )
+            .await;
+        assert_eq!(error_code(&answer), "BAD_USER_INPUT", "{answer}");
+        assert_eq!(error_fields(&answer), ["description"], "{answer}");
+    }
+    // In a literal, too.
+    let literal = "mutation { updateMyProfile(input: { displayName: \"a\\u0000b\" }) { id } }";
+    let answer = app.gql(literal, json!({}), Some(&token)).await;
+    assert_eq!(error_code(&answer), "BAD_USER_INPUT", "{answer}");
+    assert_eq!(error_fields(&answer), ["displayName"], "{answer}");
+    // Tabs and line breaks are text.
+    let answer = app
+        .gql(
+            update,
+            json!({ "input": { "description": "two\nlines\tand a tab" } }),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(
+        answer["data"]["updateMyProfile"]["profile"]["description"], "two\nlines\tand a tab",
+        "{answer}"
+    );
+    // Nothing was stored but the good one.
+    let me = app
+        .gql(
+            "{ me { profile { description displayName } } }",
+            json!({}),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(
+        me["data"]["me"]["profile"]["displayName"],
+        Value::Null,
+        "{me}"
+    );
+
+    // Login: the email is refused before any lockout row or query sees it.
+    let login = "mutation($email: String!, $password: String!) { login(input: { email: $email, password: $password }) { accessToken } }";
+    let answer = app
+        .gql(
+            login,
+            json!({ "email": "ada@example.com\u{0}", "password": PASSWORD }),
+            None,
+        )
+        .await;
+    assert_eq!(error_code(&answer), "BAD_USER_INPUT", "{answer}");
+    assert_eq!(error_fields(&answer), ["email"], "{answer}");
+    let answer = app
+        .gql(
+            login,
+            json!({ "email": "ada@example.com", "password": format!("{PASSWORD}\u{0}") }),
+            None,
+        )
+        .await;
+    assert_eq!(error_code(&answer), "BAD_USER_INPUT", "{answer}");
+    assert_eq!(error_fields(&answer), ["password"], "{answer}");
+    // The account was not locked or touched by any of it.
+    app.login("ada@example.com", PASSWORD).await;
+}
