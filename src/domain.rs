@@ -5,6 +5,85 @@ use std::sync::LazyLock;
 
 use crate::error::FieldError;
 
+/// The longest accepted text of each kind, in Unicode characters. Every text a client sends
+/// is held to one of these before any database sees it; the richer types below (email,
+/// password, display name) have their own rules on top.
+pub mod bounds {
+    /// An email address (RFC 5321's limit on a path).
+    pub const EMAIL: usize = 254;
+    /// A password, as typed (NIST SP 800-63B-4 asks for at least 64).
+    pub const PASSWORD: usize = 128;
+    /// A display name.
+    pub const DISPLAY_NAME: usize = 100;
+    /// A profile description.
+    pub const DESCRIPTION: usize = 2_000;
+    /// A role's name.
+    pub const ROLE_NAME: usize = 50;
+    /// A role's description.
+    pub const ROLE_DESCRIPTION: usize = 500;
+    /// A permission's name, e.g. `users:read`.
+    pub const PERMISSION: usize = 64;
+    /// A personal access token's name.
+    pub const TOKEN_NAME: usize = 100;
+    /// A refresh, reset or personal access token as presented (ours are under 100).
+    pub const TOKEN: usize = 256;
+    /// A `users` search term.
+    pub const SEARCH: usize = 100;
+    /// An audit action or target id in a filter.
+    pub const AUDIT_KEY: usize = 100;
+    /// A page cursor as presented (ours are under 400).
+    pub const CURSOR: usize = 1_024;
+}
+
+/// Whether `c` may appear in text a client sends: anything but control characters, tab and
+/// line breaks excepted.
+pub fn allowed_char(c: char) -> bool {
+    !c.is_control() || matches!(c, '\t' | '\n' | '\r')
+}
+
+/// `raw` if it is at most `max` characters long and holds no control characters; the error
+/// names `field` and the bound.
+pub fn bounded<'a>(field: &str, raw: &'a str, max: usize) -> Result<&'a str, FieldError> {
+    // Counting stops past the bound: a megabyte string costs no more than a short one.
+    if raw.chars().nth(max).is_some() {
+        return Err(FieldError::new(
+            field,
+            format!("must be at most {max} characters long"),
+        ));
+    }
+    if let Some(c) = raw.chars().find(|c| !allowed_char(*c)) {
+        return Err(FieldError::new(
+            field,
+            format!(
+                "must not contain control characters (found U+{:04X})",
+                u32::from(c)
+            ),
+        ));
+    }
+    Ok(raw)
+}
+
+/// The earliest and latest instants accepted as input: what both databases store and
+/// compare alike.
+const EARLIEST_YEAR: i32 = 1970;
+const LATEST_YEAR: i32 = 9999;
+
+/// `at` if it lies in the years 1970 to 9999; the error names `field`.
+pub fn bounded_time(
+    field: &str,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<chrono::NaiveDateTime, FieldError> {
+    use chrono::Datelike as _;
+    if (EARLIEST_YEAR..=LATEST_YEAR).contains(&at.year()) {
+        Ok(at.naive_utc())
+    } else {
+        Err(FieldError::new(
+            field,
+            format!("must lie in the years {EARLIEST_YEAR} to {LATEST_YEAR}"),
+        ))
+    }
+}
+
 /// A syntactically valid email address, trimmed and lower-cased so that letter-case variants
 /// are one account.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -13,15 +92,19 @@ pub struct Email(String);
 impl Email {
     /// Parses `raw` as the input field `field`.
     pub fn parse(field: &str, raw: &str) -> Result<Self, FieldError> {
-        let email = raw.trim().to_lowercase();
+        let trimmed = raw.trim();
         let invalid =
             |why: &str| FieldError::new(field, format!("is not a valid email address: {why}"));
-        if email.is_empty() {
+        if trimmed.is_empty() {
             return Err(FieldError::new(field, "is required"));
         }
-        if email.chars().count() > 254 {
-            return Err(invalid("longer than 254 characters"));
+        if trimmed.chars().nth(bounds::EMAIL).is_some() {
+            return Err(FieldError::new(
+                field,
+                format!("must be at most {} characters long", bounds::EMAIL),
+            ));
         }
+        let email = trimmed.to_lowercase();
         if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(invalid("contains spaces or control characters"));
         }
@@ -142,7 +225,7 @@ impl Password {
     }
 }
 
-/// A display name of 1 to 100 characters, trimmed.
+/// A display name of 1 to [`bounds::DISPLAY_NAME`] characters, trimmed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DisplayName(String);
 
@@ -154,10 +237,10 @@ impl DisplayName {
         if chars == 0 {
             return Err(FieldError::new(field, "must not be empty"));
         }
-        if chars > 100 {
+        if chars > bounds::DISPLAY_NAME {
             return Err(FieldError::new(
                 field,
-                "must be at most 100 characters long",
+                format!("must be at most {} characters long", bounds::DISPLAY_NAME),
             ));
         }
         if name.chars().any(char::is_control) {

@@ -136,6 +136,16 @@ impl AppError {
         Self::BadUserInput(vec![FieldError::new(field, message)])
     }
 
+    /// `BAD_USER_INPUT` listing every error given; `Ok` when there is none.
+    pub fn check(errors: impl IntoIterator<Item = Option<FieldError>>) -> AppResult<()> {
+        let errors: Vec<FieldError> = errors.into_iter().flatten().collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(Self::BadUserInput(errors))
+        }
+    }
+
     /// `FORBIDDEN` for a missing permission.
     pub fn missing_permission(permission: &str) -> Self {
         Self::Forbidden(format!("this needs the `{permission}` permission"))
@@ -144,6 +154,12 @@ impl AppError {
     /// Wraps an unexpected failure.
     pub fn internal(error: impl Into<anyhow::Error>) -> Self {
         Self::Internal(error.into())
+    }
+}
+
+impl From<FieldError> for AppError {
+    fn from(error: FieldError) -> Self {
+        Self::BadUserInput(vec![error])
     }
 }
 

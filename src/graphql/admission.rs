@@ -19,6 +19,7 @@ use async_graphql::parser::types::{ExecutableDocument, Field, Selection, Selecti
 use async_graphql::{Name, Positioned, Request};
 use async_graphql_value::{ConstValue, Value};
 
+use crate::domain::allowed_char;
 use crate::error::{AppError, FieldError};
 
 /// Deepest nesting of braces, brackets and parentheses accepted in a document's text. Far
@@ -223,11 +224,6 @@ impl<'a> Measure<'a> {
     }
 }
 
-/// Whether `c` may appear in client text: no control characters but tab and line breaks.
-fn allowed(c: char) -> bool {
-    !c.is_control() || matches!(c, '\t' | '\n' | '\r')
-}
-
 /// The error for a string holding `c`, named after the innermost input field around it.
 fn control_character(field: &str, c: char) -> AppError {
     AppError::BadUserInput(vec![FieldError::new(
@@ -301,7 +297,7 @@ fn check_value(field: &str, value: &Value) -> Result<(), AppError> {
     match value {
         Value::String(s) => s
             .chars()
-            .find(|c| !allowed(*c))
+            .find(|c| !allowed_char(*c))
             .map_or(Ok(()), |c| Err(control_character(field, c))),
         Value::List(items) => items.iter().try_for_each(|v| check_value(field, v)),
         Value::Object(map) => map
@@ -315,7 +311,7 @@ fn check_const(field: &str, value: &ConstValue) -> Result<(), AppError> {
     match value {
         ConstValue::String(s) => s
             .chars()
-            .find(|c| !allowed(*c))
+            .find(|c| !allowed_char(*c))
             .map_or(Ok(()), |c| Err(control_character(field, c))),
         ConstValue::List(items) => items.iter().try_for_each(|v| check_const(field, v)),
         ConstValue::Object(map) => map

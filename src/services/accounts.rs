@@ -14,7 +14,7 @@ use crate::auth::token::{PlainToken, REFRESH_PREFIX};
 use crate::db::types::{PersonalTokenId, RefreshTokenId, SessionId, UserId, now};
 use crate::db::users::{NewUser, Profile, User};
 use crate::db::{Conn, login_failures, roles, sessions, unique_violation, users};
-use crate::domain::{DisplayName, Email, Password, Permission};
+use crate::domain::{DisplayName, Email, Password, Permission, bounded, bounds};
 use crate::error::{AppError, AppResult, FieldError};
 use crate::transaction;
 
@@ -189,6 +189,11 @@ impl Services {
         password: &str,
         client: &ClientInfo,
     ) -> AppResult<AuthGrant> {
+        // Before the lockout counter: its key must be bounded, clean text.
+        AppError::check([
+            bounded("email", email, bounds::EMAIL).err(),
+            bounded("password", password, bounds::PASSWORD).err(),
+        ])?;
         let parsed = Email::parse("email", email).ok();
         let key = parsed
             .as_ref()
@@ -344,6 +349,7 @@ impl Services {
         password: &str,
         client: &ClientInfo,
     ) -> AppResult<()> {
+        bounded(field, password, bounds::PASSWORD)?;
         let key = viewer.user.email.as_str();
         let mut db = self.db.get().await?;
         let (attempt, locks) = match self.count_attempt(&mut db, key).await? {

@@ -13,7 +13,7 @@ use crate::db::roles::{self, NewRole, Role};
 use crate::db::types::{RoleId, SessionId, UserId, now};
 use crate::db::users::{self, User, UserChanges};
 use crate::db::{Conn, unique_violation};
-use crate::domain::{Email, Permission};
+use crate::domain::{Email, Permission, bounded, bounds};
 use crate::error::{AppError, AppResult, FieldError};
 use crate::transaction;
 
@@ -55,6 +55,11 @@ impl Services {
             self.parse_new_account(input.email, input.password, input.display_name)?;
         let default = [DEFAULT_ROLE.to_owned()];
         let role_names = input.roles.unwrap_or(&default);
+        AppError::check(
+            role_names
+                .iter()
+                .map(|role| bounded("roles", role, bounds::ROLE_NAME).err()),
+        )?;
         if role_names.iter().any(|r| r != DEFAULT_ROLE) && !viewer.can(Permission::RolesAssign) {
             return Err(AppError::missing_permission(
                 Permission::RolesAssign.as_str(),
@@ -264,6 +269,7 @@ impl Services {
         give: bool,
         client: &ClientInfo,
     ) -> AppResult<User> {
+        bounded("role", role, bounds::ROLE_NAME)?;
         let actor = viewer.user.id;
         let mut db = self.db.get().await?;
         transaction!(&mut db, |conn| {
@@ -298,8 +304,13 @@ impl Services {
         client: &ClientInfo,
     ) -> AppResult<Role> {
         let mut errors = Vec::new();
+        AppError::check(
+            permissions
+                .iter()
+                .map(|p| bounded("permissions", p, bounds::PERMISSION).err()),
+        )?;
         let name = name.trim();
-        let name_ok = (1..=50).contains(&name.chars().count())
+        let name_ok = (1..=bounds::ROLE_NAME).contains(&name.chars().count())
             && name
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_:.".contains(c));
@@ -317,11 +328,8 @@ impl Services {
                 format!("unknown permissions: {}", unknown.join(", ")),
             ));
         }
-        if description.is_some_and(|d| d.chars().count() > 500) {
-            errors.push(FieldError::new(
-                "description",
-                "must be at most 500 characters long",
-            ));
+        if let Some(description) = description {
+            errors.extend(bounded("description", description, bounds::ROLE_DESCRIPTION).err());
         }
         if !errors.is_empty() {
             return Err(AppError::BadUserInput(errors));
@@ -369,6 +377,7 @@ impl Services {
         name: &str,
         client: &ClientInfo,
     ) -> AppResult<()> {
+        bounded("name", name, bounds::ROLE_NAME)?;
         let actor = viewer.user.id;
         let mut db = self.db.get().await?;
         transaction!(&mut db, |conn| {

@@ -9,7 +9,7 @@ use crate::auth::token::{HashedToken, PlainToken, RESET_PREFIX};
 use crate::db::password_resets::{self, NewPasswordReset};
 use crate::db::types::{PasswordResetId, now};
 use crate::db::{login_failures, users};
-use crate::domain::{Email, Password};
+use crate::domain::{Email, Password, bounded, bounds};
 use crate::error::{AppError, AppResult};
 use crate::transaction;
 
@@ -17,9 +17,13 @@ impl Services {
     /// Starts a reset: mails a token if an active account has this email. Answers at once
     /// and the same way whether or not it does; the lookup and the mail happen afterwards,
     /// so the response time reveals nothing either.
-    pub fn request_password_reset(&self, email: &str, client: &ClientInfo) {
+    ///
+    /// `BAD_USER_INPUT` only for text that is no email address at all: too long or holding
+    /// control characters. Anything else answers alike, account or not.
+    pub fn request_password_reset(&self, email: &str, client: &ClientInfo) -> AppResult<()> {
+        bounded("email", email, bounds::EMAIL)?;
         let Ok(email) = Email::parse("email", email) else {
-            return;
+            return Ok(());
         };
         let services = self.clone();
         let client = client.clone();
@@ -28,6 +32,7 @@ impl Services {
                 tracing::error!(error = %error, "password reset mail failed");
             }
         });
+        Ok(())
     }
 
     async fn send_reset_mail(&self, email: &Email, client: &ClientInfo) -> AppResult<()> {
@@ -91,6 +96,7 @@ impl Services {
         client: &ClientInfo,
     ) -> AppResult<()> {
         const INVALID: &str = "is invalid, used or expired; ask for a new one";
+        bounded("token", token, bounds::TOKEN)?;
         if !token.starts_with(RESET_PREFIX) {
             return Err(AppError::bad_field("token", INVALID));
         }

@@ -11,7 +11,7 @@ use crate::auth::Principal;
 use crate::auth::token::{HashedToken, PERSONAL_PREFIX, PlainToken};
 use crate::db::personal_tokens::{self, NewPersonalToken, PersonalToken};
 use crate::db::types::{PersonalTokenId, now};
-use crate::domain::Permission;
+use crate::domain::{Permission, bounded, bounded_time, bounds};
 use crate::error::{AppError, AppResult, FieldError};
 use crate::transaction;
 
@@ -42,9 +42,16 @@ impl Services {
         let at = now();
         let mut errors = Vec::new();
         let name = request.name.trim();
-        if name.is_empty() || name.chars().count() > 100 {
-            errors.push(FieldError::new("name", "must be 1 to 100 characters long"));
+        if name.is_empty() {
+            errors.push(FieldError::new("name", "must not be empty"));
         }
+        errors.extend(bounded("name", name, bounds::TOKEN_NAME).err());
+        AppError::check(
+            request
+                .scopes
+                .iter()
+                .map(|scope| bounded("scopes", scope, bounds::PERMISSION).err()),
+        )?;
         let unknown: Vec<&str> = request
             .scopes
             .iter()
@@ -57,7 +64,13 @@ impl Services {
                 format!("unknown permissions: {}", unknown.join(", ")),
             ));
         }
-        let expires_at = request.expires_at.map(|t| t.naive_utc());
+        let expires_at = match request.expires_at.map(|t| bounded_time("expiresAt", t)) {
+            Some(Err(error)) => {
+                errors.push(error);
+                None
+            }
+            other => other.transpose().ok().flatten(),
+        };
         if expires_at.is_some_and(|t| t <= at) {
             errors.push(FieldError::new("expiresAt", "must be in the future"));
         }

@@ -8,12 +8,9 @@ use super::audit::{self, Event, action};
 use super::{ClientInfo, Services};
 use crate::db::types::{UserId, now};
 use crate::db::users::{self, ProfileChanges, User};
-use crate::domain::DisplayName;
+use crate::domain::{DisplayName, bounded, bounds};
 use crate::error::{AppError, AppResult, FieldError};
 use crate::transaction;
-
-/// Longest description, in characters.
-pub const MAX_DESCRIPTION_CHARS: usize = 2_000;
 
 /// A field of a profile update: left alone, cleared, or set.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,14 +65,13 @@ impl ProfileUpdate {
         let description = match self.description {
             Change::Keep => None,
             Change::Clear => Some(None),
-            Change::Set(text) if text.chars().count() <= MAX_DESCRIPTION_CHARS => Some(Some(text)),
-            Change::Set(_) => {
-                errors.push(FieldError::new(
-                    "description",
-                    format!("must be at most {MAX_DESCRIPTION_CHARS} characters long"),
-                ));
-                None
-            }
+            Change::Set(text) => match bounded("description", &text, bounds::DESCRIPTION) {
+                Ok(_) => Some(Some(text)),
+                Err(error) => {
+                    errors.push(error);
+                    None
+                }
+            },
         };
         if errors.is_empty() {
             Ok(ProfileChanges {

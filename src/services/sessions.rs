@@ -12,6 +12,7 @@ use chrono::NaiveDateTime;
 use crate::db::Conn;
 use crate::db::types::{RefreshTokenId, SessionId, UserId, now};
 use crate::db::users;
+use crate::domain::{bounded, bounds};
 use crate::error::{AppError, AppResult};
 use crate::transaction;
 
@@ -37,6 +38,7 @@ impl Services {
     /// token is signed deterministically), so tabs refreshing together never log a user out.
     /// Presented later, it is taken for a stolen copy: the whole session ends.
     pub async fn refresh(&self, token: &str, client: &ClientInfo) -> AppResult<AuthGrant> {
+        bounded("refreshToken", token, bounds::TOKEN)?;
         if !token.starts_with(REFRESH_PREFIX) {
             return Err(INVALID_REFRESH);
         }
@@ -139,6 +141,7 @@ impl Services {
 
     /// Ends the session of a refresh token; false when it names no live session.
     pub async fn logout(&self, token: &str, client: &ClientInfo) -> AppResult<bool> {
+        bounded("refreshToken", token, bounds::TOKEN)?;
         let hash = HashedToken::of(token);
         let at = now();
         let mut db = self.db.get().await?;

@@ -14,6 +14,7 @@ both_backends!(
     standard_introspection_passes_and_loops_through_types_do_not,
     user_data_depth_is_still_limited,
     control_characters_never_reach_the_database,
+    oversized_and_out_of_range_inputs_are_refused_by_name,
 );
 
 /// The shapes of a deeply nested document, each at `depth`.
@@ -286,4 +287,234 @@ async fn control_characters_never_reach_the_database(backend: Backend) {
     assert_eq!(error_fields(&answer), ["password"], "{answer}");
     // The account was not locked or touched by any of it.
     app.login("ada@example.com", PASSWORD).await;
+}
+
+/// Asserts a `BAD_USER_INPUT` that names `field` and says what the bound is.
+fn assert_refused(answer: &Value, field: &str, bound: &str) {
+    assert_eq!(error_code(answer), "BAD_USER_INPUT", "{field}: {answer}");
+    assert_eq!(error_fields(answer), [field], "{answer}");
+    let message = answer["errors"][0]["extensions"]["fields"][0]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(message.contains(bound), "{field}: {message}");
+    assert!(
+        answer.to_string().len() < 2_000,
+        "the error echoes the input"
+    );
+}
+
+async fn count(app: &TestApp, table: &str) -> i64 {
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let mut db = app.services.db.get().await.unwrap();
+    let mut conn = db.conn();
+    let sql = format!("SELECT COUNT(*) AS n FROM {table}");
+    let rows: Vec<Count> = usergraph::with_conn!(&mut conn, |c| {
+        diesel_async::RunQueryDsl::load(diesel::sql_query(&sql), c).await
+    })
+    .unwrap();
+    rows[0].n
+}
+
+async fn oversized_and_out_of_range_inputs_are_refused_by_name(backend: Backend) {
+    use base64::Engine as _;
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let admin = app.admin().await;
+    let (token, _) = app.user("ada@example.com").await;
+    let failures_before = count(&app, "login_failures").await;
+
+    let login = "mutation($e: String!, $p: String!) { login(input: { email: $e, password: $p }) { accessToken } }";
+    for email in [
+        format!("{}@example.com", "a".repeat(500_000)),
+        format!("{}@example.com", "a".repeat(243)),
+    ] {
+        let answer = app
+            .gql(login, json!({ "e": email, "p": PASSWORD }), None)
+            .await;
+        assert_refused(&answer, "email", "254");
+    }
+    let answer = app
+        .gql(
+            login,
+            json!({ "e": "ada@example.com", "p": "p".repeat(129) }),
+            None,
+        )
+        .await;
+    assert_refused(&answer, "password", "128");
+    assert_eq!(
+        count(&app, "login_failures").await,
+        failures_before,
+        "no lockout key was written"
+    );
+
+    let register = "mutation($e: String!) { register(input: { email: $e, password: \"correct horse battery staple\" }) { accessToken } }";
+    let answer = app
+        .gql(
+            register,
+            json!({ "e": format!("{}@example.com", "b".repeat(250)) }),
+            None,
+        )
+        .await;
+    assert_refused(&answer, "email", "254");
+    let reset = "mutation($e: String!) { requestPasswordReset(email: $e) }";
+    let answer = app.gql(reset, json!({ "e": "c".repeat(300) }), None).await;
+    assert_refused(&answer, "email", "254");
+
+    let update = "mutation($input: ProfileInput!) { updateMyProfile(input: $input) { id } }";
+    let answer = app
+        .gql(
+            update,
+            json!({ "input": { "description": "d".repeat(2_001) } }),
+            Some(&token),
+        )
+        .await;
+    assert_refused(&answer, "description", "2000");
+    let answer = app
+        .gql(
+            update,
+            json!({ "input": { "displayName": "n".repeat(101) } }),
+            Some(&token),
+        )
+        .await;
+    assert_refused(&answer, "displayName", "100");
+
+    let refresh = "mutation($t: String!) { refreshToken(refreshToken: $t) { accessToken } }";
+    let answer = app
+        .gql(refresh, json!({ "t": "r".repeat(100_000) }), None)
+        .await;
+    assert_refused(&answer, "refreshToken", "256");
+    let logout = "mutation($t: String!) { logout(refreshToken: $t) }";
+    let answer = app
+        .gql(logout, json!({ "t": "r".repeat(100_000) }), None)
+        .await;
+    assert_refused(&answer, "refreshToken", "256");
+    let reset = "mutation($t: String!) { resetPassword(token: $t, newPassword: \"a brand new passphrase\") }";
+    let answer = app
+        .gql(reset, json!({ "t": "t".repeat(10_000) }), None)
+        .await;
+    assert_refused(&answer, "token", "256");
+
+    // Listing: a search of 50,000 characters used to make SQLite's LIKE fail.
+    let users = "query($f: UserFilter, $after: String) { users(first: 5, after: $after, filter: $f) { totalCount } }";
+    let answer = app
+        .gql(
+            users,
+            json!({ "f": { "search": "%".repeat(50_000) } }),
+            Some(&admin),
+        )
+        .await;
+    assert_refused(&answer, "filter.search", "100");
+    let answer = app
+        .gql(users, json!({ "f": { "search": "%_\\%" } }), Some(&admin))
+        .await;
+    assert_eq!(answer["data"]["users"]["totalCount"], 0, "{answer}");
+    let answer = app
+        .gql(
+            users,
+            json!({ "f": { "role": "r".repeat(51) } }),
+            Some(&admin),
+        )
+        .await;
+    assert_refused(&answer, "filter.role", "50");
+    let answer = app
+        .gql(users, json!({ "after": "c".repeat(5_000) }), Some(&admin))
+        .await;
+    assert_refused(&answer, "after", "1024");
+    // A forged cursor carrying a NUL into the keyset condition.
+    let forged = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
+        "user:{}",
+        json!(["e", "a\u{0}b", "0190a000-0000-7000-8000-000000000000"])
+    ));
+    let answer = app
+        .gql(users, json!({ "after": forged }), Some(&admin))
+        .await;
+    assert_eq!(error_code(&answer), "BAD_USER_INPUT", "{answer}");
+    assert_eq!(error_fields(&answer), ["after"], "{answer}");
+
+    // Audit filters: long text, and times that one of the databases cannot store.
+    let audit = "query($f: AuditFilter) { auditLog(first: 5, filter: $f) { totalCount } }";
+    for (filter, field, bound) in [
+        (
+            json!({ "action": "a".repeat(1_000) }),
+            "filter.action",
+            "100",
+        ),
+        (
+            json!({ "targetId": "t".repeat(1_000) }),
+            "filter.targetId",
+            "100",
+        ),
+        (
+            json!({ "since": "-9999-01-01T00:00:00Z" }),
+            "filter.since",
+            "1970",
+        ),
+        (
+            json!({ "until": "0001-01-01T00:00:00Z" }),
+            "filter.until",
+            "1970",
+        ),
+        (
+            json!({ "since": "+10000-01-01T00:00:00Z" }),
+            "filter.since",
+            "9999",
+        ),
+    ] {
+        let answer = app.gql(audit, json!({ "f": filter }), Some(&admin)).await;
+        if error_fields(&answer).is_empty() {
+            // The DateTime scalar itself refused it: still the client's error, never ours.
+            assert_eq!(error_code(&answer), "BAD_USER_INPUT", "{field}: {answer}");
+        } else {
+            assert_refused(&answer, field, bound);
+        }
+    }
+    let answer = app
+        .gql(
+            audit,
+            json!({ "f": { "since": "2020-01-01T00:00:00Z" } }),
+            Some(&admin),
+        )
+        .await;
+    assert!(answer.get("errors").is_none(), "{answer}");
+
+    // Administration.
+    let assign = "mutation($u: ID!, $r: String!) { assignRole(userId: $u, role: $r) { id } }";
+    let me = app.gql("{ me { id } }", json!({}), Some(&token)).await;
+    let id = me["data"]["me"]["id"].as_str().unwrap().to_owned();
+    let answer = app
+        .gql(
+            assign,
+            json!({ "u": id, "r": "x".repeat(10_000) }),
+            Some(&admin),
+        )
+        .await;
+    assert_refused(&answer, "role", "50");
+    let create_role = "mutation($p: [String!]!) { createRole(input: { name: \"ops\", permissions: $p }) { name } }";
+    let answer = app
+        .gql(
+            create_role,
+            json!({ "p": ["p".repeat(10_000)] }),
+            Some(&admin),
+        )
+        .await;
+    assert_refused(&answer, "permissions", "64");
+    let pat = "mutation($n: String!, $at: DateTime) { createPersonalAccessToken(input: { name: $n, scopes: [], expiresAt: $at }) { token } }";
+    let answer = app
+        .gql(pat, json!({ "n": "n".repeat(101) }), Some(&token))
+        .await;
+    assert_refused(&answer, "name", "100");
+    let answer = app
+        .gql(
+            pat,
+            json!({ "n": "ci", "at": "9999-12-31T23:59:59Z" }),
+            Some(&token),
+        )
+        .await;
+    assert!(answer.get("errors").is_none(), "{answer}");
+    still_serving(&app).await;
 }

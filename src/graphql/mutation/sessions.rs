@@ -120,9 +120,13 @@ impl SessionsMutation {
 
     /// Mails a single-use reset token if an active account has this email. Always true, at
     /// once: the answer tells nothing about which emails have accounts.
-    async fn request_password_reset(&self, ctx: &Context<'_>, email: String) -> bool {
-        context::services(ctx).request_password_reset(&email, context::client(ctx));
-        true
+    async fn request_password_reset(
+        &self,
+        ctx: &Context<'_>,
+        email: String,
+    ) -> async_graphql::Result<bool> {
+        context::services(ctx).request_password_reset(&email, context::client(ctx))?;
+        Ok(true)
     }
 
     /// Sets a new password with a mailed reset token. Every session ends and any login

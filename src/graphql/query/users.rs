@@ -66,7 +66,7 @@ impl UsersQuery {
                 .as_deref()
                 .map(|c| decode_user_cursor("before", c))
                 .transpose()?,
-            filter: filter.unwrap_or_default().into(),
+            filter: filter.unwrap_or_default().try_into()?,
             field: order_by.as_ref().map(|o| o.field.into()),
             descending: order_by.is_some_and(|o| o.direction == OrderDirection::Desc),
         };

@@ -7,6 +7,7 @@ use super::connection::{PageInfo, encode_with};
 use super::user::User;
 use super::utc;
 use crate::db::audit::{self, AuditQuery};
+use crate::domain::{bounded, bounded_time, bounds};
 use crate::error::AppError;
 use crate::graphql::context;
 use crate::graphql::loaders::UserOf;
@@ -197,12 +198,22 @@ impl TryFrom<AuditFilter> for AuditQuery {
                     .map_err(|_| AppError::bad_field("filter.actorId", "is not an account id"))
             })
             .transpose()?;
+        let action = filter.action.as_deref();
+        let target = filter.target_id.as_deref();
+        let since = filter.since.map(|t| bounded_time("filter.since", t));
+        let until = filter.until.map(|t| bounded_time("filter.until", t));
+        AppError::check([
+            action.and_then(|a| bounded("filter.action", a, bounds::AUDIT_KEY).err()),
+            target.and_then(|t| bounded("filter.targetId", t, bounds::AUDIT_KEY).err()),
+            since.clone().and_then(Result::err),
+            until.clone().and_then(Result::err),
+        ])?;
         Ok(Self {
             actor,
             action: filter.action,
             target_id: filter.target_id.map(|id| id.0),
-            since: filter.since.map(|t| t.naive_utc()),
-            until: filter.until.map(|t| t.naive_utc()),
+            since: since.and_then(Result::ok),
+            until: until.and_then(Result::ok),
         })
     }
 }

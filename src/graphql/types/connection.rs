@@ -6,6 +6,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::user::{User, prefetch};
 use crate::db::users::{self, SortField, SortKey};
+use crate::domain::{bounded, bounds};
 use crate::error::AppError;
 use crate::graphql::context;
 use crate::services::users::{Position, UserPage, sort_key};
@@ -119,6 +120,7 @@ pub fn encode_user_cursor((field, key, id): Position) -> String {
 /// Reads an account cursor given as the argument `field`.
 pub fn decode_user_cursor(argument: &str, cursor: &str) -> Result<Position, AppError> {
     let invalid = || AppError::bad_field(argument, "is not a cursor from this list");
+    bounded(argument, cursor, bounds::CURSOR)?;
     let text = URL_SAFE_NO_PAD
         .decode(cursor)
         .ok()
@@ -128,6 +130,8 @@ pub fn decode_user_cursor(argument: &str, cursor: &str) -> Result<Position, AppE
     let (field, key, id): (String, String, String) =
         serde_json::from_str(json).map_err(|_| invalid())?;
     let id = id.parse().map_err(|_| invalid())?;
+    // The key goes into SQL: a forged cursor must not carry what no input may.
+    bounded(argument, &key, bounds::EMAIL).map_err(|_| invalid())?;
     let (field, key) = match field.as_str() {
         "c" => {
             let at = chrono::NaiveDateTime::parse_from_str(&key, "%Y-%m-%dT%H:%M:%S%.f")
@@ -152,6 +156,7 @@ pub fn decode_with<T: std::str::FromStr>(
     field: &str,
     cursor: &str,
 ) -> Result<T, AppError> {
+    bounded(field, cursor, bounds::CURSOR)?;
     URL_SAFE_NO_PAD
         .decode(cursor)
         .ok()

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use super::role::Role;
 use super::utc;
 use crate::db::users;
-use crate::domain::Permission;
+use crate::domain::{Permission, bounded, bounds};
 use crate::error::AppError;
 use crate::graphql::context;
 use crate::graphql::loaders::{ProfileOf, RolesOf};
@@ -217,17 +217,22 @@ pub struct UserFilter {
     pub include_deleted: Option<bool>,
 }
 
-impl From<UserFilter> for users::UserFilter {
-    fn from(filter: UserFilter) -> Self {
-        Self {
-            search: filter
-                .search
-                .map(|s| s.trim().to_lowercase())
-                .filter(|s| !s.is_empty()),
+impl TryFrom<UserFilter> for users::UserFilter {
+    type Error = AppError;
+
+    fn try_from(filter: UserFilter) -> Result<Self, AppError> {
+        let search = filter.search.as_deref().map(str::trim);
+        let role = filter.role.as_deref();
+        AppError::check([
+            search.and_then(|s| bounded("filter.search", s, bounds::SEARCH).err()),
+            role.and_then(|r| bounded("filter.role", r, bounds::ROLE_NAME).err()),
+        ])?;
+        Ok(Self {
+            search: search.map(str::to_lowercase).filter(|s| !s.is_empty()),
             role: filter.role,
             is_active: filter.is_active,
             include_deleted: filter.include_deleted.unwrap_or(false),
-        }
+        })
     }
 }
 
