@@ -258,6 +258,21 @@ pub struct Config {
     #[arg(long, env = "USERGRAPH_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration, global = true)]
     pub request_timeout: Duration,
 
+    /// How long a client may take to send a request's headers, from when the connection
+    /// opened or the previous response was sent; also how long an idle keep-alive
+    /// connection is kept.
+    #[arg(long, env = "USERGRAPH_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration, global = true)]
+    pub header_timeout: Duration,
+
+    /// Longest pause while a client sends a request body; it is then answered with 408.
+    #[arg(long, env = "USERGRAPH_BODY_TIMEOUT", default_value = "10s", value_parser = parse_duration, global = true)]
+    pub body_timeout: Duration,
+
+    /// Most client connections served at once; more wait until one closes.
+    #[arg(long, env = "USERGRAPH_MAX_CONNECTIONS", default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000), global = true)]
+    pub max_connections: u32,
+
     /// Origins allowed by CORS, comma-separated, or `*` for any (tokens travel in a header,
     /// not a cookie, so `*` is safe for browsers).
     #[arg(

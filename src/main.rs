@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{CommandFactory as _, Parser as _};
@@ -135,14 +136,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         database = app.services.db.backend(),
         "serving GraphQL at http://{listen}/graphql"
     );
-    axum::serve(
-        listener,
-        app.router
-            .into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await
-    .context("serving")?;
+    let options = usergraph::http::serve::ServeOptions {
+        header_timeout: app.services.config.header_timeout,
+        max_connections: usize::try_from(app.services.config.max_connections).unwrap_or(1024),
+        // Every in-flight request has at most the request timeout left.
+        shutdown_grace: app.services.config.request_timeout + Duration::from_secs(1),
+    };
+    usergraph::http::serve::serve(listener, app.router, options, shutdown_signal()).await;
     tracing::info!("stopped");
     Ok(())
 }

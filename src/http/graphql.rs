@@ -70,7 +70,17 @@ pub async fn post(State(state): State<HttpState>, request: Request) -> Response 
     // The limit applies to the bytes read, whatever Content-Length said (or chunked bodies).
     let bytes = match axum::body::to_bytes(body, limit).await {
         Ok(bytes) => bytes,
-        Err(error) if is_length_limit(&error) => return too_large(media, limit),
+        Err(error) if caused_by::<http_body_util::LengthLimitError>(&error) => {
+            return too_large(media, limit);
+        }
+        Err(error) if caused_by::<tower_http::timeout::TimeoutError>(&error) => {
+            return request_error(
+                media,
+                StatusCode::REQUEST_TIMEOUT,
+                "the request body stopped arriving",
+                ErrorCode::BadUserInput,
+            );
+        }
         Err(_) => {
             return request_error(
                 media,
@@ -377,10 +387,11 @@ fn client_info(parts: &Parts) -> ClientInfo {
     ClientInfo { ip, user_agent }
 }
 
-fn is_length_limit(error: &axum::Error) -> bool {
+/// Whether `error` or one of its sources is a `T`.
+fn caused_by<T: std::error::Error + 'static>(error: &axum::Error) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = source {
-        if e.is::<http_body_util::LengthLimitError>() {
+        if e.is::<T>() {
             return true;
         }
         source = e.source();

@@ -3,6 +3,7 @@
 mod graphql;
 mod health;
 mod jwks;
+pub mod serve;
 
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use axum::routing::get;
 use tower::ServiceBuilder;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::TimeoutLayer;
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::graphql::AppSchema;
@@ -33,6 +34,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn router(state: HttpState) -> Router {
     let config = &state.services.config;
     let timeout = config.request_timeout;
+    let body_timeout = config.body_timeout;
     let cors = cors(&config.cors_origins);
     Router::new()
         .route("/graphql", get(graphql::get).post(graphql::post))
@@ -53,6 +55,7 @@ pub fn router(state: HttpState) -> Router {
                 }))
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
                 .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
+                .layer(RequestBodyTimeoutLayer::new(body_timeout))
                 .layer(cors),
         )
 }

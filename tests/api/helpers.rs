@@ -337,6 +337,31 @@ impl TestApp {
         )
     }
 
+    /// Serves the app on a free loopback port, as `usergraph serve` does; the server stops
+    /// when the returned sender is sent to or dropped.
+    pub async fn listen(
+        &self,
+        options: usergraph::http::serve::ServeOptions,
+    ) -> (
+        std::net::SocketAddr,
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binding a port");
+        let address = listener.local_addr().expect("local address");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let router = self.router.clone();
+        let server = tokio::spawn(async move {
+            let shutdown = async {
+                let _ = stopped.await;
+            };
+            usergraph::http::serve::serve(listener, router, options, shutdown).await;
+        });
+        (address, stop, server)
+    }
+
     /// The data directory.
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().to_path_buf()

@@ -8,6 +8,7 @@ mod admin;
 mod audit;
 mod auth;
 mod cli;
+mod connections;
 mod http;
 mod listing;
 mod lockout;
