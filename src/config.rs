@@ -254,7 +254,8 @@ pub struct Config {
           action = clap::ArgAction::Set, global = true)]
     pub introspection: bool,
 
-    /// Longest time a request may take before it is answered with 408.
+    /// Longest time a request may take; it is then answered with SERVICE_UNAVAILABLE (its
+    /// outcome unknown).
     #[arg(long, env = "USERGRAPH_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration, global = true)]
     pub request_timeout: Duration,
 

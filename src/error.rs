@@ -67,6 +67,37 @@ impl FieldError {
     }
 }
 
+/// What became of a change when the database failed to answer: `extensions.outcome` of a
+/// `SERVICE_UNAVAILABLE` error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing reached the database: no change was made, and retrying is safe.
+    NotApplied,
+    /// The database stopped answering after statements were sent: a change may or may not
+    /// have been made. Look before retrying a mutation that is not idempotent.
+    Unknown,
+}
+
+impl Outcome {
+    /// The value of `extensions.outcome`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotApplied => "NOT_APPLIED",
+            Self::Unknown => "UNKNOWN",
+        }
+    }
+}
+
+/// What database errors say when the server is going away, overloaded or stopped
+/// answering in time, on either backend: the client may retry later.
+const UNAVAILABLE_MESSAGES: [&str; 5] = [
+    "statement timeout",
+    "terminating connection",
+    "the database system is",
+    "database is locked",
+    "server closed the connection",
+];
+
 /// Every failure a client can be told about.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -100,11 +131,21 @@ pub enum AppError {
         retry_after: u64,
     },
     /// A dependency (the database) does not answer.
-    #[error("the service is temporarily unavailable; retry later")]
-    ServiceUnavailable(#[source] anyhow::Error),
+    #[error("{}", unavailable_message(*.0))]
+    ServiceUnavailable(Outcome, #[source] anyhow::Error),
     /// A bug or an unexpected failure; logged, never shown.
     #[error("internal server error")]
     Internal(#[source] anyhow::Error),
+}
+
+fn unavailable_message(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::NotApplied => "the database is unavailable; nothing was changed, retry later",
+        Outcome::Unknown => {
+            "the database stopped answering; a change this asked for may or may not have been \
+             made (extensions.outcome is UNKNOWN), retry later"
+        }
+    }
 }
 
 fn summary(fields: &[FieldError]) -> String {
@@ -126,7 +167,7 @@ impl AppError {
             Self::Conflict { .. } => ErrorCode::Conflict,
             Self::AccountLocked { .. } => ErrorCode::AccountLocked,
             Self::QueryTooComplex(_) => ErrorCode::QueryTooComplex,
-            Self::ServiceUnavailable(_) => ErrorCode::ServiceUnavailable,
+            Self::ServiceUnavailable(..) => ErrorCode::ServiceUnavailable,
             Self::Internal(_) => ErrorCode::InternalServerError,
         }
     }
@@ -166,13 +207,22 @@ impl From<FieldError> for AppError {
 impl From<diesel::result::Error> for AppError {
     fn from(error: diesel::result::Error) -> Self {
         use diesel::result::{DatabaseErrorKind, Error};
-        match error {
-            // The server went away mid-request: the client may retry.
+        let unavailable = match &error {
             Error::DatabaseError(
                 DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
                 _,
-            ) => Self::ServiceUnavailable(error.into()),
-            _ => Self::Internal(error.into()),
+            ) => true,
+            Error::DatabaseError(_, info) => {
+                let message = info.message();
+                UNAVAILABLE_MESSAGES.iter().any(|m| message.contains(m))
+            }
+            _ => false,
+        };
+        if unavailable {
+            // Statements were sent: whatever they asked for may have been done.
+            Self::ServiceUnavailable(Outcome::Unknown, error.into())
+        } else {
+            Self::Internal(error.into())
         }
     }
 }
@@ -189,7 +239,7 @@ impl From<&AppError> for async_graphql::Error {
             AppError::Internal(source) => {
                 tracing::error!(error = format!("{source:#}"), "internal error");
             }
-            AppError::ServiceUnavailable(source) => {
+            AppError::ServiceUnavailable(_, source) => {
                 tracing::warn!(error = format!("{source:#}"), "dependency unavailable");
             }
             _ => {}
@@ -209,6 +259,9 @@ impl From<&AppError> for async_graphql::Error {
                 }
                 AppError::AccountLocked { retry_after } => {
                     ext.set("retryAfter", *retry_after);
+                }
+                AppError::ServiceUnavailable(outcome, _) => {
+                    ext.set("outcome", outcome.as_str());
                 }
                 _ => {}
             }
@@ -251,7 +304,7 @@ mod tests {
                 "QUERY_TOO_COMPLEX",
             ),
             (
-                AppError::ServiceUnavailable(anyhow::anyhow!("down")),
+                AppError::ServiceUnavailable(Outcome::NotApplied, anyhow::anyhow!("down")),
                 "SERVICE_UNAVAILABLE",
             ),
             (

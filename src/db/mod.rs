@@ -6,6 +6,7 @@
 //! contain SQL.
 
 pub mod audit;
+pub mod connect;
 pub mod login_failures;
 pub mod password_resets;
 pub mod personal_tokens;
@@ -31,7 +32,7 @@ use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use futures_util::FutureExt as _;
 
 use crate::config::DatabaseUrl;
-use crate::error::AppError;
+use crate::error::{AppError, Outcome};
 
 /// SQLite behind diesel-async: a sync connection run on the blocking pool.
 pub type SqliteConnection = SyncConnectionWrapper<diesel::SqliteConnection>;
@@ -126,6 +127,7 @@ impl DbPool {
             DatabaseUrl::Postgres(url) => {
                 let mut config = ManagerConfig::default();
                 config.recycling_method = RecyclingMethod::Fast;
+                config.custom_setup = Box::new(move |url| connect::establish(url, timeout).boxed());
                 let manager =
                     AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
                 Self::Postgres(
@@ -175,7 +177,10 @@ impl DbPool {
             Self::Postgres(pool) => pool.get().await.map(DbConn::Postgres),
             Self::Sqlite(pool) => pool.get().await.map(DbConn::Sqlite),
         };
-        conn.map_err(|e| AppError::ServiceUnavailable(anyhow::anyhow!("database pool: {e}")))
+        // Nothing was sent yet: whatever the caller meant to change is unchanged.
+        conn.map_err(|e| {
+            AppError::ServiceUnavailable(Outcome::NotApplied, anyhow::anyhow!("database pool: {e}"))
+        })
     }
 
     /// Answers whether the database runs a trivial query.
@@ -187,7 +192,7 @@ impl DbPool {
                 .await
         })
         .map(drop)
-        .map_err(|e| AppError::ServiceUnavailable(e.into()))
+        .map_err(|e| AppError::ServiceUnavailable(Outcome::Unknown, e.into()))
     }
 
     /// Which backend this pool talks to, for logs.

@@ -1,5 +1,6 @@
 //! The HTTP surface: the router, its middleware, and the small handlers beside GraphQL.
 
+mod deadline;
 mod graphql;
 mod health;
 mod jwks;
@@ -8,12 +9,12 @@ pub mod serve;
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::routing::get;
 use tower::ServiceBuilder;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::graphql::AppSchema;
@@ -54,7 +55,7 @@ pub fn router(state: HttpState) -> Router {
                     tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request.id = %id)
                 }))
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-                .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
+                .layer(axum::middleware::from_fn_with_state(timeout, deadline::limit))
                 .layer(RequestBodyTimeoutLayer::new(body_timeout))
                 .layer(cors),
         )

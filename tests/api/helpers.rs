@@ -238,6 +238,20 @@ impl TestApp {
         Some(Self::build(dir, db, extra).await)
     }
 
+    /// Like [`spawn_with`](Self::spawn_with), connecting through the URL `route` makes of
+    /// the test database's (a proxy in front of it, say).
+    pub async fn spawn_routed(
+        backend: Backend,
+        route: impl AsyncFnOnce(&str) -> String,
+        extra: &[&str],
+    ) -> Option<Self> {
+        let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+        let db = Arc::new(TestDb::create(backend, dir.path()).await?);
+        let mut extra: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
+        extra.extend(["--database-url".to_owned(), route(&db.url).await]);
+        Some(Self::build(dir, db, extra).await)
+    }
+
     async fn build(dir: Arc<TempDir>, db: Arc<TestDb>, extra: Vec<String>) -> Self {
         let dir_arg = dir.path().display().to_string();
         let defaults = [

@@ -9,6 +9,7 @@ mod audit;
 mod auth;
 mod cli;
 mod connections;
+mod faults;
 mod http;
 mod listing;
 mod lockout;
