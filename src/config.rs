@@ -106,7 +106,8 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..=1000), global = true)]
     pub db_pool_size: u32,
 
-    /// How long a request waits for a database connection before failing with SERVICE_UNAVAILABLE.
+    /// Longest wait for a pooled database connection, for connecting, and for the database's
+    /// answer to a statement (also PostgreSQL's `statement_timeout`) before SERVICE_UNAVAILABLE.
     #[arg(long, env = "USERGRAPH_DB_TIMEOUT", default_value = "5s", value_parser = parse_duration, global = true)]
     pub db_timeout: Duration,
 
