@@ -37,7 +37,7 @@ pub mod bounds {
 
 /// Whether `c` may appear in text a client sends: anything but control characters, tab and
 /// line breaks excepted.
-pub fn allowed_char(c: char) -> bool {
+fn allowed_char(c: char) -> bool {
     !c.is_control() || matches!(c, '\t' | '\n' | '\r')
 }
 
@@ -51,16 +51,22 @@ pub fn bounded<'a>(field: &str, raw: &'a str, max: usize) -> Result<&'a str, Fie
             format!("must be at most {max} characters long"),
         ));
     }
-    if let Some(c) = raw.chars().find(|c| !allowed_char(*c)) {
-        return Err(FieldError::new(
+    clean(field, raw)
+}
+
+/// `raw` if it holds no control characters (tab and line breaks aside); the error names
+/// `field` and the character.
+pub fn clean<'a>(field: &str, raw: &'a str) -> Result<&'a str, FieldError> {
+    match raw.chars().find(|c| !allowed_char(*c)) {
+        None => Ok(raw),
+        Some(c) => Err(FieldError::new(
             field,
             format!(
                 "must not contain control characters (found U+{:04X})",
                 u32::from(c)
             ),
-        ));
+        )),
     }
-    Ok(raw)
 }
 
 /// The earliest and latest instants accepted as input: what both databases store and

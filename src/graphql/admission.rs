@@ -19,8 +19,8 @@ use async_graphql::parser::types::{ExecutableDocument, Field, Selection, Selecti
 use async_graphql::{Name, Positioned, Request};
 use async_graphql_value::{ConstValue, Value};
 
-use crate::domain::allowed_char;
-use crate::error::{AppError, FieldError};
+use crate::domain::clean;
+use crate::error::AppError;
 
 /// Deepest nesting of braces, brackets and parentheses accepted in a document's text. Far
 /// above what any honest operation needs (the introspection query nests about 20 deep), far
@@ -224,15 +224,11 @@ impl<'a> Measure<'a> {
     }
 }
 
-/// The error for a string holding `c`, named after the innermost input field around it.
-fn control_character(field: &str, c: char) -> AppError {
-    AppError::BadUserInput(vec![FieldError::new(
-        field,
-        format!(
-            "must not contain control characters (found U+{:04X})",
-            u32::from(c)
-        ),
-    )])
+/// Refuses `text` if it holds a control character; the error names the innermost input
+/// field around it.
+fn check_text(field: &str, text: &str) -> Result<(), AppError> {
+    clean(field, text)?;
+    Ok(())
 }
 
 /// Refuses control characters in the variables and in every literal argument.
@@ -295,10 +291,7 @@ fn check_arguments(arguments: &[(Positioned<Name>, Positioned<Value>)]) -> Resul
 // as serde_json allows (128), so recursion is safe here.
 fn check_value(field: &str, value: &Value) -> Result<(), AppError> {
     match value {
-        Value::String(s) => s
-            .chars()
-            .find(|c| !allowed_char(*c))
-            .map_or(Ok(()), |c| Err(control_character(field, c))),
+        Value::String(text) => check_text(field, text),
         Value::List(items) => items.iter().try_for_each(|v| check_value(field, v)),
         Value::Object(map) => map
             .iter()
@@ -309,10 +302,7 @@ fn check_value(field: &str, value: &Value) -> Result<(), AppError> {
 
 fn check_const(field: &str, value: &ConstValue) -> Result<(), AppError> {
     match value {
-        ConstValue::String(s) => s
-            .chars()
-            .find(|c| !allowed_char(*c))
-            .map_or(Ok(()), |c| Err(control_character(field, c))),
+        ConstValue::String(text) => check_text(field, text),
         ConstValue::List(items) => items.iter().try_for_each(|v| check_const(field, v)),
         ConstValue::Object(map) => map
             .iter()

@@ -268,7 +268,10 @@ async fn through_a_failing_proxy() {
         .collect();
     let summary = check_answers(&answers, |email| stored.contains(email));
     let slowest = answers.iter().map(|a| a.took).max().unwrap_or_default();
-    eprintln!("{} writes: {summary:?}, slowest answer {slowest:?}", answers.len());
+    eprintln!(
+        "{} writes: {summary:?}, slowest answer {slowest:?}",
+        answers.len()
+    );
     assert!(
         summary.unavailable > 0,
         "no write noticed the faults: {summary:?}"
