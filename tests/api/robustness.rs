@@ -159,6 +159,11 @@ async fn fragment_chains_and_bombs_are_refused(backend: Backend) {
     let (_, body) = answer(&app, post_query(&bomb)).await;
     assert_eq!(error_code(&body), "QUERY_TOO_COMPLEX", "{body}");
 
+    // Thousands of aliases of one field.
+    let aliases: String = (0..5_000).map(|i| format!("a{i}: __typename ")).collect();
+    let (_, body) = answer(&app, post_query(&format!("{{ {aliases} }}"))).await;
+    assert_eq!(error_code(&body), "QUERY_TOO_COMPLEX", "{body}");
+
     // A cycle is named by validation, not looped through.
     let cycle = "{ ...A } fragment A on Query { ...B } fragment B on Query { ...A }";
     let (_, body) = answer(&app, post_query(cycle)).await;
