@@ -121,6 +121,14 @@ pub enum AppError {
         /// What clashes, for people.
         message: String,
     },
+    /// A limit on how often something may be done was reached.
+    #[error("too many attempts at once; try again in {retry_after} seconds")]
+    RateLimited {
+        /// Seconds until trying again may succeed.
+        retry_after: u64,
+        /// Which limit, e.g. `login.checks_in_flight`.
+        limit: &'static str,
+    },
     /// The document is nested too deep, selects too much, or the batch is too large.
     #[error("{0}")]
     QueryTooComplex(String),
@@ -167,6 +175,7 @@ impl AppError {
             Self::Conflict { .. } => ErrorCode::Conflict,
             Self::AccountLocked { .. } => ErrorCode::AccountLocked,
             Self::QueryTooComplex(_) => ErrorCode::QueryTooComplex,
+            Self::RateLimited { .. } => ErrorCode::RateLimited,
             Self::ServiceUnavailable(..) => ErrorCode::ServiceUnavailable,
             Self::Internal(_) => ErrorCode::InternalServerError,
         }
@@ -260,6 +269,10 @@ impl From<&AppError> for async_graphql::Error {
                 AppError::AccountLocked { retry_after } => {
                     ext.set("retryAfter", *retry_after);
                 }
+                AppError::RateLimited { retry_after, limit } => {
+                    ext.set("retryAfter", *retry_after);
+                    ext.set("limit", *limit);
+                }
                 AppError::ServiceUnavailable(outcome, _) => {
                     ext.set("outcome", outcome.as_str());
                 }
@@ -298,6 +311,13 @@ mod tests {
             (
                 AppError::AccountLocked { retry_after: 60 },
                 "ACCOUNT_LOCKED",
+            ),
+            (
+                AppError::RateLimited {
+                    retry_after: 1,
+                    limit: "login.checks_in_flight",
+                },
+                "RATE_LIMITED",
             ),
             (
                 AppError::QueryTooComplex("deep".into()),

@@ -14,20 +14,55 @@ use crate::with_conn;
 pub struct LoginFailures {
     /// The normalised email.
     pub email_key: String,
-    /// Attempts counted since the last success or the end of the last lock.
+    /// Failed checks since the last success or the end of the last lock.
     pub failures: i32,
     /// Locks so far (the next lock lasts longer).
     pub lock_count: i32,
     /// Attempts are refused until then.
     pub locked_until: Option<NaiveDateTime>,
-    /// The latest counted attempt.
+    /// The latest failure, or when the row was made.
     pub last_failure_at: NaiveDateTime,
+    /// Password checks under way.
+    pub in_flight: i32,
+    /// When the latest of them began.
+    pub in_flight_at: Option<NaiveDateTime>,
 }
 
-/// Adds one attempt to the counter of `key` and returns the row. Run inside a transaction:
-/// the upsert locks the row (PostgreSQL) or the database (SQLite) until it ends, so parallel
-/// attempts are counted one after another.
-pub async fn count_attempt(
+/// The state of a counter, written whole: the caller read it under [`lock_row`]'s lock.
+#[derive(Debug, Clone, AsChangeset)]
+#[diesel(table_name = login_failures, treat_none_as_null = true)]
+pub struct LoginFailuresChanges {
+    /// See [`LoginFailures::failures`].
+    pub failures: i32,
+    /// See [`LoginFailures::lock_count`].
+    pub lock_count: i32,
+    /// See [`LoginFailures::locked_until`].
+    pub locked_until: Option<NaiveDateTime>,
+    /// See [`LoginFailures::last_failure_at`].
+    pub last_failure_at: NaiveDateTime,
+    /// See [`LoginFailures::in_flight`].
+    pub in_flight: i32,
+    /// See [`LoginFailures::in_flight_at`].
+    pub in_flight_at: Option<NaiveDateTime>,
+}
+
+impl From<&LoginFailures> for LoginFailuresChanges {
+    fn from(row: &LoginFailures) -> Self {
+        Self {
+            failures: row.failures,
+            lock_count: row.lock_count,
+            locked_until: row.locked_until,
+            last_failure_at: row.last_failure_at,
+            in_flight: row.in_flight,
+            in_flight_at: row.in_flight_at,
+        }
+    }
+}
+
+/// The counter of `key`, made if missing, locked until the transaction ends: the upsert
+/// takes the row lock (PostgreSQL) or the write lock (SQLite), so concurrent checks of one
+/// email read and write it one after another. Run inside a transaction.
+pub async fn lock_row(
     conn: &mut Conn<'_>,
     key: &str,
     at: NaiveDateTime,
@@ -36,45 +71,29 @@ pub async fn count_attempt(
         diesel::insert_into(login_failures::table)
             .values((
                 login_failures::email_key.eq(key),
-                login_failures::failures.eq(1),
+                login_failures::failures.eq(0),
                 login_failures::lock_count.eq(0),
                 login_failures::last_failure_at.eq(at),
+                login_failures::in_flight.eq(0),
             ))
             .on_conflict(login_failures::email_key)
             .do_update()
-            .set((
-                login_failures::failures.eq(login_failures::failures + 1),
-                login_failures::last_failure_at.eq(at),
-            ))
+            .set(login_failures::email_key.eq(key))
             .returning(LoginFailures::as_returning())
             .get_result(c)
             .await
     })
 }
 
-/// Starts counting afresh after a lock ended: this attempt is the first.
-pub async fn restart_count(conn: &mut Conn<'_>, key: &str) -> QueryResult<()> {
+/// Writes the counter of `key`.
+pub async fn save(
+    conn: &mut Conn<'_>,
+    key: &str,
+    changes: &LoginFailuresChanges,
+) -> QueryResult<()> {
     with_conn!(conn, |c| {
         diesel::update(login_failures::table.find(key))
-            .set((
-                login_failures::failures.eq(1),
-                login_failures::locked_until.eq(None::<NaiveDateTime>),
-            ))
-            .execute(c)
-            .await
-    })
-    .map(drop)
-}
-
-/// Locks `key` until `until` and counts the lock.
-pub async fn lock(conn: &mut Conn<'_>, key: &str, until: NaiveDateTime) -> QueryResult<()> {
-    with_conn!(conn, |c| {
-        diesel::update(login_failures::table.find(key))
-            .set((
-                login_failures::locked_until.eq(until),
-                login_failures::failures.eq(0),
-                login_failures::lock_count.eq(login_failures::lock_count + 1),
-            ))
+            .set(changes)
             .execute(c)
             .await
     })

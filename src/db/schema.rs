@@ -125,6 +125,8 @@ diesel::table! {
         lock_count -> Integer,
         locked_until -> Nullable<Timestamp>,
         last_failure_at -> Timestamp,
+        in_flight -> Integer,
+        in_flight_at -> Nullable<Timestamp>,
     }
 }
 

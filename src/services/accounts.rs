@@ -7,13 +7,14 @@ use serde_json::json;
 
 use super::admin::erase_account;
 use super::audit::{self, Event, action};
+use super::lockout::{Check, LOGIN_REFUSED};
 use super::sessions::end_sessions;
 use super::{ClientInfo, Services};
 use crate::auth::Principal;
 use crate::auth::token::{PlainToken, REFRESH_PREFIX};
 use crate::db::types::{PersonalTokenId, RefreshTokenId, SessionId, UserId, now};
 use crate::db::users::{NewUser, Profile, User};
-use crate::db::{Conn, login_failures, roles, sessions, unique_violation, users};
+use crate::db::{Conn, roles, sessions, unique_violation, users};
 use crate::domain::{DisplayName, Email, Password, Permission, bounded, bounds};
 use crate::error::{AppError, AppResult, FieldError};
 use crate::transaction;
@@ -108,16 +109,7 @@ pub enum AdminOutcome {
     Promoted(UserId),
 }
 
-/// The outcome of counting a login attempt before any password work.
-enum Attempt {
-    /// Go on; this is the `n`th attempt since the last success or lock.
-    Counted(u32, u32),
-    /// Refused without checking the password.
-    Locked(u64),
-}
-
 const EMAIL_TAKEN: &str = "an account with this email already exists";
-const LOGIN_REFUSED: AppError = AppError::Unauthenticated("invalid email or password");
 
 impl Services {
     /// Creates an account with the `user` role and logs it in.
@@ -179,10 +171,9 @@ impl Services {
 
     /// Checks an email and password and opens a session.
     ///
-    /// Every attempt is first counted against the normalised email — atomically and before
-    /// any argon2 work, so parallel guesses cannot slip past the threshold — whether or not
-    /// an account exists. An unknown email, a wrong password and an account that may not
-    /// sign in get the same answer, in the same time.
+    /// Every attempt is an attempt on the normalised email, whether or not an account has
+    /// it, under the rules of [`lockout`](super::lockout). An unknown email, a wrong password
+    /// and an account that may not sign in get the same answer, in the same time.
     pub async fn login(
         &self,
         email: &str,
@@ -198,31 +189,24 @@ impl Services {
         let key = parsed
             .as_ref()
             .map_or_else(|| email.trim().to_lowercase(), |e| e.as_str().to_owned());
-        let mut db = self.db.get().await?;
-        let (attempt, lock_count) = match self.count_attempt(&mut db, &key).await? {
-            Attempt::Locked(retry_after) => return Err(AppError::AccountLocked { retry_after }),
-            Attempt::Counted(n, locks) => (n, locks),
-        };
         let user = match &parsed {
-            Some(email) => users::find_user_by_email(&mut db.conn(), email.as_str()).await?,
+            Some(email) => {
+                let mut db = self.db.get().await?;
+                users::find_user_by_email(&mut db.conn(), email.as_str()).await?
+            }
             None => None,
         };
-        let hash = user.as_ref().map(|u| u.password_hash.as_str());
-        let matches = self.passwords.verify(password, hash).await?;
-        let user = match user {
-            Some(user) if matches && user.can_sign_in() => user,
-            user => {
-                return Err(self
-                    .fail_login(
-                        &mut db,
-                        &key,
-                        attempt,
-                        lock_count,
-                        user.map(|u| u.id),
-                        client,
-                    )
-                    .await?);
-            }
+        let check = Check {
+            key,
+            user: user.as_ref().map(|u| u.id),
+            hash: user.as_ref().map(|u| u.password_hash.clone()),
+            allowed: user.as_ref().is_some_and(User::can_sign_in),
+            password: password.to_owned(),
+            client: client.clone(),
+        };
+        self.check_password(check).await?;
+        let Some(user) = user else {
+            return Err(LOGIN_REFUSED);
         };
         let rehash = if self.passwords.needs_rehash(&user.password_hash) {
             Some(self.passwords.hash(&Password::verified(password)).await?)
@@ -230,8 +214,8 @@ impl Services {
             None
         };
         let at = now();
+        let mut db = self.db.get().await?;
         let refresh = transaction!(&mut db, |conn| {
-            login_failures::clear(conn, &key).await?;
             users::record_login(conn, user.id, at).await?;
             if let Some(hash) = &rehash {
                 users::set_password_hash(conn, user.id, hash, at).await?;
@@ -260,86 +244,6 @@ impl Services {
         )
     }
 
-    async fn count_attempt(&self, db: &mut crate::db::DbConn, key: &str) -> AppResult<Attempt> {
-        let at = now();
-        let threshold = self.config.lockout_threshold;
-        let durations = &self.config.lockout_durations;
-        transaction!(db, |conn| {
-            let row = login_failures::count_attempt(conn, key, at).await?;
-            let locks = u32::try_from(row.lock_count).unwrap_or(u32::MAX);
-            let mut attempt = u32::try_from(row.failures).unwrap_or(u32::MAX);
-            if let Some(until) = row.locked_until {
-                if until > at {
-                    return Ok(Attempt::Locked(seconds_until(at, until)));
-                }
-                login_failures::restart_count(conn, key).await?;
-                attempt = 1;
-            }
-            if attempt > threshold {
-                // The threshold's worth of attempts are still being checked; the lock they
-                // set will last this long.
-                let next = durations.nth_or_last(locks as usize).as_secs();
-                return Ok(Attempt::Locked(next));
-            }
-            Ok::<_, AppError>(Attempt::Counted(attempt, locks))
-        })
-    }
-
-    /// Records a failed login, locks the email when this was the last allowed attempt, and
-    /// returns the error for the client.
-    async fn fail_login(
-        &self,
-        db: &mut crate::db::DbConn,
-        key: &str,
-        attempt: u32,
-        lock_count: u32,
-        user: Option<UserId>,
-        client: &ClientInfo,
-    ) -> AppResult<AppError> {
-        let at = now();
-        let lock_for = (attempt >= self.config.lockout_threshold).then(|| {
-            self.config
-                .lockout_durations
-                .nth_or_last(lock_count as usize)
-        });
-        transaction!(db, |conn| {
-            let target = user.map(|id| ("user", id.to_string()));
-            let event = Event {
-                actor: None,
-                action: action::LOGIN_FAILED,
-                target: target.clone(),
-                details: Some(json!({ "attempt": attempt })),
-                client,
-            };
-            audit::record(conn, event).await?;
-            if let Some(duration) = lock_for {
-                login_failures::lock(conn, key, at + delta(duration)?).await?;
-                let event = Event {
-                    actor: None,
-                    action: action::ACCOUNT_LOCKED,
-                    target,
-                    details: Some(json!({ "seconds": duration.as_secs(), "lock": lock_count + 1 })),
-                    client,
-                };
-                audit::record(conn, event).await?;
-            }
-            Ok::<_, AppError>(())
-        })?;
-        Ok(match lock_for {
-            Some(duration) => {
-                tracing::warn!(
-                    lock = lock_count + 1,
-                    seconds = duration.as_secs(),
-                    "login locked"
-                );
-                AppError::AccountLocked {
-                    retry_after: duration.as_secs(),
-                }
-            }
-            None => LOGIN_REFUSED,
-        })
-    }
-
     /// Checks the caller's password before a sensitive change. Counted like a login: a
     /// stolen access token cannot be used to guess the password either.
     async fn confirm_password(
@@ -350,27 +254,19 @@ impl Services {
         client: &ClientInfo,
     ) -> AppResult<()> {
         bounded(field, password, bounds::PASSWORD)?;
-        let key = viewer.user.email.as_str();
-        let mut db = self.db.get().await?;
-        let (attempt, locks) = match self.count_attempt(&mut db, key).await? {
-            Attempt::Locked(retry_after) => return Err(AppError::AccountLocked { retry_after }),
-            Attempt::Counted(attempt, locks) => (attempt, locks),
+        let check = Check {
+            key: viewer.user.email.clone(),
+            user: Some(viewer.user.id),
+            hash: Some(viewer.user.password_hash.clone()),
+            allowed: true,
+            password: password.to_owned(),
+            client: client.clone(),
         };
-        if self
-            .passwords
-            .verify(password, Some(&viewer.user.password_hash))
-            .await?
-        {
-            login_failures::clear(&mut db.conn(), key).await?;
-            return Ok(());
-        }
-        let user = Some(viewer.user.id);
-        match self
-            .fail_login(&mut db, key, attempt, locks, user, client)
-            .await?
-        {
-            locked @ AppError::AccountLocked { .. } => Err(locked),
-            _ => Err(AppError::bad_field(field, "is not your current password")),
+        match self.check_password(check).await {
+            Err(AppError::Unauthenticated(_)) => {
+                Err(AppError::bad_field(field, "is not your current password"))
+            }
+            other => other,
         }
     }
 
@@ -600,8 +496,4 @@ async fn grant_role(conn: &mut Conn<'_>, user: UserId, role: &str) -> AppResult<
 /// A configured duration as a chrono delta.
 pub(super) fn delta(duration: std::time::Duration) -> AppResult<TimeDelta> {
     TimeDelta::from_std(duration).map_err(AppError::internal)
-}
-
-fn seconds_until(now: NaiveDateTime, until: NaiveDateTime) -> u64 {
-    u64::try_from((until - now).num_seconds().max(1)).unwrap_or(1)
 }

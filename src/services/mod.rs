@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod admin;
 pub mod audit;
 pub mod audit_log;
+pub mod lockout;
 pub mod password_reset;
 pub mod personal_tokens;
 pub mod profiles;

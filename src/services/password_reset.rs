@@ -102,9 +102,9 @@ impl Services {
         }
         let hash = HashedToken::of(token);
         let at = now();
-        let mut db = self.db.get().await?;
         // Look first without using the token up, so a weak new password does not burn it.
         let user = {
+            let mut db = self.db.get().await?;
             let mut conn = db.conn();
             let user_id = password_resets::peek(&mut conn, hash.as_bytes(), at).await?;
             match user_id {
@@ -123,7 +123,9 @@ impl Services {
             email.as_ref(),
         )
         .map_err(|e| AppError::BadUserInput(vec![e]))?;
+        // Hashed with no connection held: the pool serves others meanwhile.
         let new_hash = self.passwords.hash(&password).await?;
+        let mut db = self.db.get().await?;
         let revoked = transaction!(&mut db, |conn| {
             if password_resets::claim(conn, hash.as_bytes(), at).await? != Some(user.id) {
                 return Err(AppError::bad_field("token", INVALID));

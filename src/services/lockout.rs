@@ -1,0 +1,185 @@
+//! The login lockout: password checks per email, counted so that parallel guesses cannot get
+//! past the threshold, while an owner's own correct logins never lock the account.
+//!
+//! A check is *reserved* before any hashing — atomically, under the counter's row lock — and
+//! settled after: a check under way counts towards the threshold, but only a failed one is
+//! a failure. When failures plus checks under way reach the threshold, further attempts
+//! get `RATE_LIMITED` with a retry in a second instead of a password check, and only
+//! failures that happened lock the email. The whole check runs on a task of its own, so a
+//! client that hangs up cannot leave its reservation counted; a reservation left by a
+//! process that died counts no longer once it is older than twice the request timeout.
+//!
+//! No database connection is held while a password is hashed or waits for a hashing slot.
+
+use chrono::NaiveDateTime;
+use serde_json::json;
+
+use super::accounts::delta;
+use super::audit::{self, Event, action};
+use super::{ClientInfo, Services};
+use crate::db::login_failures::{self, LoginFailures, LoginFailuresChanges};
+use crate::db::types::{UserId, now};
+use crate::error::{AppError, AppResult};
+use crate::transaction;
+
+/// The answer to a refused login, whatever the reason: unknown email, wrong password or an
+/// account that may not sign in.
+pub const LOGIN_REFUSED: AppError = AppError::Unauthenticated("invalid email or password");
+
+/// Seconds after which a client refused for checks under way may try again.
+const IN_FLIGHT_RETRY_SECONDS: u64 = 1;
+
+/// A password to check as an attempt on one email.
+pub struct Check {
+    /// The normalised email the attempt counts against.
+    pub key: String,
+    /// The account, if the email has one.
+    pub user: Option<UserId>,
+    /// The account's password hash, if it has one.
+    pub hash: Option<String>,
+    /// Whether the account may sign in at all (a correct password still fails otherwise).
+    pub allowed: bool,
+    /// The password as typed.
+    pub password: String,
+    /// Where the attempt came from, for the audit trail.
+    pub client: ClientInfo,
+}
+
+impl Services {
+    /// Checks a password as an attempt on `check.key`: `Ok` when it matched an account that
+    /// may sign in; `LOGIN_REFUSED`, `ACCOUNT_LOCKED` or `RATE_LIMITED` otherwise.
+    pub(super) async fn check_password(&self, check: Check) -> AppResult<()> {
+        let services = self.clone();
+        tokio::spawn(async move { services.run_check(check).await })
+            .await
+            .map_err(AppError::internal)?
+    }
+
+    async fn run_check(&self, check: Check) -> AppResult<()> {
+        self.reserve(&check.key).await?;
+        let verified = self
+            .passwords
+            .verify(&check.password, check.hash.as_deref())
+            .await;
+        let passed = match verified {
+            Ok(matches) => matches && check.allowed,
+            Err(error) => {
+                // No verdict: the reservation ends without counting as a failure.
+                self.settle(&check, None).await?;
+                return Err(error);
+            }
+        };
+        self.settle(&check, Some(passed)).await
+    }
+
+    /// Reserves a check of `key`, or says why there is none to have.
+    async fn reserve(&self, key: &str) -> AppResult<()> {
+        let at = now();
+        let threshold = i32::try_from(self.config.lockout_threshold).unwrap_or(i32::MAX);
+        let stale = at - delta(self.config.request_timeout * 2)?;
+        let mut db = self.db.get().await?;
+        transaction!(&mut db, |conn| {
+            let row = login_failures::lock_row(conn, key, at).await?;
+            let mut next = LoginFailuresChanges::from(&row);
+            if let Some(until) = row.locked_until {
+                if until > at {
+                    return Err(AppError::AccountLocked {
+                        retry_after: seconds_until(at, until),
+                    });
+                }
+                next.locked_until = None;
+                next.failures = 0;
+            }
+            if row.in_flight_at.is_none_or(|began| began < stale) {
+                next.in_flight = 0;
+            }
+            if next.failures.saturating_add(next.in_flight) >= threshold {
+                return Err(AppError::RateLimited {
+                    retry_after: IN_FLIGHT_RETRY_SECONDS,
+                    limit: "login.checks_in_flight",
+                });
+            }
+            next.in_flight += 1;
+            next.in_flight_at = Some(at);
+            login_failures::save(conn, key, &next).await?;
+            Ok::<_, AppError>(())
+        })
+    }
+
+    /// Ends a reserved check: `Some(true)` passed, `Some(false)` failed (counted, audited,
+    /// and locking the email when it was the last allowed), `None` no verdict.
+    async fn settle(&self, check: &Check, passed: Option<bool>) -> AppResult<()> {
+        let at = now();
+        let threshold = i32::try_from(self.config.lockout_threshold).unwrap_or(i32::MAX);
+        let mut db = self.db.get().await?;
+        let locked = transaction!(&mut db, |conn| {
+            let row = login_failures::lock_row(conn, &check.key, at).await?;
+            let mut next = LoginFailuresChanges::from(&row);
+            next.in_flight = (row.in_flight - 1).max(0);
+            let mut locked = None;
+            match passed {
+                Some(true) => {
+                    next.failures = 0;
+                    next.lock_count = 0;
+                }
+                Some(false) => {
+                    next.failures = row.failures.saturating_add(1);
+                    next.last_failure_at = at;
+                    let event = Event {
+                        actor: None,
+                        action: action::LOGIN_FAILED,
+                        target: check.user.map(|id| ("user", id.to_string())),
+                        details: Some(json!({ "attempt": next.failures })),
+                        client: &check.client,
+                    };
+                    audit::record(conn, event).await?;
+                    if next.failures >= threshold {
+                        locked = Some(self.lock(conn, check, &row, &mut next, at).await?);
+                    }
+                }
+                None => {}
+            }
+            login_failures::save(conn, &check.key, &next).await?;
+            Ok::<_, AppError>(locked)
+        })?;
+        match (passed, locked) {
+            (Some(true), _) => Ok(()),
+            (_, Some(retry_after)) => Err(AppError::AccountLocked { retry_after }),
+            _ => Err(LOGIN_REFUSED),
+        }
+    }
+
+    /// Locks the email of `check` for the next lock's length; returns it in seconds.
+    async fn lock(
+        &self,
+        conn: &mut crate::db::Conn<'_>,
+        check: &Check,
+        row: &LoginFailures,
+        next: &mut LoginFailuresChanges,
+        at: NaiveDateTime,
+    ) -> AppResult<u64> {
+        let locks = usize::try_from(row.lock_count).unwrap_or(0);
+        let duration = self.config.lockout_durations.nth_or_last(locks);
+        next.locked_until = Some(at + delta(duration)?);
+        next.failures = 0;
+        next.lock_count = row.lock_count.saturating_add(1);
+        let event = Event {
+            actor: None,
+            action: action::ACCOUNT_LOCKED,
+            target: check.user.map(|id| ("user", id.to_string())),
+            details: Some(json!({ "seconds": duration.as_secs(), "lock": next.lock_count })),
+            client: &check.client,
+        };
+        audit::record(conn, event).await?;
+        tracing::warn!(
+            lock = next.lock_count,
+            seconds = duration.as_secs(),
+            "login locked"
+        );
+        Ok(duration.as_secs())
+    }
+}
+
+fn seconds_until(now: NaiveDateTime, until: NaiveDateTime) -> u64 {
+    u64::try_from((until - now).num_seconds().max(1)).unwrap_or(1)
+}
