@@ -212,7 +212,8 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..=16), global = true)]
     pub argon2_parallelism: u32,
 
-    /// How many password hashes may be computed at once (default: the number of CPU cores).
+    /// Password hashing threads, each keeping one argon2 memory block; 32 hashes may wait per
+    /// thread, more are refused with RATE_LIMITED (default: the number of CPU cores).
     #[arg(long, env = "USERGRAPH_PASSWORD_HASH_CONCURRENCY", global = true)]
     pub password_hash_concurrency: Option<usize>,
 

@@ -1,28 +1,49 @@
-//! Password hashing with argon2id, off the async runtime and with bounded concurrency.
+//! Password hashing with argon2id on a fixed set of threads, each reusing one memory block.
+//!
+//! argon2id at OWASP's parameters needs 19 MiB per hash. Allocated per hash on the blocking
+//! pool, a login flood left hundreds of megabytes in the allocator's arenas. Here one thread
+//! per core (or `USERGRAPH_PASSWORD_HASH_CONCURRENCY`) keeps one block for the current
+//! parameters for the life of the process, fed by a bounded queue: when the queue is full
+//! a hash is refused at once with `RATE_LIMITED` instead of piling up.
 
-use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
-use tokio::sync::Semaphore;
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+use tokio::sync::oneshot;
 
 use crate::config::Config;
 use crate::domain::Password;
 use crate::error::AppError;
 
-/// Hashes and verifies passwords. Cloning shares the concurrency limit.
+/// Hashes waiting for a thread, per thread, before more are refused.
+const QUEUE_PER_THREAD: usize = 32;
+
+/// One argon2 computation for a hashing thread.
+struct Job {
+    algorithm: Algorithm,
+    version: Version,
+    params: Params,
+    password: Vec<u8>,
+    salt: Vec<u8>,
+    output_len: usize,
+    reply: oneshot::Sender<Result<Vec<u8>, argon2::Error>>,
+}
+
+/// Hashes and verifies passwords. Cloning shares the threads and their queue.
 #[derive(Clone)]
 pub struct PasswordHasher {
     params: Params,
-    permits: Arc<Semaphore>,
+    queue: SyncSender<Job>,
     /// A hash of a random password with the current parameters: verified against when an
     /// email is unknown, so that answer takes as long as a wrong password.
     dummy_hash: Arc<str>,
 }
 
 impl PasswordHasher {
-    /// Builds the hasher from the argon2 settings of `config`.
+    /// Builds the hasher from the argon2 settings of `config` and starts its threads.
     pub async fn new(config: &Config) -> anyhow::Result<Self> {
         let params = Params::new(
             config.argon2_memory_kib,
@@ -31,70 +52,144 @@ impl PasswordHasher {
             None,
         )
         .map_err(|e| anyhow::anyhow!("invalid argon2 parameters: {e}"))?;
-        let concurrency = config.password_hash_concurrency.unwrap_or_else(|| {
+        let threads = config.password_hash_concurrency.unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
         });
+        let (queue, jobs) = sync_channel(threads.saturating_mul(QUEUE_PER_THREAD));
+        let jobs = Arc::new(Mutex::new(jobs));
+        for n in 0..threads {
+            let jobs = jobs.clone();
+            let blocks = params.block_count();
+            std::thread::Builder::new()
+                .name(format!("argon2-{n}"))
+                .spawn(move || work(&jobs, blocks))
+                .context("starting a password hashing thread")?;
+        }
         let mut hasher = Self {
             params,
-            permits: Arc::new(Semaphore::new(concurrency)),
+            queue,
             dummy_hash: Arc::from(""),
         };
         let mut random = [0u8; 24];
         getrandom::fill(&mut random).context("random source")?;
         let dummy = hasher
-            .hash_blocking(base64::Engine::encode(
-                &base64::engine::general_purpose::STANDARD,
-                random,
-            ))
+            .hash_bytes(random.to_vec())
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         hasher.dummy_hash = Arc::from(dummy);
         Ok(hasher)
     }
 
-    fn argon2(params: Params) -> Argon2<'static> {
-        Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-    }
-
     /// The PHC string of a new hash of `password`.
     pub async fn hash(&self, password: &Password) -> Result<String, AppError> {
-        self.hash_blocking(password.expose().to_owned()).await
+        self.hash_bytes(password.expose().as_bytes().to_vec()).await
     }
 
-    async fn hash_blocking(&self, password: String) -> Result<String, AppError> {
-        let params = self.params.clone();
-        self.run(move || {
-            let mut salt = [0u8; 16];
-            getrandom::fill(&mut salt).map_err(|e| AppError::internal(anyhow::anyhow!("{e}")))?;
-            let salt = SaltString::encode_b64(&salt)
-                .map_err(|e| AppError::internal(anyhow::anyhow!("{e}")))?;
-            Self::argon2(params)
-                .hash_password(password.as_bytes(), &salt)
-                .map(|hash| hash.to_string())
-                .map_err(|e| AppError::internal(anyhow::anyhow!("hashing: {e}")))
-        })
-        .await?
+    async fn hash_bytes(&self, password: Vec<u8>) -> Result<String, AppError> {
+        let mut salt = [0u8; 16];
+        getrandom::fill(&mut salt).map_err(|e| AppError::internal(anyhow::anyhow!("{e}")))?;
+        let output_len = self
+            .params
+            .output_len()
+            .unwrap_or(Params::DEFAULT_OUTPUT_LEN);
+        let output = self
+            .compute(
+                Algorithm::Argon2id,
+                Version::V0x13,
+                self.params.clone(),
+                password,
+                salt.to_vec(),
+                output_len,
+            )
+            .await?;
+        let internal = |e: argon2::password_hash::Error| AppError::internal(anyhow::anyhow!("{e}"));
+        let salt = SaltString::encode_b64(&salt).map_err(internal)?;
+        let hash = PasswordHash {
+            algorithm: Algorithm::Argon2id.ident(),
+            version: Some(Version::V0x13.into()),
+            params: ParamsString::try_from(&self.params).map_err(internal)?,
+            salt: Some(salt.as_salt()),
+            hash: Some(Output::new(&output).map_err(internal)?),
+        };
+        Ok(hash.to_string())
     }
 
     /// Whether `password` matches `hash`. With no hash (unknown account) it verifies against
-    /// the dummy hash and answers false, in the same time.
+    /// the dummy hash and answers false, in the same time. The parameters stored in the hash
+    /// apply, so older hashes still verify.
     pub async fn verify(&self, password: &str, hash: Option<&str>) -> Result<bool, AppError> {
         let known = hash.is_some();
-        let hash = hash.map_or_else(|| self.dummy_hash.to_string(), str::to_owned);
-        let password = password.to_owned();
-        let matches = self
-            .run(move || {
-                let parsed = PasswordHash::new(&hash)
-                    .map_err(|e| AppError::internal(anyhow::anyhow!("stored hash: {e}")))?;
-                // The parameters stored in the hash apply, so older hashes still verify.
-                Ok::<_, AppError>(
-                    Argon2::default()
-                        .verify_password(password.as_bytes(), &parsed)
-                        .is_ok(),
-                )
-            })
-            .await??;
+        let hash = hash.unwrap_or(&self.dummy_hash);
+        let stored = |e: argon2::password_hash::Error| {
+            AppError::internal(anyhow::anyhow!("stored hash: {e}"))
+        };
+        let parsed = PasswordHash::new(hash).map_err(stored)?;
+        let algorithm = Algorithm::try_from(parsed.algorithm).map_err(stored)?;
+        let version = parsed
+            .version
+            .map_or(Ok(Version::V0x13), Version::try_from)
+            .map_err(|e| AppError::internal(anyhow::anyhow!("stored hash: {e}")))?;
+        let params = Params::try_from(&parsed).map_err(stored)?;
+        let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+            return Err(AppError::internal(anyhow::anyhow!(
+                "stored hash without salt or output"
+            )));
+        };
+        let mut salt_buffer = [0u8; 64];
+        let salt = salt.decode_b64(&mut salt_buffer).map_err(stored)?.to_vec();
+        let output = self
+            .compute(
+                algorithm,
+                version,
+                params,
+                password.as_bytes().to_vec(),
+                salt,
+                expected.len(),
+            )
+            .await?;
+        // `Output` compares in constant time.
+        let matches = Output::new(&output).is_ok_and(|computed| computed == expected);
         Ok(known && matches)
+    }
+
+    /// Queues one argon2 computation and waits for it; `RATE_LIMITED` when the queue is full.
+    async fn compute(
+        &self,
+        algorithm: Algorithm,
+        version: Version,
+        params: Params,
+        password: Vec<u8>,
+        salt: Vec<u8>,
+        output_len: usize,
+    ) -> Result<Vec<u8>, AppError> {
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            algorithm,
+            version,
+            params,
+            password,
+            salt,
+            output_len,
+            reply,
+        };
+        match self.queue.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                return Err(AppError::RateLimited {
+                    retry_after: 1,
+                    limit: "password_hashing.queue",
+                });
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                return Err(AppError::internal(anyhow::anyhow!(
+                    "hashing threads are gone"
+                )));
+            }
+        }
+        answer
+            .await
+            .map_err(|e| AppError::internal(anyhow::anyhow!("hashing thread failed: {e}")))?
+            .map_err(|e| AppError::internal(anyhow::anyhow!("hashing: {e}")))
     }
 
     /// Whether `hash` was made with other parameters than the current ones, so it should be
@@ -112,19 +207,93 @@ impl PasswordHasher {
             || Params::try_from(&parsed)
                 .map_or(true, |p| (p.m_cost(), p.t_cost(), p.p_cost()) != current)
     }
+}
 
-    /// Runs CPU-heavy work on the blocking pool once a permit is free.
-    async fn run<T: Send + 'static>(
-        &self,
-        work: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, AppError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|e| AppError::internal(anyhow::anyhow!("hash semaphore closed: {e}")))?;
-        tokio::task::spawn_blocking(work)
-            .await
-            .map_err(|e| AppError::internal(anyhow::anyhow!("hash task failed: {e}")))
+/// A hashing thread: takes jobs until every sender is gone, reusing one memory block sized
+/// for the current parameters (a hash made with more memory borrows a larger one).
+fn work(jobs: &Mutex<Receiver<Job>>, blocks: usize) {
+    let mut memory = vec![Block::default(); blocks];
+    loop {
+        let job = {
+            let Ok(queue) = jobs.lock() else { return };
+            match queue.recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            }
+        };
+        let argon2 = Argon2::new(job.algorithm, job.version, job.params.clone());
+        let mut output = vec![0u8; job.output_len];
+        let needed = job.params.block_count();
+        let result = if needed <= memory.len() {
+            argon2.hash_password_into_with_memory(
+                &job.password,
+                &job.salt,
+                &mut output,
+                &mut memory,
+            )
+        } else {
+            let mut larger = vec![Block::default(); needed];
+            argon2.hash_password_into_with_memory(
+                &job.password,
+                &job.salt,
+                &mut output,
+                &mut larger,
+            )
+        };
+        let _ = job.reply.send(result.map(|()| output));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    async fn hasher(args: &[&str]) -> PasswordHasher {
+        let mut all = vec!["usergraph"];
+        all.extend_from_slice(args);
+        let config = crate::config::Cli::try_parse_from(all).unwrap().config;
+        PasswordHasher::new(&config).await.unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn hashes_verify_and_a_full_queue_refuses_at_once() {
+        let hasher = hasher(&[
+            "--password-hash-concurrency",
+            "1",
+            "--argon2-memory-kib",
+            "8192",
+            "--argon2-iterations",
+            "4",
+        ])
+        .await;
+        let password = Password::verified("correct horse battery staple");
+        let hash = hasher.hash(&password).await.unwrap();
+        assert!(hash.starts_with("$argon2id$v=19$m=8192,t=4,p=1$"), "{hash}");
+        assert!(hasher.verify(password.expose(), Some(&hash)).await.unwrap());
+        assert!(!hasher.verify("another one", Some(&hash)).await.unwrap());
+        assert!(!hasher.verify(password.expose(), None).await.unwrap());
+
+        let many = (0..(QUEUE_PER_THREAD * 3)).map(|_| hasher.verify("guess", Some(&hash)));
+        let answers = futures_util::future::join_all(many).await;
+        let refused = answers
+            .iter()
+            .filter(|a| {
+                matches!(
+                    a,
+                    Err(AppError::RateLimited {
+                        limit: "password_hashing.queue",
+                        ..
+                    })
+                )
+            })
+            .count();
+        assert!(refused >= QUEUE_PER_THREAD, "refused {refused}");
+        assert!(
+            answers
+                .iter()
+                .all(|a| matches!(a, Ok(false) | Err(AppError::RateLimited { .. })))
+        );
     }
 }

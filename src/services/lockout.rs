@@ -143,9 +143,10 @@ impl Services {
             Ok::<_, AppError>(locked)
         })?;
         match (passed, locked) {
-            (Some(true), _) => Ok(()),
-            (_, Some(retry_after)) => Err(AppError::AccountLocked { retry_after }),
-            _ => Err(LOGIN_REFUSED),
+            // No verdict: the caller reports why there was none.
+            (Some(true) | None, _) => Ok(()),
+            (Some(false), Some(retry_after)) => Err(AppError::AccountLocked { retry_after }),
+            (Some(false), None) => Err(LOGIN_REFUSED),
         }
     }
 

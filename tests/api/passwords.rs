@@ -13,6 +13,7 @@ both_backends!(
     deactivated_and_deleted_accounts_lose_access_at_once,
     delete_my_account_erases_it,
     password_confirmations_count_towards_the_lockout,
+    a_full_hashing_queue_refuses_at_once,
 );
 
 const REGISTER: &str = "mutation($e: String!, $p: String!) { register(input: { email: $e, password: $p }) { accessToken } }";
@@ -329,4 +330,56 @@ async fn password_confirmations_count_towards_the_lockout(backend: Backend) {
         )
         .await;
     assert_eq!(error_code(&locked), "ACCOUNT_LOCKED");
+}
+
+async fn a_full_hashing_queue_refuses_at_once(backend: Backend) {
+    // One slow hashing thread: its queue (32) fills long before the first hash is done.
+    let slow = [
+        "--password-hash-concurrency",
+        "1",
+        "--argon2-memory-kib",
+        "32768",
+        "--argon2-iterations",
+        "6",
+    ];
+    let Some(app) = TestApp::spawn_with(backend, &slow).await else {
+        return;
+    };
+    let login = "mutation($e: String!) { login(input: { email: $e, password: \"a wrong password here\" }) { accessToken } }";
+    let attempts = (0..80).map(|i| {
+        let app = &app;
+        async move {
+            app.gql(
+                login,
+                json!({ "e": format!("nobody{i}@example.com") }),
+                None,
+            )
+            .await
+        }
+    });
+    let answers = futures_util::future::join_all(attempts).await;
+    let mut refused = 0;
+    for answer in &answers {
+        match error_code(answer) {
+            "UNAUTHENTICATED" => {}
+            "RATE_LIMITED" => {
+                assert_eq!(
+                    answer["errors"][0]["extensions"]["limit"], "password_hashing.queue",
+                    "{answer}"
+                );
+                refused += 1;
+            }
+            other => panic!("{other}: {answer}"),
+        }
+    }
+    let started = std::time::Instant::now();
+    eprintln!(
+        "refused {refused} of {} after {:?}",
+        answers.len(),
+        started.elapsed()
+    );
+    assert!(refused > 0, "the queue never filled");
+    // A refusal is no failed check: those emails are not a step closer to a lock.
+    let failures = app.audit("user.login_failed").await.len();
+    assert_eq!(failures, answers.len() - refused);
 }
