@@ -85,6 +85,18 @@ pub async fn lock_row(
     })
 }
 
+/// The counter of `key`, if there is one, read without locking it.
+pub async fn find(conn: &mut Conn<'_>, key: &str) -> QueryResult<Option<LoginFailures>> {
+    with_conn!(conn, |c| {
+        login_failures::table
+            .find(key)
+            .select(LoginFailures::as_select())
+            .first(c)
+            .await
+            .optional()
+    })
+}
+
 /// Writes the counter of `key`.
 pub async fn save(
     conn: &mut Conn<'_>,

@@ -78,26 +78,26 @@ impl Services {
         let threshold = i32::try_from(self.config.lockout_threshold).unwrap_or(i32::MAX);
         let stale = at - delta(self.config.request_timeout * 2)?;
         let mut db = self.db.get().await?;
+        // A look without the lock first: refusals under a flood then write nothing, and
+        // leave the write lock (all of it, on SQLite) to the checks that go ahead.
+        if let Some(row) = login_failures::find(&mut db.conn(), key).await? {
+            if let Some(refused) = refusal(&row, at, stale, threshold) {
+                return Err(refused);
+            }
+        }
         transaction!(&mut db, |conn| {
             let row = login_failures::lock_row(conn, key, at).await?;
+            if let Some(refused) = refusal(&row, at, stale, threshold) {
+                return Err(refused);
+            }
             let mut next = LoginFailuresChanges::from(&row);
-            if let Some(until) = row.locked_until {
-                if until > at {
-                    return Err(AppError::AccountLocked {
-                        retry_after: seconds_until(at, until),
-                    });
-                }
+            if row.locked_until.is_some() {
+                // The lock is over (`refusal` saw to a live one): count afresh.
                 next.locked_until = None;
                 next.failures = 0;
             }
             if row.in_flight_at.is_none_or(|began| began < stale) {
                 next.in_flight = 0;
-            }
-            if next.failures.saturating_add(next.in_flight) >= threshold {
-                return Err(AppError::RateLimited {
-                    retry_after: IN_FLIGHT_RETRY_SECONDS,
-                    limit: "login.checks_in_flight",
-                });
             }
             next.in_flight += 1;
             next.in_flight_at = Some(at);
@@ -179,6 +179,34 @@ impl Services {
         );
         Ok(duration.as_secs())
     }
+}
+
+/// Why no check of `row`'s email may begin at `at`, if none may: it is locked, or failures
+/// and live checks under way fill the threshold.
+fn refusal(
+    row: &LoginFailures,
+    at: NaiveDateTime,
+    stale: NaiveDateTime,
+    threshold: i32,
+) -> Option<AppError> {
+    match row.locked_until {
+        Some(until) if until > at => {
+            return Some(AppError::AccountLocked {
+                retry_after: seconds_until(at, until),
+            });
+        }
+        Some(_) => return None,
+        None => {}
+    }
+    let live = if row.in_flight_at.is_some_and(|began| began >= stale) {
+        row.in_flight
+    } else {
+        0
+    };
+    (row.failures.saturating_add(live) >= threshold).then_some(AppError::RateLimited {
+        retry_after: IN_FLIGHT_RETRY_SECONDS,
+        limit: "login.checks_in_flight",
+    })
 }
 
 fn seconds_until(now: NaiveDateTime, until: NaiveDateTime) -> u64 {
