@@ -80,10 +80,10 @@ impl Services {
         let mut db = self.db.get().await?;
         // A look without the lock first: refusals under a flood then write nothing, and
         // leave the write lock (all of it, on SQLite) to the checks that go ahead.
-        if let Some(row) = login_failures::find(&mut db.conn(), key).await? {
-            if let Some(refused) = refusal(&row, at, stale, threshold) {
-                return Err(refused);
-            }
+        if let Some(row) = login_failures::find(&mut db.conn(), key).await?
+            && let Some(refused) = refusal(&row, at, stale, threshold)
+        {
+            return Err(refused);
         }
         transaction!(&mut db, |conn| {
             let row = login_failures::lock_row(conn, key, at).await?;
