@@ -46,17 +46,7 @@ pub async fn serve(
     options: ServeOptions,
     shutdown: impl Future<Output = ()>,
 ) {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(options.header_timeout);
-    // HTTP/2 has no header deadline; pings find peers that stopped answering.
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .keep_alive_interval(options.header_timeout)
-        .keep_alive_timeout(options.header_timeout);
+    let builder = connection_builder(options.header_timeout);
     let graceful = GracefulShutdown::new();
     let (stopping, stop_seen) = watch::channel(false);
     let permits = Arc::new(Semaphore::new(options.max_connections.max(1)));
@@ -81,23 +71,8 @@ pub async fn serve(
         };
         // Small GraphQL answers should not wait for Nagle's algorithm.
         let _ = stream.set_nodelay(true);
-        let router = router.clone();
         let busy = Arc::new(AtomicUsize::new(0));
-        let requests = busy.clone();
-        let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-            request.extensions_mut().insert(ConnectInfo(remote));
-            let guard = InFlight::enter(requests.clone());
-            let response = router.clone().oneshot(request);
-            async move {
-                let response = response.await?;
-                Ok::<_, std::convert::Infallible>(response.map(|body| {
-                    Body::new(Tracked {
-                        inner: body,
-                        _guard: guard,
-                    })
-                }))
-            }
-        });
+        let service = counted_service(router.clone(), remote, busy.clone());
         let connection = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), service)
             .into_owned();
@@ -127,6 +102,50 @@ pub async fn serve(
             tracing::warn!("shutdown: closing connections still open after the grace period");
         }
     }
+}
+
+/// hyper's settings for every connection: HTTP/1 with a header deadline, HTTP/2 with pings
+/// (it has no header deadline; pings find peers that stopped answering).
+fn connection_builder(header_timeout: Duration) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(header_timeout)
+        .keep_alive_timeout(header_timeout);
+    builder
+}
+
+/// The router as one connection's service: each request carries the peer's address and
+/// counts in `busy` until hyper has taken its whole response body.
+fn counted_service(
+    router: Router,
+    remote: std::net::SocketAddr,
+    busy: Arc<AtomicUsize>,
+) -> impl hyper::service::Service<
+    hyper::Request<Incoming>,
+    Response = axum::response::Response,
+    Error = std::convert::Infallible,
+    Future = impl Future<Output = Result<axum::response::Response, std::convert::Infallible>> + Send,
+> + Clone {
+    hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+        request.extensions_mut().insert(ConnectInfo(remote));
+        let guard = InFlight::enter(busy.clone());
+        let response = router.clone().oneshot(request);
+        async move {
+            let response = response.await?;
+            Ok(response.map(|body| {
+                Body::new(Tracked {
+                    inner: body,
+                    _guard: guard,
+                })
+            }))
+        }
+    })
 }
 
 /// How long a connection with nothing in flight may take to flush and close at shutdown.
