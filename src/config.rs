@@ -73,6 +73,13 @@ pub enum DevCommand {
         #[arg(long, default_value_t = 1_000)]
         users: usize,
     },
+    /// Time password hashes with the configured argon2 parameters, one at a time on one
+    /// thread; prints `{"ms_per_hash": …}` (the benchmark's hashing ceiling).
+    HashTiming {
+        /// How many hashes to time.
+        #[arg(long, default_value_t = 20)]
+        hashes: u32,
+    },
 }
 
 /// Every setting of the server. Each flag also reads the environment variable named beside it.

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use axum::Router;
 
+use crate::auth::callers::CallerCache;
 use crate::auth::jwt::JwtKeys;
 use crate::auth::password::PasswordHasher;
 use crate::auth::revocation::RevokedSessions;
@@ -55,13 +56,19 @@ pub async fn build_services(config: Config) -> anyhow::Result<Services> {
         .reload(&db)
         .await
         .map_err(|e| anyhow::anyhow!("loading revoked sessions: {e}"))?;
-    revoked.spawn_reloader(db.clone());
+    let callers = Arc::new(CallerCache::default());
+    callers
+        .reload(&db)
+        .await
+        .map_err(|e| anyhow::anyhow!("loading account changes: {e}"))?;
+    revoked.spawn_reloader(&callers, db.clone());
     Ok(Services {
         config: Arc::new(config),
         db,
         passwords,
         jwt: Arc::new(jwt),
         revoked,
+        callers,
         mailer,
     })
 }

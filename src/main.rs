@@ -94,7 +94,39 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Dev {
+            command: DevCommand::HashTiming { hashes },
+        } => hash_timing(config, hashes).await,
     }
+}
+
+/// Times `hashes` password hashes in a row on one hashing thread, as the server runs them.
+async fn hash_timing(mut config: Config, hashes: u32) -> anyhow::Result<()> {
+    config.password_hash_concurrency = Some(1);
+    let hasher = usergraph::auth::password::PasswordHasher::new(&config).await?;
+    let password = usergraph::domain::Password::verified("a password to time hashing with");
+    let hash = |_| async {
+        hasher
+            .hash(&password)
+            .await
+            .map_err(|e| anyhow::anyhow!("hashing: {e}"))
+    };
+    hash(()).await?;
+    let started = std::time::Instant::now();
+    for _ in 0..hashes.max(1) {
+        hash(()).await?;
+    }
+    let ms = started.elapsed().as_secs_f64() * 1000.0 / f64::from(hashes.max(1));
+    println!(
+        "{}",
+        serde_json::json!({
+            "ms_per_hash": (ms * 100.0).round() / 100.0,
+            "memory_kib": config.argon2_memory_kib,
+            "iterations": config.argon2_iterations,
+            "parallelism": config.argon2_parallelism,
+        })
+    );
+    Ok(())
 }
 
 /// A plain HTTP/1.0 GET of `/health` on the listen address (loopback when it is a wildcard).

@@ -1,6 +1,7 @@
 //! Credentials: password hashing, access tokens (JWT), opaque tokens, and the [`Principal`]
 //! a request acts as.
 
+pub mod callers;
 pub mod jwt;
 pub mod password;
 pub mod revocation;

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use chrono::TimeDelta;
 
+use super::callers::CallerCache;
 use crate::db::types::{SessionId, now};
 use crate::db::{DbPool, sessions};
 use crate::error::AppError;
@@ -74,17 +75,24 @@ impl RevokedSessions {
         Ok(())
     }
 
-    /// Reloads every [`REFRESH_INTERVAL`] until the set is dropped.
-    pub fn spawn_reloader(self: &Arc<Self>, db: DbPool) {
+    /// Reloads the set, and the recent account changes of `callers`, every
+    /// [`REFRESH_INTERVAL`] until either is dropped.
+    pub fn spawn_reloader(self: &Arc<Self>, callers: &Arc<CallerCache>, db: DbPool) {
         let weak: Weak<Self> = Arc::downgrade(self);
+        let callers: Weak<CallerCache> = Arc::downgrade(callers);
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval(REFRESH_INTERVAL);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticks.tick().await;
-                let Some(set) = weak.upgrade() else { break };
+                let (Some(set), Some(callers)) = (weak.upgrade(), callers.upgrade()) else {
+                    break;
+                };
                 if let Err(error) = set.reload(&db).await {
                     tracing::warn!(error = %error, "reloading revoked sessions failed");
+                }
+                if let Err(error) = callers.reload(&db).await {
+                    tracing::warn!(error = %error, "reloading account changes failed");
                 }
             }
         });

@@ -5,6 +5,7 @@
 //! [`with_conn!`] expands a query body once per backend. Only this module and its children
 //! contain SQL.
 
+pub mod account_changes;
 pub mod audit;
 pub mod connect;
 pub mod login_failures;
@@ -228,6 +229,11 @@ async fn establish_sqlite(path: String) -> diesel::ConnectionResult<SqliteConnec
             .map_err(|e| diesel::ConnectionError::BadConnection(format!("{pragma}: {e}")))?;
     }
     Ok(conn)
+}
+
+/// Refreshes the planner's statistics of every table (after a bulk load).
+pub async fn analyze(conn: &mut Conn<'_>) -> diesel::QueryResult<()> {
+    with_conn!(conn, |c| c.batch_execute("ANALYZE").await)
 }
 
 /// Applies pending migrations; returns how many ran.

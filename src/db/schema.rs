@@ -147,6 +147,17 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::sql::Uuid;
+
+    account_changes (id) {
+        id -> Uuid,
+        user_id -> Nullable<Uuid>,
+        changed_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(profiles -> users (user_id));
 diesel::joinable!(user_roles -> users (user_id));
 diesel::joinable!(user_roles -> roles (role_id));
@@ -166,4 +177,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     password_reset_tokens,
     login_failures,
     audit_events,
+    account_changes,
 );

@@ -119,6 +119,10 @@ id_type!(
     /// The id of an audit event.
     AuditEventId
 );
+id_type!(
+    /// The id of a recorded change to what authorises an account.
+    AccountChangeId
+);
 
 /// The current time in UTC, cut to microseconds: what PostgreSQL keeps, so both backends
 /// store and compare the same instants.

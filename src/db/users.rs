@@ -125,20 +125,21 @@ pub struct ProfileChanges {
     pub avatar_url: Option<Option<String>>,
 }
 
-/// Applies `changes` to the profile of `user`.
+/// Applies `changes` to the profile of `user`; returns it, or `None` when there is none.
 pub async fn update_profile(
     conn: &mut Conn<'_>,
     user: UserId,
     changes: &ProfileChanges,
     at: NaiveDateTime,
-) -> QueryResult<()> {
+) -> QueryResult<Option<Profile>> {
     with_conn!(conn, |c| {
         diesel::update(profiles::table.find(user))
             .set((changes, profiles::updated_at.eq(at)))
-            .execute(c)
+            .returning(Profile::as_returning())
+            .get_result(c)
             .await
+            .optional()
     })
-    .map(drop)
 }
 
 /// Inserts an account.

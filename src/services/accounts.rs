@@ -1,6 +1,7 @@
 //! Sign-up, login with lockout, password changes, and the account behind a request.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use chrono::{NaiveDateTime, TimeDelta};
 use serde_json::json;
@@ -9,8 +10,9 @@ use super::admin::erase_account;
 use super::audit::{self, Event, action};
 use super::lockout::{Check, LOGIN_REFUSED};
 use super::sessions::end_sessions;
-use super::{ClientInfo, Services};
+use super::{ClientInfo, Services, record_account_change};
 use crate::auth::Principal;
+use crate::auth::callers::Caller;
 use crate::auth::token::{PlainToken, REFRESH_PREFIX};
 use crate::db::types::{PersonalTokenId, RefreshTokenId, SessionId, UserId, now};
 use crate::db::users::{NewUser, Profile, User};
@@ -219,6 +221,7 @@ impl Services {
             users::record_login(conn, user.id, at).await?;
             if let Some(hash) = &rehash {
                 users::set_password_hash(conn, user.id, hash, at).await?;
+                record_account_change(conn, Some(user.id)).await?;
             }
             let refresh = self.start_session(conn, user.id, client).await?;
             let event = Event {
@@ -234,6 +237,8 @@ impl Services {
             audit::record(conn, event).await?;
             Ok::<_, AppError>(refresh)
         })?;
+        // Its last login time changed (other instances show it within `MAX_AGE`).
+        self.callers.evict(Some(user.id));
         tracing::info!(user.id = %user.id, "logged in");
         self.grant(
             User {
@@ -287,6 +292,7 @@ impl Services {
         let mut db = self.db.get().await?;
         let ended = transaction!(&mut db, |conn| {
             let ended = erase_account(conn, user, at).await?;
+            record_account_change(conn, Some(user)).await?;
             let event = Event {
                 actor: Some(user),
                 action: action::ACCOUNT_DELETED,
@@ -298,6 +304,7 @@ impl Services {
             Ok::<_, AppError>(ended)
         })?;
         self.revoked.insert(ended);
+        self.callers.evict(Some(user));
         tracing::info!(user.id = %user, "account deleted by its owner");
         Ok(())
     }
@@ -328,10 +335,12 @@ impl Services {
         let mut db = self.db.get().await?;
         let revoked = transaction!(&mut db, |conn| {
             users::set_password_hash(conn, user, &hash, at).await?;
+            record_account_change(conn, Some(user)).await?;
             let keep = Some(session);
             end_sessions(conn, user, keep, at, action::PASSWORD_CHANGED, client).await
         })?;
         self.revoked.insert(revoked);
+        self.callers.evict(Some(user));
         tracing::info!(user.id = %user, "password changed");
         Ok(())
     }
@@ -410,23 +419,46 @@ impl Services {
                 scopes,
             } => (*user_id, Credential::PersonalToken(*token_id), Some(scopes)),
         };
-        let mut db = self.db.get().await?;
-        let mut conn = db.conn();
-        let user = users::find_user(&mut conn, user_id)
-            .await?
-            .filter(User::can_sign_in)
-            .ok_or(AppError::Unauthenticated("the account is no longer active"))?;
-        let permissions = roles::roles_of_users(&mut conn, &[user_id])
-            .await?
-            .into_iter()
-            .flat_map(|(_, role)| role.permission_names())
-            .filter(|p| scopes.is_none_or(|scopes| scopes.contains(p)))
-            .collect();
+        let caller = match self.callers.get(user_id) {
+            Some(caller) => caller,
+            None => self.load_caller(user_id).await?,
+        };
+        let permissions = match scopes {
+            None => caller.permissions.as_ref().clone(),
+            Some(scopes) => caller
+                .permissions
+                .iter()
+                .filter(|p| scopes.contains(p))
+                .cloned()
+                .collect(),
+        };
         Ok(Viewer {
-            user,
+            user: caller.user,
             credential,
             permissions,
         })
+    }
+
+    /// Reads the account `id` and its roles' permissions, and caches them.
+    async fn load_caller(&self, id: UserId) -> AppResult<Caller> {
+        let generation = self.callers.generation();
+        let mut db = self.db.get().await?;
+        let mut conn = db.conn();
+        let user = users::find_user(&mut conn, id)
+            .await?
+            .filter(User::can_sign_in)
+            .ok_or(AppError::Unauthenticated("the account is no longer active"))?;
+        let permissions = roles::roles_of_users(&mut conn, &[id])
+            .await?
+            .into_iter()
+            .flat_map(|(_, role)| role.permission_names())
+            .collect();
+        let caller = Caller {
+            user,
+            permissions: Arc::new(permissions),
+        };
+        self.callers.put(caller.clone(), generation);
+        Ok(caller)
     }
 
     /// Creates an administrator, or gives `admin` to the existing account with this email.
@@ -434,7 +466,11 @@ impl Services {
         let email = Email::parse("email", email).map_err(|e| AppError::BadUserInput(vec![e]))?;
         let mut db = self.db.get().await?;
         if let Some(user) = users::find_user_by_email(&mut db.conn(), email.as_str()).await? {
-            grant_role(&mut db.conn(), user.id, ADMIN_ROLE).await?;
+            transaction!(&mut db, |conn| {
+                grant_role(conn, user.id, ADMIN_ROLE).await?;
+                record_account_change(conn, Some(user.id)).await
+            })?;
+            self.callers.evict(Some(user.id));
             return Ok(AdminOutcome::Promoted(user.id));
         }
         let password = Password::parse("password", password, self.password_policy(), Some(&email))

@@ -8,7 +8,7 @@ use super::accounts::{ADMIN_ROLE, DEFAULT_ROLE, Viewer, create_account};
 use super::audit::{self, Event, action};
 use super::profiles::ProfileUpdate;
 use super::sessions::end_sessions;
-use super::{ClientInfo, Services};
+use super::{ClientInfo, Services, record_account_change};
 use crate::db::roles::{self, NewRole, Role};
 use crate::db::types::{RoleId, SessionId, UserId, now};
 use crate::db::users::{self, User, UserChanges};
@@ -138,6 +138,7 @@ impl Services {
                 .await
                 .map_err(email_conflict)?
                 .ok_or(AppError::NotFound("user"))?;
+            record_account_change(conn, Some(id)).await?;
             if let Some(profile) = &profile {
                 users::update_profile(conn, id, profile, at).await?;
             }
@@ -167,6 +168,7 @@ impl Services {
             Ok::<_, AppError>((user, ended))
         })?;
         self.revoked.insert(ended);
+        self.callers.evict(Some(id));
         Ok(user)
     }
 
@@ -189,11 +191,13 @@ impl Services {
             let user = users::update_user(conn, id, &changes, at)
                 .await?
                 .ok_or(AppError::NotFound("user"))?;
+            record_account_change(conn, Some(id)).await?;
             let ended = end_sessions(conn, id, None, at, action::SESSIONS_ENDED, client).await?;
             record_admin(conn, actor, action::USER_DELETED, id, client).await?;
             Ok::<_, AppError>((user, ended))
         })?;
         self.revoked.insert(ended);
+        self.callers.evict(Some(id));
         Ok(user)
     }
 
@@ -207,7 +211,7 @@ impl Services {
         let at = now();
         let actor = viewer.user.id;
         let mut db = self.db.get().await?;
-        transaction!(&mut db, |conn| {
+        let user = transaction!(&mut db, |conn| {
             let changes = UserChanges {
                 deleted_at: Some(None),
                 ..UserChanges::default()
@@ -215,9 +219,12 @@ impl Services {
             let user = users::update_user(conn, id, &changes, at)
                 .await?
                 .ok_or(AppError::NotFound("user"))?;
+            record_account_change(conn, Some(id)).await?;
             record_admin(conn, actor, action::USER_RESTORED, id, client).await?;
-            Ok(user)
-        })
+            Ok::<_, AppError>(user)
+        })?;
+        self.callers.evict(Some(id));
+        Ok(user)
     }
 
     /// Erases an account and everything that belongs to it; its audit rows stay.
@@ -232,10 +239,12 @@ impl Services {
         let mut db = self.db.get().await?;
         let ended = transaction!(&mut db, |conn| {
             let ended = erase_account(conn, id, at).await?;
+            record_account_change(conn, Some(id)).await?;
             record_admin(conn, actor, action::USER_PURGED, id, client).await?;
             Ok::<_, AppError>(ended)
         })?;
         self.revoked.insert(ended);
+        self.callers.evict(Some(id));
         Ok(())
     }
 
@@ -272,7 +281,7 @@ impl Services {
         bounded("role", role, bounds::ROLE_NAME)?;
         let actor = viewer.user.id;
         let mut db = self.db.get().await?;
-        transaction!(&mut db, |conn| {
+        let target = transaction!(&mut db, |conn| {
             if !give && role == ADMIN_ROLE {
                 guard_last_admin(conn, user).await?;
             }
@@ -289,9 +298,12 @@ impl Services {
                 roles::revoke_role(conn, user, found.id).await?;
                 action::ROLE_REVOKED
             };
+            record_account_change(conn, Some(user)).await?;
             record_role_change(conn, actor, action, user, role, client).await?;
-            Ok(target)
-        })
+            Ok::<_, AppError>(target)
+        })?;
+        self.callers.evict(Some(user));
+        Ok(target)
     }
 
     /// Creates a role.
@@ -390,6 +402,7 @@ impl Services {
                 )));
             }
             roles::delete_role(conn, role.id).await?;
+            record_account_change(conn, None).await?;
             let event = Event {
                 actor: Some(actor),
                 action: action::ROLE_DELETED,
@@ -398,8 +411,10 @@ impl Services {
                 client,
             };
             audit::record(conn, event).await?;
-            Ok(())
-        })
+            Ok::<_, AppError>(())
+        })?;
+        self.callers.evict(None);
+        Ok(())
     }
 }
 

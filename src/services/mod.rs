@@ -14,12 +14,14 @@ pub mod users;
 
 use std::sync::Arc;
 
+use crate::auth::callers::CallerCache;
 use crate::auth::jwt::JwtKeys;
 use crate::auth::password::PasswordHasher;
 use crate::auth::revocation::RevokedSessions;
 use crate::config::Config;
 use crate::db::DbPool;
 use crate::domain::PasswordPolicy;
+use crate::error::AppResult;
 
 /// Longest accepted password, in characters.
 const PASSWORD_MAX_CHARS: usize = 128;
@@ -37,6 +39,8 @@ pub struct Services {
     pub jwt: Arc<JwtKeys>,
     /// Sessions whose access tokens are refused.
     pub revoked: Arc<RevokedSessions>,
+    /// The accounts behind recent requests.
+    pub callers: Arc<CallerCache>,
     /// Outbound mail.
     pub mailer: crate::mail::Mailer,
 }
@@ -49,6 +53,17 @@ impl Services {
             max_chars: PASSWORD_MAX_CHARS,
         }
     }
+}
+
+/// Records, in the transaction of the change, that what authorises `user` (every account
+/// when `None`) changed, so every instance's caller cache drops it within a second. The
+/// instance making the change also calls [`CallerCache::evict`] once it has committed.
+pub(crate) async fn record_account_change(
+    conn: &mut crate::db::Conn<'_>,
+    user: Option<crate::db::types::UserId>,
+) -> AppResult<()> {
+    crate::db::account_changes::record(conn, user, crate::db::types::now()).await?;
+    Ok(())
 }
 
 /// Where a request came from, recorded with sessions (and, later, audit events).

@@ -4,7 +4,7 @@
 use super::accounts::delta;
 use super::audit::{self, Event, action};
 use super::sessions::end_sessions;
-use super::{ClientInfo, Services};
+use super::{ClientInfo, Services, record_account_change};
 use crate::auth::token::{HashedToken, PlainToken, RESET_PREFIX};
 use crate::db::password_resets::{self, NewPasswordReset};
 use crate::db::types::{PasswordResetId, now};
@@ -132,10 +132,12 @@ impl Services {
             }
             password_resets::use_all_of(conn, user.id, at).await?;
             users::set_password_hash(conn, user.id, &new_hash, at).await?;
+            record_account_change(conn, Some(user.id)).await?;
             login_failures::clear(conn, &user.email).await?;
             end_sessions(conn, user.id, None, at, action::PASSWORD_RESET, client).await
         })?;
         self.revoked.insert(revoked);
+        self.callers.evict(Some(user.id));
         tracing::info!(user.id = %user.id, "password reset");
         Ok(())
     }

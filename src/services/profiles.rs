@@ -6,8 +6,8 @@ use serde_json::json;
 use super::accounts::Viewer;
 use super::audit::{self, Event, action};
 use super::{ClientInfo, Services};
-use crate::db::types::{UserId, now};
-use crate::db::users::{self, ProfileChanges, User};
+use crate::db::types::now;
+use crate::db::users::{self, Profile, ProfileChanges, User};
 use crate::domain::{DisplayName, bounded, bounds};
 use crate::error::{AppError, AppResult, FieldError};
 use crate::transaction;
@@ -87,42 +87,35 @@ impl ProfileUpdate {
 }
 
 impl Services {
-    /// Updates the caller's own profile: only the fields given.
+    /// Updates the caller's own profile: only the fields given. Returns the account and
+    /// the profile as written.
     pub async fn update_my_profile(
         &self,
         viewer: &Viewer,
         update: ProfileUpdate,
         client: &ClientInfo,
-    ) -> AppResult<User> {
+    ) -> AppResult<(User, Profile)> {
         let changes = update.validate().map_err(AppError::BadUserInput)?;
-        self.apply_profile(viewer.user.id, viewer.user.id, &changes, client)
-            .await
-    }
-
-    /// Writes validated profile changes of `target` and records them; returns the account.
-    pub(super) async fn apply_profile(
-        &self,
-        actor: UserId,
-        target: UserId,
-        changes: &ProfileChanges,
-        client: &ClientInfo,
-    ) -> AppResult<User> {
+        let me = viewer.user.id;
         let at = now();
         let mut db = self.db.get().await?;
-        transaction!(&mut db, |conn| {
-            users::update_profile(conn, target, changes, at).await?;
+        let profile = transaction!(&mut db, |conn| {
+            // The audit row goes first: the profile's row lock is then held only from the
+            // UPDATE to the COMMIT, two round trips, however hot the row.
             let event = Event {
-                actor: Some(actor),
+                actor: Some(me),
                 action: action::PROFILE_UPDATED,
-                target: Some(("user", target.to_string())),
-                details: Some(json!({ "fields": changed_fields(changes) })),
+                target: Some(("user", me.to_string())),
+                details: Some(json!({ "fields": changed_fields(&changes) })),
                 client,
             };
             audit::record(conn, event).await?;
-            users::find_user(conn, target)
+            users::update_profile(conn, me, &changes, at)
                 .await?
-                .ok_or(AppError::NotFound("user"))
-        })
+                .ok_or(AppError::NotFound("profile"))
+        })?;
+        // The profile is not part of the account row: the caller's copy is still current.
+        Ok((viewer.user.clone(), profile))
     }
 }
 

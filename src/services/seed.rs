@@ -1,18 +1,24 @@
 //! Demo and benchmark data: realistic accounts with profiles and roles, inserted in batches.
+//! The volume and shape match the benchmark peer's (`bench/`): every account has a profile
+//! and one to three of five roles.
 
 use chrono::TimeDelta;
 
 use super::Services;
 use super::accounts::DEFAULT_ROLE;
-use crate::db::roles::{self, UserRole};
+use crate::db::roles::{self, NewRole, UserRole};
 use crate::db::types::{RoleId, UserId, now};
 use crate::db::users::{self, Profile, SeedUser};
+use crate::db::{self as database, unique_violation};
 use crate::domain::Password;
 use crate::error::{AppError, AppResult};
 use crate::transaction;
 
 /// The password of every seeded account.
 pub const SEED_PASSWORD: &str = "seeded account password";
+
+/// Roles besides `user` that seeded accounts hold; they grant nothing.
+const DEMO_ROLES: &[&str] = &["editor", "moderator", "support", "viewer"];
 
 /// Rows per insert statement: well under both backends' bind-parameter limits.
 const BATCH: usize = 1_000;
@@ -78,27 +84,28 @@ const LAST: &[&str] = &[
 
 impl Services {
     /// Adds `count` accounts (`first.last.xxxx@example.test`, password [`SEED_PASSWORD`])
-    /// with profiles and the `user` role; one in ten is inactive, one in eight has no
-    /// display name. Returns how many were added.
+    /// with profiles, the `user` role and up to two of the demo roles (created when
+    /// missing); one in ten is inactive, one in eight has no display name. Refreshes the
+    /// planner's statistics afterwards. Returns how many were added.
     pub async fn seed_users(&self, count: usize) -> AppResult<usize> {
         let hash = self
             .passwords
             .hash(&Password::verified(SEED_PASSWORD))
             .await?;
         let mut db = self.db.get().await?;
-        let role = roles::find_role_by_name(&mut db.conn(), DEFAULT_ROLE)
-            .await?
-            .ok_or_else(|| {
-                AppError::internal(anyhow::anyhow!("built-in role `user` is missing"))
-            })?;
+        let mut role_ids = vec![seed_role(&mut db, DEFAULT_ROLE).await?];
+        for name in DEMO_ROLES {
+            role_ids.push(seed_role(&mut db, name).await?);
+        }
         let start = now() - TimeDelta::days(365);
         let mut done = 0;
         while done < count {
             let n = BATCH.min(count - done);
             let batch: Vec<Seeded> = (done..done + n).map(|i| Seeded::new(i, start)).collect();
-            let inserted = self.insert_batch(&mut db, &batch, &hash, role.id).await?;
+            let inserted = self.insert_batch(&mut db, &batch, &hash, &role_ids).await?;
             done += inserted;
         }
+        database::analyze(&mut db.conn()).await?;
         Ok(done)
     }
 
@@ -107,7 +114,7 @@ impl Services {
         db: &mut crate::db::DbConn,
         batch: &[Seeded],
         hash: &str,
-        role: RoleId,
+        role_ids: &[RoleId],
     ) -> AppResult<usize> {
         let at = now();
         let new_users: Vec<SeedUser> = batch
@@ -127,17 +134,23 @@ impl Services {
                 user_id: s.id,
                 display_name: s.name.clone(),
                 year_of_birth: s.year,
-                description: None,
-                avatar_url: None,
+                description: Some(s.description.clone()),
+                avatar_url: Some(s.avatar_url.clone()),
                 updated_at: s.at,
             })
             .collect();
+        // `user` for everyone, then zero to two demo roles in turn.
         let grants: Vec<UserRole> = batch
             .iter()
-            .map(|s| UserRole {
-                user_id: s.id,
-                role_id: role,
-                created_at: at,
+            .flat_map(|s| {
+                let extra = s.index % 3;
+                std::iter::once(role_ids[0])
+                    .chain((0..extra).map(move |k| role_ids[1 + (s.index + k) % DEMO_ROLES.len()]))
+                    .map(move |role_id| UserRole {
+                        user_id: s.id,
+                        role_id,
+                        created_at: at,
+                    })
             })
             .collect();
         transaction!(db, |conn| {
@@ -149,12 +162,38 @@ impl Services {
     }
 }
 
+/// The role named `name`, created (granting nothing) when missing.
+async fn seed_role(db: &mut crate::db::DbConn, name: &str) -> AppResult<RoleId> {
+    if let Some(role) = roles::find_role_by_name(&mut db.conn(), name).await? {
+        return Ok(role.id);
+    }
+    let new = NewRole {
+        id: RoleId::new(),
+        name,
+        description: Some("Demo role of seeded accounts"),
+        permissions: "[]",
+        created_at: now(),
+    };
+    match roles::insert_role(&mut db.conn(), &new).await {
+        Ok(role) => Ok(role.id),
+        // Another seeding run created it meanwhile.
+        Err(e) if unique_violation(&e).is_some() => roles::find_role_by_name(&mut db.conn(), name)
+            .await?
+            .map(|r| r.id)
+            .ok_or_else(|| AppError::internal(anyhow::anyhow!("role `{name}` vanished"))),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// One generated account.
 struct Seeded {
+    index: usize,
     id: UserId,
     email: String,
     name: Option<String>,
     year: Option<i32>,
+    description: String,
+    avatar_url: String,
     at: chrono::NaiveDateTime,
     active: bool,
 }
@@ -168,6 +207,7 @@ impl Seeded {
         // tie-breaking by id gets exercised.
         let minutes = i64::try_from(i / 7).unwrap_or(0);
         Self {
+            index: i,
             id: UserId::new(),
             email: format!(
                 "{}.{}.{}@example.test",
@@ -177,6 +217,11 @@ impl Seeded {
             ),
             name: (!i.is_multiple_of(8)).then(|| format!("{first} {last}")),
             year: (!i.is_multiple_of(3)).then(|| 1950 + i32::try_from(i % 60).unwrap_or(0)),
+            description: format!(
+                "Profile description of seeded account {i}. {}",
+                "lorem ipsum ".repeat(1 + i % 8).trim_end()
+            ),
+            avatar_url: format!("https://avatars.example.test/{i}.png"),
             at: start + TimeDelta::minutes(minutes),
             active: i % 10 != 9,
         }

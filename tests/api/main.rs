@@ -7,6 +7,7 @@ mod access;
 mod admin;
 mod audit;
 mod auth;
+mod callers;
 mod cli;
 mod connections;
 mod faults;

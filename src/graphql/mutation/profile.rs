@@ -3,6 +3,7 @@
 use async_graphql::{Context, Object};
 
 use crate::graphql::context;
+use crate::graphql::loaders::ProfileOf;
 use crate::graphql::types::user::{ProfileInput, User};
 
 /// The caller's own profile.
@@ -19,9 +20,13 @@ impl ProfileMutation {
         input: ProfileInput,
     ) -> async_graphql::Result<User> {
         let viewer = context::viewer(ctx).await?;
-        let user = context::services(ctx)
+        let (user, profile) = context::services(ctx)
             .update_my_profile(viewer, input.into(), context::client(ctx))
             .await?;
+        // What the UPDATE returned answers `profile { … }` without another read.
+        context::loader(ctx)
+            .feed_one(ProfileOf(user.id), profile)
+            .await;
         Ok(User::owned(user))
     }
 }
