@@ -165,6 +165,33 @@ fn summary(fields: &[FieldError]) -> String {
 }
 
 impl AppError {
+    /// The same failure again, for another request that shared the work that failed (the
+    /// sources of internal errors are not `Clone`: their text is kept).
+    pub fn again(&self) -> Self {
+        match self {
+            Self::Unauthenticated(why) => Self::Unauthenticated(why),
+            Self::Forbidden(why) => Self::Forbidden(why.clone()),
+            Self::NotFound(what) => Self::NotFound(what),
+            Self::BadUserInput(fields) => Self::BadUserInput(fields.clone()),
+            Self::Conflict { field, message } => Self::Conflict {
+                field,
+                message: message.clone(),
+            },
+            Self::RateLimited { retry_after, limit } => Self::RateLimited {
+                retry_after: *retry_after,
+                limit,
+            },
+            Self::QueryTooComplex(why) => Self::QueryTooComplex(why.clone()),
+            Self::AccountLocked { retry_after } => Self::AccountLocked {
+                retry_after: *retry_after,
+            },
+            Self::ServiceUnavailable(outcome, source) => {
+                Self::ServiceUnavailable(*outcome, anyhow::anyhow!("{source:#}"))
+            }
+            Self::Internal(source) => Self::Internal(anyhow::anyhow!("{source:#}")),
+        }
+    }
+
     /// The client-facing code.
     pub fn code(&self) -> ErrorCode {
         match self {

@@ -69,6 +69,7 @@ pub async fn build_services(config: Config) -> anyhow::Result<Services> {
         jwt: Arc::new(jwt),
         revoked,
         callers,
+        profile_writes: Arc::default(),
         mailer,
     })
 }

@@ -68,6 +68,27 @@ pub async fn insert(conn: &mut Conn<'_>, event: &NewAuditEvent<'_>) -> QueryResu
     .map(drop)
 }
 
+/// Appends events: in one statement on PostgreSQL; on SQLite, whose batch insert cannot
+/// leave the optional columns out, one by one (in-process, no round trips to save).
+pub async fn insert_many(conn: &mut Conn<'_>, events: &[NewAuditEvent<'_>]) -> QueryResult<()> {
+    match conn {
+        Conn::Postgres(c) => diesel::insert_into(audit_events::table)
+            .values(events)
+            .execute(&mut **c)
+            .await
+            .map(drop),
+        Conn::Sqlite(c) => {
+            for event in events {
+                diesel::insert_into(audit_events::table)
+                    .values(event)
+                    .execute(&mut **c)
+                    .await?;
+            }
+            Ok(())
+        }
+    }
+}
+
 /// Which events to read.
 #[derive(Debug, Clone, Default)]
 pub struct AuditQuery {

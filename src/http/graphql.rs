@@ -177,7 +177,7 @@ pub async fn get(State(state): State<HttpState>, request: Request) -> Response {
     // Before anything parses the document: that is where a deep one would overflow.
     if let Err(error) = admission::admit(&mut request, limits(&state.services.config)) {
         let (status, body) = render(refusal(&error), media);
-        return json_response(status, media, &body);
+        return bytes_response(status, media, body);
     }
     if is_mutation(&mut request) {
         let mut response = request_error(
@@ -244,7 +244,7 @@ async fn execute(
 ) -> Response {
     if !batched && let Some(Err(error)) = items.first() {
         let (status, body) = render(refusal(error), media);
-        return json_response(status, media, &body);
+        return bytes_response(status, media, body);
     }
     let principal = match principal(&parts.headers, state).await {
         Ok(principal) => principal,
@@ -277,20 +277,40 @@ async fn execute(
         answers.push(render(response, media));
     }
     if batched {
-        let bodies = answers.into_iter().map(|(_, body)| body).collect();
-        return json_response(StatusCode::OK, media, &Value::Array(bodies));
+        let mut body =
+            Vec::with_capacity(answers.iter().map(|(_, b)| b.len() + 1).sum::<usize>() + 2);
+        body.push(b'[');
+        for (n, (_, answer)) in answers.into_iter().enumerate() {
+            if n > 0 {
+                body.push(b',');
+            }
+            body.extend_from_slice(&answer);
+        }
+        body.push(b']');
+        return bytes_response(StatusCode::OK, media, body);
     }
-    let (status, body) = answers.pop().unwrap_or((StatusCode::OK, json!({})));
-    json_response(status, media, &body)
+    let (status, body) = answers.pop().unwrap_or((StatusCode::OK, b"{}".to_vec()));
+    bytes_response(status, media, body)
 }
 
 /// Turns a GraphQL response into JSON, giving every error a contract code. A request error
 /// (nothing executed) is a 400 with no `data` for `application/graphql-response+json`.
-fn render(response: async_graphql::Response, media: Media) -> (StatusCode, Value) {
+fn render(response: async_graphql::Response, media: Media) -> (StatusCode, Vec<u8>) {
+    if response.errors.is_empty() {
+        // Nothing to amend: straight to bytes, without an intermediate JSON tree.
+        return (
+            StatusCode::OK,
+            serde_json::to_vec(&response).unwrap_or_default(),
+        );
+    }
+    let (status, body) = render_errors(&response, media);
+    (status, serde_json::to_vec(&body).unwrap_or_default())
+}
+
+fn render_errors(response: &async_graphql::Response, media: Media) -> (StatusCode, Value) {
     let request_error = response.data == async_graphql::Value::Null
-        && !response.errors.is_empty()
         && response.errors.iter().all(|e| e.path.is_empty());
-    let mut body = serde_json::to_value(&response).unwrap_or_else(|_| json!({}));
+    let mut body = serde_json::to_value(response).unwrap_or_else(|_| json!({}));
     if let Some(errors) = body.get_mut("errors").and_then(Value::as_array_mut) {
         for error in errors {
             add_code(error);
@@ -419,7 +439,10 @@ fn request_error(media: Media, status: StatusCode, message: &str, code: ErrorCod
 }
 
 fn json_response(status: StatusCode, media: Media, body: &Value) -> Response {
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    bytes_response(status, media, serde_json::to_vec(body).unwrap_or_default())
+}
+
+fn bytes_response(status: StatusCode, media: Media, bytes: Vec<u8>) -> Response {
     let mut response = Response::new(Body::from(bytes));
     *response.status_mut() = status;
     response

@@ -78,25 +78,37 @@ pub struct Event<'a> {
 
 /// Appends `event`.
 pub async fn record(conn: &mut Conn<'_>, event: Event<'_>) -> AppResult<()> {
-    let details = event.details.map(|d| d.to_string());
-    let (target_type, target_id) = match &event.target {
-        Some((kind, id)) => (Some(*kind), Some(id.as_str())),
-        None => (None, None),
-    };
-    audit::insert(
-        conn,
-        &audit::NewAuditEvent {
-            id: AuditEventId::new(),
-            at: now(),
-            actor_id: event.actor,
-            action: event.action,
-            target_type,
-            target_id,
-            ip: event.client.ip.as_deref(),
-            user_agent: event.client.user_agent.as_deref(),
-            details: details.as_deref(),
-        },
-    )
-    .await?;
+    record_all(conn, std::slice::from_ref(&event)).await
+}
+
+/// Appends `events` in one statement.
+pub async fn record_all(conn: &mut Conn<'_>, events: &[Event<'_>]) -> AppResult<()> {
+    let at = now();
+    let details: Vec<Option<String>> = events
+        .iter()
+        .map(|e| e.details.as_ref().map(Value::to_string))
+        .collect();
+    let rows: Vec<audit::NewAuditEvent<'_>> = events
+        .iter()
+        .zip(&details)
+        .map(|(event, details)| {
+            let (target_type, target_id) = match &event.target {
+                Some((kind, id)) => (Some(*kind), Some(id.as_str())),
+                None => (None, None),
+            };
+            audit::NewAuditEvent {
+                id: AuditEventId::new(),
+                at,
+                actor_id: event.actor,
+                action: event.action,
+                target_type,
+                target_id,
+                ip: event.client.ip.as_deref(),
+                user_agent: event.client.user_agent.as_deref(),
+                details: details.as_deref(),
+            }
+        })
+        .collect();
+    audit::insert_many(conn, &rows).await?;
     Ok(())
 }

@@ -41,6 +41,8 @@ pub struct Services {
     pub revoked: Arc<RevokedSessions>,
     /// The accounts behind recent requests.
     pub callers: Arc<CallerCache>,
+    /// Profile updates waiting to be combined.
+    pub profile_writes: Arc<profiles::ProfileWrites>,
     /// Outbound mail.
     pub mailer: crate::mail::Mailer,
 }

@@ -8,7 +8,8 @@ use crate::helpers::{Backend, TestApp, error_code, error_fields};
 
 both_backends!(
     profile_updates_only_the_fields_given,
-    profile_validation_lists_each_field
+    profile_validation_lists_each_field,
+    concurrent_updates_of_one_profile_each_see_their_own_write,
 );
 
 const UPDATE: &str = "mutation($input: ProfileInput!) {
@@ -138,4 +139,67 @@ async fn profile_validation_lists_each_field(backend: Backend) {
         .gql("{ me { roles { name } } }", json!({}), Some(&token))
         .await;
     assert_eq!(me["data"]["me"]["roles"], json!([{ "name": "user" }]));
+}
+
+/// Updates of one profile sent at once are combined into fewer transactions: each still
+/// gets its own audit row and an answer showing its own write, and the row ends as one of
+/// them left it.
+async fn concurrent_updates_of_one_profile_each_see_their_own_write(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let (token, _) = app.user("hot@example.com").await;
+    let set = app
+        .gql(
+            UPDATE,
+            json!({ "input": { "displayName": "Hot", "yearOfBirth": 1950 } }),
+            Some(&token),
+        )
+        .await;
+    assert!(set.get("errors").is_none(), "{set}");
+    let updates = (0..40).map(|n| {
+        // Mostly descriptions (combined), some years (a different field set: a batch of
+        // their own, in order).
+        let input = if n % 10 == 9 {
+            json!({ "yearOfBirth": 1960 + n })
+        } else {
+            json!({ "description": format!("write {n}") })
+        };
+        let app = &app;
+        let token = &token;
+        async move {
+            (
+                n,
+                input.clone(),
+                app.gql(UPDATE, json!({ "input": input }), Some(token))
+                    .await,
+            )
+        }
+    });
+    let answers = futures_util::future::join_all(updates).await;
+    let mut descriptions = Vec::new();
+    for (n, input, answer) in &answers {
+        assert!(answer.get("errors").is_none(), "{n}: {answer}");
+        let profile = &answer["data"]["updateMyProfile"]["profile"];
+        assert_eq!(profile["displayName"], "Hot", "{answer}");
+        match input.get("description") {
+            Some(description) => {
+                assert_eq!(&profile["description"], description, "{answer}");
+                descriptions.push(description.clone());
+            }
+            None => assert_eq!(profile["yearOfBirth"], input["yearOfBirth"], "{answer}"),
+        }
+    }
+    assert_eq!(app.audit("user.profile_update").await.len(), 41);
+    let me = app
+        .gql(
+            "{ me { profile { description yearOfBirth } } }",
+            json!({}),
+            Some(&token),
+        )
+        .await;
+    let stored = &me["data"]["me"]["profile"];
+    assert!(descriptions.contains(&stored["description"]), "{me}");
+    let year = stored["yearOfBirth"].as_i64().unwrap();
+    assert!((1969..2000).contains(&year) && year % 10 == 9, "{me}");
 }
