@@ -70,6 +70,7 @@ pub async fn build_services(config: Config) -> anyhow::Result<Services> {
         revoked,
         callers,
         profile_writes: Arc::default(),
+        login_gate: Arc::default(),
         mailer,
     })
 }
@@ -78,9 +79,14 @@ pub async fn build_services(config: Config) -> anyhow::Result<Services> {
 pub async fn build(config: Config) -> anyhow::Result<App> {
     let services = build_services(config).await?;
     let schema = graphql::build_schema(&services.config, services.clone());
+    let limits = graphql::admission::Limits {
+        max_depth: services.config.max_query_depth,
+        max_fields: services.config.max_query_complexity,
+    };
     let router = http::router(http::HttpState {
         schema,
         services: services.clone(),
+        admission: Arc::new(graphql::admission::Admission::new(limits)),
     });
     Ok(App { router, services })
 }

@@ -4,7 +4,8 @@
 //! pool, a login flood left hundreds of megabytes in the allocator's arenas. Here one thread
 //! per core (or `USERGRAPH_PASSWORD_HASH_CONCURRENCY`) keeps one block for the current
 //! parameters for the life of the process, fed by a bounded queue: when the queue is full
-//! a hash is refused at once with `RATE_LIMITED` instead of piling up.
+//! a hash is refused at once with `RATE_LIMITED` instead of piling up. The threads run at a
+//! lower priority than request handling.
 
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
@@ -212,6 +213,7 @@ impl PasswordHasher {
 /// A hashing thread: takes jobs until every sender is gone, reusing one memory block sized
 /// for the current parameters (a hash made with more memory borrows a larger one).
 fn work(jobs: &Mutex<Receiver<Job>>, blocks: usize) {
+    lower_priority();
     let mut memory = vec![Block::default(); blocks];
     loop {
         let job = {
@@ -243,6 +245,22 @@ fn work(jobs: &Mutex<Receiver<Job>>, blocks: usize) {
         let _ = job.reply.send(result.map(|()| output));
     }
 }
+
+/// Hashing yields the CPU to request handling (nice 10): a login flood then slows the
+/// logins, not every other request, and the hashes still get every cycle left over.
+#[cfg(target_os = "linux")]
+fn lower_priority() {
+    // SAFETY: gettid and setpriority take plain integers and touch no memory of ours; on
+    // Linux, PRIO_PROCESS with a thread id sets that one thread's nice value.
+    let tid = unsafe { libc::gettid() };
+    if let Ok(tid) = libc::id_t::try_from(tid) {
+        // SAFETY: as above. Failure (a sandbox forbidding it) leaves the default priority.
+        let _ = unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, 10) };
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lower_priority() {}
 
 #[cfg(test)]
 mod tests {

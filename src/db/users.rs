@@ -227,6 +227,22 @@ pub async fn find_user(conn: &mut Conn<'_>, id: UserId) -> QueryResult<Option<Us
     })
 }
 
+/// An account with its profile, in one statement.
+pub async fn find_user_with_profile(
+    conn: &mut Conn<'_>,
+    id: UserId,
+) -> QueryResult<Option<(User, Option<Profile>)>> {
+    with_conn!(conn, |c| {
+        users::table
+            .left_join(profiles::table)
+            .filter(users::id.eq(id))
+            .select((User::as_select(), Option::<Profile>::as_select()))
+            .first(c)
+            .await
+            .optional()
+    })
+}
+
 /// The accounts with these ids (one statement, for the dataloader).
 pub async fn find_users(conn: &mut Conn<'_>, ids: &[UserId]) -> QueryResult<Vec<User>> {
     with_conn!(conn, |c| {
@@ -434,16 +450,16 @@ fn escape_like(text: &str) -> String {
     out
 }
 
-/// One page of a listing, always in the listing's order, with each account's display name
-/// (its sort key when ordered by name).
+/// One page of a listing, always in the listing's order, with each account's profile (its
+/// display name is the sort key when ordered by name).
 pub async fn list_users(
     conn: &mut Conn<'_>,
     listing: &UserListing,
-) -> QueryResult<Vec<(User, Option<String>)>> {
-    let mut rows: Vec<(User, Option<String>)> = with_conn!(conn, |c| {
+) -> QueryResult<Vec<(User, Profile)>> {
+    let mut rows: Vec<(User, Profile)> = with_conn!(conn, |c| {
         let base = users::table
             .inner_join(profiles::table)
-            .select((User::as_select(), profiles::display_name))
+            .select((User::as_select(), Profile::as_select()))
             .limit(listing.limit)
             .into_boxed();
         let base = user_filter!(base, &listing.filter);

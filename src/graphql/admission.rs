@@ -14,6 +14,7 @@
 //! plugins send) is deeper than any query of user data needs to be.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 
 use async_graphql::parser::types::{ExecutableDocument, Field, Selection, SelectionSet};
 use async_graphql::{Name, Positioned, Request};
@@ -47,17 +48,62 @@ pub struct Limits {
     pub max_fields: usize,
 }
 
-/// Checks `request` and, when it passes, stores its parsed document so it is parsed once.
-/// A document that does not parse is left for async-graphql to report with positions.
-pub fn admit(request: &mut Request, limits: Limits) -> Result<(), AppError> {
-    check_nesting(&request.query)?;
-    let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
-        return Ok(());
-    };
-    check_shape(&document, limits)?;
-    check_strings(&document, &request.variables)?;
-    request.set_parsed_query(document);
-    Ok(())
+/// Most documents remembered as admitted; beyond this the memory starts over.
+const REMEMBERED: usize = 1_000;
+
+/// Longest document text worth remembering (clients send the same few operations).
+const REMEMBERED_TEXT: usize = 16 * 1024;
+
+/// The admission checks, with the documents that passed them: parsing costs more than the
+/// rest of a small query (pest: about a tenth of Q1's CPU), and clients send the same few
+/// operations again and again, so a text seen before is not parsed or measured again.
+pub struct Admission {
+    limits: Limits,
+    admitted: Mutex<HashMap<String, ExecutableDocument>>,
+}
+
+impl Admission {
+    /// Admission under `limits`, remembering nothing yet.
+    pub fn new(limits: Limits) -> Self {
+        Self {
+            limits,
+            admitted: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Checks `request` and, when it passes, stores its parsed document so it is parsed
+    /// once. A document that does not parse is left for async-graphql to report with
+    /// positions.
+    pub fn admit(&self, request: &mut Request) -> Result<(), AppError> {
+        let known = self.remembered().get(&request.query).cloned();
+        if let Some(document) = known {
+            // The text passed before; only the variables are new.
+            check_strings(&document, &request.variables)?;
+            request.set_parsed_query(document);
+            return Ok(());
+        }
+        check_nesting(&request.query)?;
+        let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
+            return Ok(());
+        };
+        check_shape(&document, self.limits)?;
+        check_strings(&document, &request.variables)?;
+        if request.query.len() <= REMEMBERED_TEXT {
+            let mut remembered = self.remembered();
+            if remembered.len() >= REMEMBERED {
+                remembered.clear();
+            }
+            remembered.insert(request.query.clone(), document.clone());
+        }
+        request.set_parsed_query(document);
+        Ok(())
+    }
+
+    fn remembered(&self) -> std::sync::MutexGuard<'_, HashMap<String, ExecutableDocument>> {
+        self.admitted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// Refuses a text whose braces, brackets and parentheses (outside strings and comments)

@@ -17,7 +17,7 @@ use super::HttpState;
 use crate::auth::Principal;
 use crate::auth::token::PERSONAL_PREFIX;
 use crate::error::{AppError, ErrorCode};
-use crate::graphql::admission;
+use crate::graphql::admission::Admission;
 use crate::graphql::context::{RequestData, attach};
 use crate::services::ClientInfo;
 
@@ -132,11 +132,11 @@ pub async fn post(State(state): State<HttpState>, request: Request) -> Response 
             );
         }
     }
-    let limits = limits(config);
+    let admission = &state.admission;
     let (items, batched) = match batch {
-        BatchRequest::Single(request) => (vec![admit(request, limits)], false),
+        BatchRequest::Single(request) => (vec![admit(request, admission)], false),
         BatchRequest::Batch(requests) => (
-            requests.into_iter().map(|r| admit(r, limits)).collect(),
+            requests.into_iter().map(|r| admit(r, admission)).collect(),
             true,
         ),
     };
@@ -175,7 +175,7 @@ pub async fn get(State(state): State<HttpState>, request: Request) -> Response {
         }
     };
     // Before anything parses the document: that is where a deep one would overflow.
-    if let Err(error) = admission::admit(&mut request, limits(&state.services.config)) {
+    if let Err(error) = state.admission.admit(&mut request) {
         let (status, body) = render(refusal(&error), media);
         return bytes_response(status, media, body);
     }
@@ -212,19 +212,11 @@ fn is_mutation(request: &mut async_graphql::Request) -> bool {
     }
 }
 
-/// The limits of [`admission`] from the configuration.
-fn limits(config: &crate::config::Config) -> admission::Limits {
-    admission::Limits {
-        max_depth: config.max_query_depth,
-        max_fields: config.max_query_complexity,
-    }
-}
-
 /// A request that passed [`admission`], or why it did not.
 type Admitted = Result<async_graphql::Request, AppError>;
 
-fn admit(mut request: async_graphql::Request, limits: admission::Limits) -> Admitted {
-    admission::admit(&mut request, limits).map(|()| request)
+fn admit(mut request: async_graphql::Request, admission: &Admission) -> Admitted {
+    admission.admit(&mut request).map(|()| request)
 }
 
 /// The answer to a request refused before execution: a request error, nothing ran.

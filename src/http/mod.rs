@@ -6,6 +6,7 @@ mod health;
 mod jwks;
 pub mod serve;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -18,6 +19,7 @@ use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::graphql::AppSchema;
+use crate::graphql::admission::Admission;
 use crate::services::Services;
 
 /// What every handler shares.
@@ -27,6 +29,8 @@ pub struct HttpState {
     pub schema: AppSchema,
     /// The services (database, keys, settings).
     pub services: Services,
+    /// The checks every document passes before it runs.
+    pub admission: Arc<Admission>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

@@ -10,9 +10,19 @@
 //! process that died counts no longer once it is older than twice the request timeout.
 //!
 //! No database connection is held while a password is hashed or waits for a hashing slot.
+//!
+//! On each instance, checks of one email beyond the threshold first wait their turn (a
+//! second at most, holding nothing) in a [`LoginGate`], instead of being refused at once: a
+//! client that retries without pause would otherwise spin on refusals and take the CPU the
+//! hashing needs. Across instances the database reservation still bounds them.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use chrono::NaiveDateTime;
 use serde_json::json;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::accounts::delta;
 use super::audit::{self, Event, action};
@@ -45,6 +55,58 @@ pub struct Check {
     pub client: ClientInfo,
 }
 
+/// Per email, the checks under way on this instance: at most the lockout threshold at once.
+#[derive(Default)]
+pub struct LoginGate {
+    keys: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+/// A turn through the [`LoginGate`]; the email's entry goes when no one holds or waits for one.
+struct Turn<'a> {
+    gate: &'a LoginGate,
+    key: String,
+    semaphore: Arc<Semaphore>,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl LoginGate {
+    fn keys(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Semaphore>>> {
+        self.keys.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits up to `wait` for one of `permits` turns at checking `key`.
+    async fn enter(&self, key: &str, permits: usize, wait: Duration) -> Option<Turn<'_>> {
+        let semaphore = self
+            .keys()
+            .entry(key.to_owned())
+            .or_insert_with(|| Arc::new(Semaphore::new(permits)))
+            .clone();
+        let mut turn = Turn {
+            gate: self,
+            key: key.to_owned(),
+            semaphore: semaphore.clone(),
+            permit: None,
+        };
+        let permit = tokio::time::timeout(wait, semaphore.acquire_owned()).await;
+        turn.permit = Some(permit.ok()?.ok()?);
+        Some(turn)
+    }
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        drop(self.permit.take());
+        let mut keys = self.gate.keys();
+        // Held by the map and by this turn only: nobody else holds or waits.
+        let idle = keys
+            .get(&self.key)
+            .is_some_and(|s| Arc::ptr_eq(s, &self.semaphore) && Arc::strong_count(s) == 2);
+        if idle {
+            keys.remove(&self.key);
+        }
+    }
+}
+
 impl Services {
     /// Checks a password as an attempt on `check.key`: `Ok` when it matched an account that
     /// may sign in; `LOGIN_REFUSED`, `ACCOUNT_LOCKED` or `RATE_LIMITED` otherwise.
@@ -56,6 +118,16 @@ impl Services {
     }
 
     async fn run_check(&self, check: Check) -> AppResult<()> {
+        let permits = usize::try_from(self.config.lockout_threshold)
+            .unwrap_or(1)
+            .max(1);
+        let wait = Duration::from_secs(IN_FLIGHT_RETRY_SECONDS);
+        let Some(_turn) = self.login_gate.enter(&check.key, permits, wait).await else {
+            return Err(AppError::RateLimited {
+                retry_after: IN_FLIGHT_RETRY_SECONDS,
+                limit: "login.checks_in_flight",
+            });
+        };
         self.reserve(&check.key).await?;
         let verified = self
             .passwords

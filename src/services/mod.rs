@@ -41,6 +41,8 @@ pub struct Services {
     pub revoked: Arc<RevokedSessions>,
     /// The accounts behind recent requests.
     pub callers: Arc<CallerCache>,
+    /// Login checks under way per email.
+    pub login_gate: Arc<lockout::LoginGate>,
     /// Profile updates waiting to be combined.
     pub profile_writes: Arc<profiles::ProfileWrites>,
     /// Outbound mail.

@@ -16,8 +16,8 @@ pub const DEFAULT_PAGE_SIZE: i64 = 20;
 /// A page of accounts and whether more lie beyond it.
 #[derive(Debug)]
 pub struct UserPage {
-    /// The accounts, in order, with their display names.
-    pub users: Vec<(User, Option<String>)>,
+    /// The accounts, in order, with their profiles.
+    pub users: Vec<(User, Profile)>,
     /// The field the page is ordered by (cursors carry it).
     pub field: SortField,
     /// More accounts follow the last one.
@@ -71,6 +71,23 @@ impl Services {
         let mut db = self.db.get().await?;
         // Deleted accounts stay visible here (with `deletedAt`), so they can be restored.
         Ok(users::find_user(&mut db.conn(), id).await?)
+    }
+
+    /// Like [`user`](Self::user), with the account's profile when it was read along (one
+    /// statement for both; not for the caller's own account, which is cached).
+    pub async fn user_with_profile(
+        &self,
+        viewer: &Viewer,
+        id: UserId,
+    ) -> AppResult<Option<(User, Option<Profile>)>> {
+        if viewer.user.id == id {
+            return Ok(Some((viewer.user.clone(), None)));
+        }
+        if !viewer.can(Permission::UsersRead) {
+            return Err(AppError::missing_permission(Permission::UsersRead.as_str()));
+        }
+        let mut db = self.db.get().await?;
+        Ok(users::find_user_with_profile(&mut db.conn(), id).await?)
     }
 
     /// The account `id` if the caller may see it (its own, or any with `users:read`, soft-

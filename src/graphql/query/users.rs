@@ -6,6 +6,7 @@ use crate::db::types::{AuditEventId, UserId};
 use crate::domain::Permission;
 use crate::graphql::context;
 use crate::graphql::guards::PermissionGuard;
+use crate::graphql::loaders::ProfileOf;
 use crate::graphql::types::audit::AuditEvent;
 use crate::graphql::types::connection::{UserConnection, decode_user_cursor};
 use crate::graphql::types::node::Node;
@@ -30,10 +31,16 @@ impl UsersQuery {
         let Ok(id) = id.parse::<UserId>() else {
             return Ok(None);
         };
-        Ok(context::services(ctx)
-            .user(viewer, id)
-            .await?
-            .map(User::new))
+        let Some((user, profile)) = context::services(ctx).user_with_profile(viewer, id).await?
+        else {
+            return Ok(None);
+        };
+        if let Some(profile) = profile {
+            context::loader(ctx)
+                .feed_one(ProfileOf(user.id), profile)
+                .await;
+        }
+        Ok(Some(User::new(user)))
     }
 
     /// Accounts as a Relay connection with opaque keyset cursors (`users:read`): filtered,

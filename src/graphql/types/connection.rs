@@ -9,6 +9,7 @@ use crate::db::users::{self, SortField, SortKey};
 use crate::domain::{bounded, bounds};
 use crate::error::AppError;
 use crate::graphql::context;
+use crate::graphql::loaders::ProfileOf;
 use crate::services::users::{Position, UserPage, sort_key};
 
 /// Where a page lies in the whole list.
@@ -44,8 +45,19 @@ impl UserConnection {
         Self { page }
     }
 
-    fn ids(&self) -> Vec<crate::db::types::UserId> {
-        self.page.users.iter().map(|(u, _)| u.id).collect()
+    /// Hands the profiles read with the page to the loader, then loads in one batch each
+    /// what else the accounts' selection asks for.
+    async fn prefetch(
+        &self,
+        ctx: &Context<'_>,
+        fields: async_graphql::Lookahead<'_>,
+    ) -> async_graphql::Result<()> {
+        let users = &self.page.users;
+        context::loader(ctx)
+            .feed_many(users.iter().map(|(u, p)| (ProfileOf(u.id), p.clone())))
+            .await;
+        let ids: Vec<_> = users.iter().map(|(u, _)| u.id).collect();
+        prefetch(ctx, fields, &ids).await
     }
 
     fn cursor(&self, user: &users::User, display_name: Option<&str>) -> String {
@@ -58,13 +70,13 @@ impl UserConnection {
 impl UserConnection {
     /// The accounts with their cursors.
     async fn edges(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<UserEdge>> {
-        prefetch(ctx, ctx.look_ahead().field("node"), &self.ids()).await?;
+        self.prefetch(ctx, ctx.look_ahead().field("node")).await?;
         Ok(self
             .page
             .users
             .iter()
-            .map(|(u, name)| UserEdge {
-                cursor: self.cursor(u, name.as_deref()),
+            .map(|(u, p)| UserEdge {
+                cursor: self.cursor(u, p.display_name.as_deref()),
                 node: User::new(u.clone()),
             })
             .collect())
@@ -72,7 +84,7 @@ impl UserConnection {
 
     /// The accounts.
     async fn nodes(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<User>> {
-        prefetch(ctx, ctx.look_ahead(), &self.ids()).await?;
+        self.prefetch(ctx, ctx.look_ahead()).await?;
         Ok(self
             .page
             .users
@@ -87,8 +99,12 @@ impl UserConnection {
         PageInfo {
             has_next_page: self.page.has_next,
             has_previous_page: self.page.has_previous,
-            start_cursor: users.first().map(|(u, n)| self.cursor(u, n.as_deref())),
-            end_cursor: users.last().map(|(u, n)| self.cursor(u, n.as_deref())),
+            start_cursor: users
+                .first()
+                .map(|(u, p)| self.cursor(u, p.display_name.as_deref())),
+            end_cursor: users
+                .last()
+                .map(|(u, p)| self.cursor(u, p.display_name.as_deref())),
         }
     }
 
