@@ -157,6 +157,14 @@ def peak_rss_mb(pid):
     return None
 
 
+def threads(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("Threads:"):
+                return int(line.split()[1])
+    return None
+
+
 def wrk(url, body_file, conc, seconds, auth=None, delay_ms=None, out_file=None):
     env = dict(os.environ, BODY_FILE=body_file, WRK_JSON_OUT=out_file or "/dev/null")
     env.pop("AUTH_HEADER", None)
@@ -186,6 +194,7 @@ def measured(url, body_file, conc, a, auth=None, pids=()):
     if pids:
         result["server_cores"] = round(sum(proc_cpu_ticks(p) - c for p, c in zip(pids, cpu0)) / CLK / wall, 2)
         result["peak_rss_mb"] = peak_rss_mb(pids[0])
+        result["threads"] = threads(pids[0])
     return result
 
 
