@@ -284,3 +284,27 @@ fn refusal(
 fn seconds_until(now: NaiveDateTime, until: NaiveDateTime) -> u64 {
     u64::try_from((until - now).num_seconds().max(1)).unwrap_or(1)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_gate_lets_permits_through_makes_others_wait_and_forgets_idle_emails() {
+        let gate = LoginGate::default();
+        let wait = Duration::from_millis(50);
+        let first = gate.enter("a@example.com", 2, wait).await.expect("a turn");
+        let second = gate.enter("a@example.com", 2, wait).await.expect("a turn");
+        assert!(
+            gate.enter("a@example.com", 2, wait).await.is_none(),
+            "a third waits, then gives up"
+        );
+        // Another email has turns of its own.
+        assert!(gate.enter("b@example.com", 2, wait).await.is_some());
+        drop(first);
+        let third = gate.enter("a@example.com", 2, wait).await;
+        assert!(third.is_some(), "a finished check frees a turn");
+        drop((second, third));
+        assert!(gate.keys().is_empty(), "no entry outlives its last turn");
+    }
+}
