@@ -269,20 +269,25 @@ async fn execute(
         answers.push(render(response, media));
     }
     if batched {
-        let mut body =
-            Vec::with_capacity(answers.iter().map(|(_, b)| b.len() + 1).sum::<usize>() + 2);
-        body.push(b'[');
-        for (n, (_, answer)) in answers.into_iter().enumerate() {
-            if n > 0 {
-                body.push(b',');
-            }
-            body.extend_from_slice(&answer);
-        }
-        body.push(b']');
-        return bytes_response(StatusCode::OK, media, body);
+        let bodies = answers.into_iter().map(|(_, body)| body);
+        return bytes_response(StatusCode::OK, media, json_array(bodies));
     }
     let (status, body) = answers.pop().unwrap_or((StatusCode::OK, b"{}".to_vec()));
     bytes_response(status, media, body)
+}
+
+/// The JSON array of already serialised `items`.
+fn json_array(items: impl ExactSizeIterator<Item = Vec<u8>>) -> Vec<u8> {
+    let mut array = Vec::with_capacity(2 + items.len() * 64);
+    array.push(b'[');
+    for (n, item) in items.enumerate() {
+        if n > 0 {
+            array.push(b',');
+        }
+        array.extend_from_slice(&item);
+    }
+    array.push(b']');
+    array
 }
 
 /// Turns a GraphQL response into JSON, giving every error a contract code. A request error

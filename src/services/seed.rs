@@ -139,20 +139,7 @@ impl Services {
                 updated_at: s.at,
             })
             .collect();
-        // `user` for everyone, then zero to two demo roles in turn.
-        let grants: Vec<UserRole> = batch
-            .iter()
-            .flat_map(|s| {
-                let extra = s.index % 3;
-                std::iter::once(role_ids[0])
-                    .chain((0..extra).map(move |k| role_ids[1 + (s.index + k) % DEMO_ROLES.len()]))
-                    .map(move |role_id| UserRole {
-                        user_id: s.id,
-                        role_id,
-                        created_at: at,
-                    })
-            })
-            .collect();
+        let grants = grants(batch, role_ids, at);
         transaction!(db, |conn| {
             let inserted = users::insert_users(conn, new_users.clone()).await?;
             users::insert_profiles(conn, profiles.clone()).await?;
@@ -160,6 +147,24 @@ impl Services {
             Ok::<_, AppError>(inserted)
         })
     }
+}
+
+/// The roles of a batch: `user` for everyone (`role_ids[0]`), then zero to two demo roles
+/// in turn.
+fn grants(batch: &[Seeded], role_ids: &[RoleId], at: chrono::NaiveDateTime) -> Vec<UserRole> {
+    batch
+        .iter()
+        .flat_map(|s| {
+            let extra = s.index % 3;
+            std::iter::once(role_ids[0])
+                .chain((0..extra).map(move |k| role_ids[1 + (s.index + k) % DEMO_ROLES.len()]))
+                .map(move |role_id| UserRole {
+                    user_id: s.id,
+                    role_id,
+                    created_at: at,
+                })
+        })
+        .collect()
 }
 
 /// The role named `name`, created (granting nothing) when missing.

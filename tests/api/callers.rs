@@ -62,14 +62,41 @@ async fn settles(app: &TestApp, token: &str, want: bool) {
     }
 }
 
-async fn role_changes_apply_at_once_here_and_soon_on_a_twin(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend).await else {
-        return;
-    };
+/// Two instances on one database, an admin, the role `reader` and an account that may get it.
+struct Twins {
+    app: TestApp,
+    twin: TestApp,
+    admin: String,
+    token: String,
+    id: String,
+}
+
+async fn twins(backend: Backend) -> Option<Twins> {
+    let app = TestApp::spawn(backend).await?;
     let twin = app.twin().await;
     let admin = app.admin().await;
     reader_role(&app, &admin).await;
     let (token, id) = app.user("reader@example.com").await;
+    Some(Twins {
+        app,
+        twin,
+        admin,
+        token,
+        id,
+    })
+}
+
+async fn role_changes_apply_at_once_here_and_soon_on_a_twin(backend: Backend) {
+    let Some(Twins {
+        app,
+        twin,
+        admin,
+        token,
+        id,
+    }) = twins(backend).await
+    else {
+        return;
+    };
     // Both instances cache the caller without the permission.
     assert!(!can_list(&app, &token).await);
     assert!(!can_list(&twin, &token).await);
@@ -87,13 +114,16 @@ async fn role_changes_apply_at_once_here_and_soon_on_a_twin(backend: Backend) {
 }
 
 async fn a_deleted_role_leaves_every_cached_holder(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend).await else {
+    let Some(Twins {
+        app,
+        twin,
+        admin,
+        token,
+        id,
+    }) = twins(backend).await
+    else {
         return;
     };
-    let twin = app.twin().await;
-    let admin = app.admin().await;
-    reader_role(&app, &admin).await;
-    let (token, id) = app.user("reader@example.com").await;
     change(&app, &admin, &id, true).await;
     assert!(can_list(&app, &token).await);
     settles(&twin, &token, true).await;
