@@ -61,10 +61,13 @@ pub type Loaders = DataLoader<AppLoader, HashMapCache>;
 /// The caller's account; `UNAUTHENTICATED` without valid credentials.
 pub async fn viewer<'a>(ctx: &Context<'a>) -> Result<&'a Viewer, AppError> {
     let cell = ctx.data_unchecked::<ViewerCell>();
+    if let Some(viewer) = cell.0.get() {
+        return Ok(viewer);
+    }
     let principal = ctx.data_unchecked::<Principal>();
-    cell.0
-        .get_or_try_init(|| services(ctx).viewer(principal))
-        .await
+    // Boxed: every resolver that may ask for the caller embeds this future, and the lookup's
+    // state would otherwise be copied with each field of every object in a list.
+    Box::pin(cell.0.get_or_try_init(|| services(ctx).viewer(principal))).await
 }
 
 /// The caller's account if it holds `permission`; `FORBIDDEN` otherwise.

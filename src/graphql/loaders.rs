@@ -7,7 +7,7 @@ use std::sync::Arc;
 use async_graphql::dataloader::Loader;
 
 use crate::db::roles::Role;
-use crate::db::types::UserId;
+use crate::db::types::{RoleId, UserId};
 use crate::db::users::{Profile, User};
 use crate::error::AppError;
 use crate::services::Services;
@@ -36,31 +36,42 @@ impl AppLoader {
     }
 }
 
+// Values are shared (`Arc`): the loader's cache hands out a clone for every lookup.
 impl Loader<ProfileOf> for AppLoader {
-    type Value = Profile;
+    type Value = Arc<Profile>;
     type Error = Arc<AppError>;
 
-    async fn load(&self, keys: &[ProfileOf]) -> Result<HashMap<ProfileOf, Profile>, Self::Error> {
+    async fn load(
+        &self,
+        keys: &[ProfileOf],
+    ) -> Result<HashMap<ProfileOf, Arc<Profile>>, Self::Error> {
         let ids: Vec<UserId> = keys.iter().map(|k| k.0).collect();
         let profiles = self.services.profiles_of(&ids).await.map_err(Arc::new)?;
         Ok(profiles
             .into_iter()
-            .map(|p| (ProfileOf(p.user_id), p))
+            .map(|p| (ProfileOf(p.user_id), Arc::new(p)))
             .collect())
     }
 }
 
 impl Loader<RolesOf> for AppLoader {
-    type Value = Vec<Role>;
+    type Value = Vec<Arc<Role>>;
     type Error = Arc<AppError>;
 
-    async fn load(&self, keys: &[RolesOf]) -> Result<HashMap<RolesOf, Vec<Role>>, Self::Error> {
+    async fn load(
+        &self,
+        keys: &[RolesOf],
+    ) -> Result<HashMap<RolesOf, Vec<Arc<Role>>>, Self::Error> {
         let ids: Vec<UserId> = keys.iter().map(|k| k.0).collect();
         let pairs = self.services.roles_of(&ids).await.map_err(Arc::new)?;
-        // Every key gets an entry: an account without roles has an empty list.
-        let mut out: HashMap<RolesOf, Vec<Role>> = keys.iter().map(|k| (*k, Vec::new())).collect();
+        // Every key gets an entry: an account without roles has an empty list. A page holds
+        // a few distinct roles many times over; each is kept once.
+        let mut out: HashMap<RolesOf, Vec<Arc<Role>>> =
+            keys.iter().map(|k| (*k, Vec::new())).collect();
+        let mut distinct: HashMap<RoleId, Arc<Role>> = HashMap::new();
         for (user, role) in pairs {
-            out.entry(RolesOf(user)).or_default().push(role);
+            let role = distinct.entry(role.id).or_insert_with(|| Arc::new(role));
+            out.entry(RolesOf(user)).or_default().push(role.clone());
         }
         Ok(out)
     }

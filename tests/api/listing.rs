@@ -9,7 +9,8 @@ use crate::helpers::{Backend, TestApp, error_code};
 
 both_backends!(
     paging_visits_everyone_once_in_every_order,
-    filters_and_search
+    filters_and_search,
+    lists_carry_each_accounts_own_profile_and_roles
 );
 
 const PAGE: &str = "query($first: Int, $after: String, $last: Int, $before: String, $filter: UserFilter, $order: UserOrder) {
@@ -209,4 +210,43 @@ async fn filters_and_search(backend: Backend) {
         count(json!({ "search": "lovelace", "includeDeleted": true })).await,
         lovelace.len() as i64
     );
+}
+
+/// A page answers `profile`, `roles` and `permissions` from what it read with the list; each
+/// account must get its own, the same as when it is read alone (through the loader).
+async fn lists_carry_each_accounts_own_profile_and_roles(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let admin = app.admin().await;
+    app.services.seed_users(150).await.unwrap();
+    let fields = "id email profile { displayName description } roles { id name } permissions";
+    let page = app
+        .gql(
+            &format!(
+                "{{ users(first: 100) {{ edges {{ node {{ {fields} }} }} nodes {{ {fields} }} }} }}"
+            ),
+            json!({}),
+            Some(&admin),
+        )
+        .await;
+    let listed = nodes(&page);
+    let plain = page["data"]["users"]["nodes"].as_array().unwrap();
+    assert_eq!(listed.len(), 100, "{page}");
+    assert_eq!(&listed, plain, "edges and nodes differ");
+    let distinct: HashSet<String> = listed.iter().map(|n| n["roles"].to_string()).collect();
+    assert!(
+        distinct.len() > 1,
+        "the seed gives accounts different roles"
+    );
+    for node in listed.iter().step_by(7) {
+        let alone = app
+            .gql(
+                &format!("query($id: ID!) {{ user(id: $id) {{ {fields} }} }}"),
+                json!({ "id": node["id"] }),
+                Some(&admin),
+            )
+            .await;
+        assert_eq!(&alone["data"]["user"], node, "{}", node["email"]);
+    }
 }

@@ -186,7 +186,7 @@ impl AdminMutation {
                 context::client(ctx),
             )
             .await?;
-        Ok(Role(role))
+        Ok(Role(role.into()))
     }
 
     /// Deletes a role; built-in roles cannot be deleted (`roles:write`).

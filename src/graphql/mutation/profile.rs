@@ -3,7 +3,6 @@
 use async_graphql::{Context, Object};
 
 use crate::graphql::context;
-use crate::graphql::loaders::ProfileOf;
 use crate::graphql::types::user::{ProfileInput, User};
 
 /// The caller's own profile.
@@ -24,9 +23,6 @@ impl ProfileMutation {
             .update_my_profile(viewer, input.into(), context::client(ctx))
             .await?;
         // What the UPDATE returned answers `profile { … }` without another read.
-        context::loader(ctx)
-            .feed_one(ProfileOf(user.id), profile)
-            .await;
-        Ok(User::owned(user))
+        Ok(User::owned(user).with_profile(profile))
     }
 }

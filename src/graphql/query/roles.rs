@@ -20,7 +20,7 @@ impl RolesQuery {
             .roles()
             .await?
             .into_iter()
-            .map(Role)
+            .map(|role| Role(role.into()))
             .collect())
     }
 }

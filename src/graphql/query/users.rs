@@ -6,7 +6,6 @@ use crate::db::types::{AuditEventId, UserId};
 use crate::domain::Permission;
 use crate::graphql::context;
 use crate::graphql::guards::PermissionGuard;
-use crate::graphql::loaders::ProfileOf;
 use crate::graphql::types::audit::AuditEvent;
 use crate::graphql::types::connection::{UserConnection, decode_user_cursor};
 use crate::graphql::types::node::Node;
@@ -35,12 +34,10 @@ impl UsersQuery {
         else {
             return Ok(None);
         };
-        if let Some(profile) = profile {
-            context::loader(ctx)
-                .feed_one(ProfileOf(user.id), profile)
-                .await;
-        }
-        Ok(Some(User::new(user)))
+        Ok(Some(match profile {
+            Some(profile) => User::new(user).with_profile(profile),
+            None => User::new(user),
+        }))
     }
 
     /// Accounts as a Relay connection with opaque keyset cursors (`users:read`): filtered,
@@ -96,7 +93,7 @@ impl UsersQuery {
         if viewer.can(Permission::RolesRead)
             && let Some(role) = services.roles().await?.into_iter().find(|r| r.id.0 == uuid)
         {
-            return Ok(Some(Node::Role(Role(role))));
+            return Ok(Some(Node::Role(Role(role.into()))));
         }
         if viewer.can(Permission::AuditRead)
             && let Some(event) = services.audit_event(AuditEventId(uuid)).await?

@@ -4,12 +4,13 @@ use async_graphql::{Context, Object, SimpleObject};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use super::user::{User, prefetch};
-use crate::db::users::{self, SortField, SortKey};
+use std::sync::Arc;
+
+use super::user::{self, User};
+use crate::db::users::{self, SortField, SortKey, UserFilter};
 use crate::domain::{bounded, bounds};
 use crate::error::AppError;
 use crate::graphql::context;
-use crate::graphql::loaders::ProfileOf;
 use crate::services::users::{Position, UserPage, sort_key};
 
 /// Where a page lies in the whole list.
@@ -36,33 +37,33 @@ pub struct UserEdge {
 
 /// A page of accounts.
 pub struct UserConnection {
-    page: UserPage,
+    /// The accounts with their profiles, shared with the `User`s built from them.
+    users: Vec<(Arc<users::User>, Arc<users::Profile>)>,
+    field: SortField,
+    has_next: bool,
+    has_previous: bool,
+    filter: UserFilter,
 }
 
 impl UserConnection {
     /// Wraps a page from the service.
     pub fn new(page: UserPage) -> Self {
-        Self { page }
-    }
-
-    /// Hands the profiles read with the page to the loader, then loads in one batch each
-    /// what else the accounts' selection asks for.
-    async fn prefetch(
-        &self,
-        ctx: &Context<'_>,
-        fields: async_graphql::Lookahead<'_>,
-    ) -> async_graphql::Result<()> {
-        let users = &self.page.users;
-        context::loader(ctx)
-            .feed_many(users.iter().map(|(u, p)| (ProfileOf(u.id), p.clone())))
-            .await;
-        let ids: Vec<_> = users.iter().map(|(u, _)| u.id).collect();
-        prefetch(ctx, fields, &ids).await
+        Self {
+            users: page
+                .users
+                .into_iter()
+                .map(|(u, p)| (Arc::new(u), Arc::new(p)))
+                .collect(),
+            field: page.field,
+            has_next: page.has_next,
+            has_previous: page.has_previous,
+            filter: page.filter,
+        }
     }
 
     fn cursor(&self, user: &users::User, display_name: Option<&str>) -> String {
-        let key = sort_key(self.page.field, user, display_name);
-        encode_user_cursor((self.page.field, key, user.id))
+        let key = sort_key(self.field, user, display_name);
+        encode_user_cursor((self.field, key, user.id))
     }
 }
 
@@ -70,35 +71,29 @@ impl UserConnection {
 impl UserConnection {
     /// The accounts with their cursors.
     async fn edges(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<UserEdge>> {
-        self.prefetch(ctx, ctx.look_ahead().field("node")).await?;
+        let nodes = user::list(ctx, ctx.look_ahead().field("node"), &self.users).await?;
         Ok(self
-            .page
             .users
             .iter()
-            .map(|(u, p)| UserEdge {
+            .zip(nodes)
+            .map(|((u, p), node)| UserEdge {
                 cursor: self.cursor(u, p.display_name.as_deref()),
-                node: User::new(u.clone()),
+                node,
             })
             .collect())
     }
 
     /// The accounts.
     async fn nodes(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<User>> {
-        self.prefetch(ctx, ctx.look_ahead()).await?;
-        Ok(self
-            .page
-            .users
-            .iter()
-            .map(|(u, _)| User::new(u.clone()))
-            .collect())
+        user::list(ctx, ctx.look_ahead(), &self.users).await
     }
 
     /// Where this page lies.
     async fn page_info(&self) -> PageInfo {
-        let users = &self.page.users;
+        let users = &self.users;
         PageInfo {
-            has_next_page: self.page.has_next,
-            has_previous_page: self.page.has_previous,
+            has_next_page: self.has_next,
+            has_previous_page: self.has_previous,
             start_cursor: users
                 .first()
                 .map(|(u, p)| self.cursor(u, p.display_name.as_deref())),
@@ -110,9 +105,7 @@ impl UserConnection {
 
     /// How many accounts match the filter (counted only when asked for).
     async fn total_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
-        Ok(context::services(ctx)
-            .count_users(&self.page.filter)
-            .await?)
+        Ok(context::services(ctx).count_users(&self.filter).await?)
     }
 }
 

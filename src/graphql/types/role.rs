@@ -1,11 +1,13 @@
 //! `Role`.
 
+use std::sync::Arc;
+
 use async_graphql::{ID, Object};
 
 use crate::db::roles;
 
 /// A named set of permissions that accounts can be given.
-pub struct Role(pub roles::Role);
+pub struct Role(pub Arc<roles::Role>);
 
 #[Object]
 impl Role {

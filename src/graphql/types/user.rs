@@ -1,11 +1,13 @@
 //! `User` and `Profile`.
 
-use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObject};
+use std::sync::Arc;
+
+use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object};
 use chrono::{DateTime, Utc};
 
 use super::role::Role;
 use super::utc;
-use crate::db::users;
+use crate::db::{roles, users};
 use crate::domain::{Permission, bounded, bounds};
 use crate::error::AppError;
 use crate::graphql::context;
@@ -14,40 +16,74 @@ use crate::services::profiles::{Change, ProfileUpdate};
 
 /// An account.
 pub struct User {
-    row: users::User,
+    row: Arc<users::User>,
     /// Shown to its owner (a login payload, `me`): private fields need no further check.
     owner_view: bool,
+    /// The profile, when it was read with the account; otherwise the loader reads it.
+    profile: Option<Arc<users::Profile>>,
+    /// The roles, when they were read with the list; otherwise the loader reads them.
+    roles: Option<Vec<Arc<roles::Role>>>,
 }
 
 impl User {
     /// An account as seen by whoever asked; private fields check the caller.
-    pub fn new(row: users::User) -> Self {
+    pub fn new(row: impl Into<Arc<users::User>>) -> Self {
         Self {
-            row,
+            row: row.into(),
             owner_view: false,
+            profile: None,
+            roles: None,
         }
     }
 
     /// An account as seen by its owner.
-    pub fn owned(row: users::User) -> Self {
+    pub fn owned(row: impl Into<Arc<users::User>>) -> Self {
         Self {
-            row,
             owner_view: true,
+            ..Self::new(row)
         }
+    }
+
+    /// The same account with its profile, read with it, so `profile` costs no lookup.
+    pub fn with_profile(self, profile: impl Into<Arc<users::Profile>>) -> Self {
+        Self {
+            profile: Some(profile.into()),
+            ..self
+        }
+    }
+
+    /// The same account with its roles, read with its list.
+    fn with_roles(self, roles: Option<Vec<Arc<roles::Role>>>) -> Self {
+        Self { roles, ..self }
     }
 }
 
+/// The profile of an account, when it has one.
+#[derive(Default)]
+pub struct Profile(Option<Arc<users::Profile>>);
+
 /// What an account shows about its owner. Every field is optional.
-#[derive(SimpleObject, Default)]
-pub struct Profile {
+#[Object]
+impl Profile {
     /// Name to show, 1 to 100 characters.
-    pub display_name: Option<String>,
+    async fn display_name(&self) -> Option<&str> {
+        self.0.as_ref()?.display_name.as_deref()
+    }
+
     /// Year of birth, from 1900 to the current year.
-    pub year_of_birth: Option<i32>,
+    async fn year_of_birth(&self) -> Option<i32> {
+        self.0.as_ref()?.year_of_birth
+    }
+
     /// Free text of up to 2,000 characters, stored verbatim.
-    pub description: Option<String>,
+    async fn description(&self) -> Option<&str> {
+        self.0.as_ref()?.description.as_deref()
+    }
+
     /// URL of the avatar image.
-    pub avatar_url: Option<String>,
+    async fn avatar_url(&self) -> Option<&str> {
+        self.0.as_ref()?.avatar_url.as_deref()
+    }
 }
 
 /// Profile fields to change: an omitted field is kept, a field given as null is cleared.
@@ -74,17 +110,6 @@ impl From<ProfileInput> for ProfileUpdate {
             display_name: change(input.display_name),
             year_of_birth: change(input.year_of_birth),
             description: change(input.description),
-        }
-    }
-}
-
-impl From<users::Profile> for Profile {
-    fn from(p: users::Profile) -> Self {
-        Self {
-            display_name: p.display_name,
-            year_of_birth: p.year_of_birth,
-            description: p.description,
-            avatar_url: p.avatar_url,
         }
     }
 }
@@ -140,11 +165,13 @@ impl User {
 
     /// The account's profile.
     async fn profile(&self, ctx: &Context<'_>) -> async_graphql::Result<Profile> {
-        let profile = context::loader(ctx)
-            .load_one(ProfileOf(self.row.id))
+        if let Some(profile) = &self.profile {
+            return Ok(Profile(Some(profile.clone())));
+        }
+        let profile = Box::pin(context::loader(ctx).load_one(ProfileOf(self.row.id)))
             .await
             .map_err(|e| async_graphql::Error::from(&*e))?;
-        Ok(profile.map(Profile::from).unwrap_or_default())
+        Ok(Profile(profile))
     }
 
     /// The account's roles, by name.
@@ -158,7 +185,7 @@ impl User {
             .load_roles(ctx)
             .await?
             .iter()
-            .flat_map(crate::db::roles::Role::permission_names)
+            .flat_map(|role| role.permission_names())
             .collect();
         permissions.sort();
         permissions.dedup();
@@ -166,38 +193,42 @@ impl User {
     }
 }
 
-/// Loads, in one batch each, the profiles and roles that the selection `fields` (the fields
-/// of each `User` in a list) will ask for. The dataloader batches by time; a long list can
-/// straddle two batches, so lists prime it up front and every `User` then reads the cache.
-pub async fn prefetch(
+/// The accounts of a list, `(account, profile read with it)`, as `User`s, with their roles
+/// read in one batch when the selection `fields` (the fields of each `User`) asks for them.
+/// Each `User` then answers `profile` and `roles` from what it carries: a long list would
+/// otherwise straddle the dataloader's batches and pay a cache lookup per field.
+pub async fn list(
     ctx: &Context<'_>,
     fields: async_graphql::Lookahead<'_>,
-    ids: &[crate::db::types::UserId],
-) -> async_graphql::Result<()> {
-    let loader = context::loader(ctx);
-    let to_error = |e: std::sync::Arc<AppError>| async_graphql::Error::from(&*e);
-    if fields.field("profile").exists() {
-        loader
-            .load_many(ids.iter().map(|id| ProfileOf(*id)))
-            .await
-            .map_err(to_error)?;
-    }
-    if fields.field("roles").exists() || fields.field("permissions").exists() {
-        loader
-            .load_many(ids.iter().map(|id| RolesOf(*id)))
-            .await
-            .map_err(to_error)?;
-    }
-    Ok(())
+    rows: &[(Arc<users::User>, Arc<users::Profile>)],
+) -> async_graphql::Result<Vec<User>> {
+    let mut roles = if fields.field("roles").exists() || fields.field("permissions").exists() {
+        Some(
+            context::loader(ctx)
+                .load_many(rows.iter().map(|(u, _)| RolesOf(u.id)))
+                .await
+                .map_err(|e| async_graphql::Error::from(&*e))?,
+        )
+    } else {
+        None
+    };
+    Ok(rows
+        .iter()
+        .map(|(u, p)| {
+            let own = roles
+                .as_mut()
+                .map(|r| r.remove(&RolesOf(u.id)).unwrap_or_default());
+            User::new(u.clone()).with_profile(p.clone()).with_roles(own)
+        })
+        .collect())
 }
 
 impl User {
-    async fn load_roles(
-        &self,
-        ctx: &Context<'_>,
-    ) -> async_graphql::Result<Vec<crate::db::roles::Role>> {
-        let roles = context::loader(ctx)
-            .load_one(RolesOf(self.row.id))
+    async fn load_roles(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Arc<roles::Role>>> {
+        if let Some(roles) = &self.roles {
+            return Ok(roles.clone());
+        }
+        let roles = Box::pin(context::loader(ctx).load_one(RolesOf(self.row.id)))
             .await
             .map_err(|e| async_graphql::Error::from(&*e))?;
         Ok(roles.unwrap_or_default())
