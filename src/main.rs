@@ -21,8 +21,14 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(error) => return configuration_error(&error),
     };
+    // SQLite runs every statement on a blocking thread. With tokio's default of up to 512
+    // such threads, a burst grew ~30 of them, each keeping its own allocator heap (+50 MB);
+    // the pool bounds how many statements run at once anyway, so a few more threads than
+    // pooled connections (for mail files and migrations) lose nothing.
+    let blocking_threads = cli.config.db_pool_size as usize + 4;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(blocking_threads)
         .build()
     {
         Ok(runtime) => runtime,
