@@ -307,6 +307,22 @@ impl Permission {
             Self::AuditRead => "audit:read",
         }
     }
+
+    /// `BAD_USER_INPUT` on `field` naming those of `names` that are no permission; `None`
+    /// when every one is.
+    pub fn unknown(field: &str, names: &[String]) -> Option<FieldError> {
+        let unknown: Vec<&str> = names
+            .iter()
+            .map(String::as_str)
+            .filter(|name| !Self::ALL.iter().any(|p| p.as_str() == *name))
+            .collect();
+        (!unknown.is_empty()).then(|| {
+            FieldError::new(
+                field,
+                format!("unknown permissions: {}", unknown.join(", ")),
+            )
+        })
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,7 @@
 //! The one error type clients see. Every variant has a fixed [`ErrorCode`] that becomes
-//! `extensions.code`; internal details are logged here, once, and never sent.
+//! `extensions.code`; internal details never reach a client. They travel with the GraphQL
+//! error as its [`Cause`] and are logged once per request at the HTTP boundary
+//! ([`log_causes`]); the CLI prints them ([`AppError::into_report`]).
 
 use async_graphql::ErrorExtensions as _;
 use serde::Serialize;
@@ -232,6 +234,74 @@ impl AppError {
     pub fn internal(error: impl Into<anyhow::Error>) -> Self {
         Self::Internal(error.into())
     }
+
+    /// The error as an operator should read it (the CLI): the cause chain of an internal or
+    /// unavailable dependency error, the client's message otherwise.
+    pub fn into_report(self) -> anyhow::Error {
+        match self {
+            Self::Internal(source) => source.context("internal error"),
+            Self::ServiceUnavailable(_, source) => source.context("a dependency is unavailable"),
+            other => anyhow::anyhow!("{other}"),
+        }
+    }
+
+    /// What the server log needs of an internal or dependency error; `None` for errors
+    /// that are the client's.
+    fn cause(&self) -> Option<Cause> {
+        match self {
+            Self::Internal(source) => Some(Cause {
+                unavailable: false,
+                chain: format!("{source:#}"),
+            }),
+            Self::ServiceUnavailable(_, source) => Some(Cause {
+                unavailable: true,
+                chain: format!("{source:#}"),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// The cause of an internal or dependency error, carried as the GraphQL error's `source`
+/// (never serialised) so that it is logged where the request id is known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cause {
+    /// A dependency (the database) failed, rather than the server itself.
+    pub unavailable: bool,
+    /// The error and its sources, outermost first.
+    pub chain: String,
+}
+
+/// Logs, once each, the causes behind `errors` (one response's), with the request id. An
+/// error shared by many fields (a failed dataloader batch) appears once.
+pub fn log_causes<'a>(
+    errors: impl IntoIterator<Item = &'a async_graphql::ServerError>,
+    request_id: &str,
+) {
+    let mut seen: Vec<&Cause> = Vec::new();
+    for cause in errors.into_iter().filter_map(|e| e.source::<Cause>()) {
+        if seen.contains(&cause) {
+            continue;
+        }
+        seen.push(cause);
+        log_cause(cause, request_id);
+    }
+}
+
+/// Logs the cause of `error`, if it has one (internal or dependency errors), with the request
+/// id: for errors raised outside GraphQL execution.
+pub fn log_error(error: &AppError, request_id: &str) {
+    if let Some(cause) = error.cause() {
+        log_cause(&cause, request_id);
+    }
+}
+
+fn log_cause(cause: &Cause, request_id: &str) {
+    if cause.unavailable {
+        tracing::warn!(request.id = request_id, error = %cause.chain, "dependency unavailable");
+    } else {
+        tracing::error!(request.id = request_id, error = %cause.chain, "internal error");
+    }
 }
 
 impl From<FieldError> for AppError {
@@ -271,17 +341,12 @@ impl From<AppError> for async_graphql::Error {
 
 impl From<&AppError> for async_graphql::Error {
     fn from(error: &AppError) -> Self {
-        match error {
-            AppError::Internal(source) => {
-                tracing::error!(error = format!("{source:#}"), "internal error");
-            }
-            AppError::ServiceUnavailable(_, source) => {
-                tracing::warn!(error = format!("{source:#}"), "dependency unavailable");
-            }
-            _ => {}
-        }
         let code = error.code().as_str();
-        async_graphql::Error::new(error.to_string()).extend_with(|_, ext| {
+        let mut graphql = async_graphql::Error::new(error.to_string());
+        if let Some(cause) = error.cause() {
+            graphql.source = Some(std::sync::Arc::new(cause));
+        }
+        graphql.extend_with(|_, ext| {
             ext.set("code", code);
             match error {
                 AppError::BadUserInput(fields) => {
@@ -372,9 +437,31 @@ mod tests {
     }
 
     #[test]
-    fn internal_details_do_not_reach_the_message() {
-        let error: async_graphql::Error =
-            AppError::internal(anyhow::anyhow!("relation \"users\" does not exist")).into();
+    fn internal_details_do_not_reach_the_message_but_travel_as_the_cause() {
+        let inner = anyhow::anyhow!("relation \"users\" does not exist").context("listing users");
+        let error: async_graphql::Error = AppError::internal(inner).into();
         assert_eq!(error.message, "internal server error");
+        let server = error.into_server_error(async_graphql::Pos::default());
+        let cause = server.source::<Cause>().map(|c| c.chain.as_str());
+        assert_eq!(
+            cause,
+            Some("listing users: relation \"users\" does not exist")
+        );
+        let json = serde_json::to_string(&server).unwrap_or_default();
+        assert!(!json.contains("relation"), "{json}");
+    }
+
+    #[test]
+    fn the_cli_sees_the_cause() {
+        let error = AppError::internal(anyhow::anyhow!("disk full"));
+        assert_eq!(
+            format!("{:#}", error.into_report()),
+            "internal error: disk full"
+        );
+        let error = AppError::bad_field("email", "is not an email address");
+        assert_eq!(
+            format!("{:#}", error.into_report()),
+            AppError::bad_field("email", "is not an email address").to_string()
+        );
     }
 }

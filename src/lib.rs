@@ -55,12 +55,12 @@ pub async fn build_services(config: Config) -> anyhow::Result<Services> {
     revoked
         .reload(&db)
         .await
-        .map_err(|e| anyhow::anyhow!("loading revoked sessions: {e}"))?;
+        .map_err(|e| e.into_report().context("loading revoked sessions"))?;
     let callers = Arc::new(CallerCache::default());
     callers
         .reload(&db)
         .await
-        .map_err(|e| anyhow::anyhow!("loading account changes: {e}"))?;
+        .map_err(|e| e.into_report().context("loading account changes"))?;
     revoked.spawn_reloader(&callers, db.clone());
     Ok(Services {
         config: Arc::new(config),

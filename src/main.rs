@@ -80,7 +80,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         .collect();
                     anyhow::bail!("{}", why.join("; "));
                 }
-                Err(error) => return Err(anyhow::anyhow!("{error}")),
+                Err(error) => return Err(error.into_report()),
             }
             Ok(())
         }
@@ -98,7 +98,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let added = services
                 .seed_users(users)
                 .await
-                .map_err(|e| anyhow::anyhow!("seeding: {e}"))?;
+                .map_err(|e| e.into_report().context("seeding"))?;
             println!(
                 "added {added} accounts in {:.1?} (password: \"{}\")",
                 started.elapsed(),
@@ -121,7 +121,7 @@ async fn hash_timing(mut config: Config, hashes: u32) -> anyhow::Result<()> {
         hasher
             .hash(&password)
             .await
-            .map_err(|e| anyhow::anyhow!("hashing: {e}"))
+            .map_err(|e| e.into_report().context("hashing"))
     };
     hash(()).await?;
     let started = std::time::Instant::now();

@@ -13,6 +13,7 @@ pub const PERSONAL_PREFIX: &str = "ugp_";
 pub const RESET_PREFIX: &str = "ugpr_";
 
 /// A token as handed to a client, once.
+#[derive(Clone)]
 pub struct PlainToken(String);
 
 /// What the database keeps of a token.

@@ -8,7 +8,7 @@ use super::loaders::AppLoader;
 use crate::auth::Principal;
 use crate::domain::Permission;
 use crate::error::AppError;
-use crate::services::accounts::Viewer;
+use crate::services::shared::Viewer;
 use crate::services::{ClientInfo, Services};
 
 /// Per-request cache of the caller's account, so a request loads it at most once.

@@ -13,10 +13,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
 use axum::response::{Html, IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::HttpState;
+use super::{HttpState, REQUEST_ID};
 use crate::auth::Principal;
 use crate::auth::token::PERSONAL_PREFIX;
-use crate::error::{AppError, ErrorCode};
+use crate::error::{AppError, ErrorCode, log_causes, log_error};
 use crate::graphql::admission::Admission;
 use crate::graphql::context::{RequestData, attach};
 use crate::services::ClientInfo;
@@ -238,6 +238,11 @@ async fn execute(
         let (status, body) = render(refusal(error), media);
         return bytes_response(status, media, body);
     }
+    let request_id = parts
+        .headers
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     let principal = match principal(&parts.headers, state).await {
         Ok(principal) => principal,
         Err(error) => {
@@ -245,7 +250,8 @@ async fn execute(
                 ErrorCode::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             };
-            // The conversion logs internal details and keeps them out of the message.
+            log_error(&error, request_id);
+            // The conversion keeps internal details out of the message.
             let message = async_graphql::Error::from(&error).message;
             return request_error(media, status, &message, error.code());
         }
@@ -266,6 +272,7 @@ async fn execute(
             Ok(request) => state.schema.execute(data(request)).await,
             Err(error) => refusal(&error),
         };
+        log_causes(&response.errors, request_id);
         answers.push(render(response, media));
     }
     if batched {

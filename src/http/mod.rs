@@ -33,7 +33,7 @@ pub struct HttpState {
     pub admission: Arc<Admission>,
 }
 
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The application's router with its middleware.
 pub fn router(state: HttpState) -> Router {

@@ -1,30 +1,25 @@
 //! Sign-up, login with lockout, password changes, and the account behind a request.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use chrono::{NaiveDateTime, TimeDelta};
 use serde_json::json;
 
-use super::admin::erase_account;
-use super::audit::{self, Event, action};
-use super::lockout::{Check, LOGIN_REFUSED};
-use super::sessions::end_sessions;
-use super::{ClientInfo, Services, record_account_change};
+use super::shared::accounts::{create_account, erase_account, grant_role};
+use super::shared::audit::{self, Event, action};
+use super::shared::lockout::{Check, LOGIN_REFUSED};
+use super::shared::sessions::end_sessions;
+use super::shared::{
+    ADMIN_ROLE, AuthGrant, ClientInfo, Credential, DEFAULT_ROLE, Services, Viewer,
+    record_account_change,
+};
 use crate::auth::Principal;
 use crate::auth::callers::Caller;
-use crate::auth::token::{PlainToken, REFRESH_PREFIX};
-use crate::db::types::{PersonalTokenId, RefreshTokenId, SessionId, UserId, now};
-use crate::db::users::{NewUser, Profile, User};
-use crate::db::{Conn, roles, sessions, unique_violation, users};
-use crate::domain::{DisplayName, Email, Password, Permission, bounded, bounds};
-use crate::error::{AppError, AppResult, FieldError};
+use crate::db::types::{UserId, now};
+use crate::db::users::User;
+use crate::db::{roles, users};
+use crate::domain::{Email, Password, bounded, bounds};
+use crate::error::{AppError, AppResult};
 use crate::transaction;
-
-/// Name of the role every new account gets.
-pub const DEFAULT_ROLE: &str = "user";
-/// Name of the role with every permission.
-pub const ADMIN_ROLE: &str = "admin";
 
 /// What `register` is given.
 #[derive(Debug)]
@@ -37,71 +32,6 @@ pub struct Registration<'a> {
     pub display_name: Option<&'a str>,
 }
 
-/// The tokens a login or refresh hands out, with the account.
-#[derive(Debug)]
-pub struct AuthGrant {
-    /// Signed access token.
-    pub access_token: String,
-    /// Opaque refresh token, shown once.
-    pub refresh_token: String,
-    /// Seconds until the access token expires.
-    pub expires_in: i64,
-    /// The account.
-    pub user: User,
-}
-
-/// A refresh token with what its access token is derived from.
-#[derive(Debug)]
-pub(super) struct IssuedRefresh {
-    pub session: SessionId,
-    pub id: RefreshTokenId,
-    pub created_at: NaiveDateTime,
-    pub token: PlainToken,
-}
-
-/// How a request authenticated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Credential {
-    /// An access token of this session.
-    Session(SessionId),
-    /// This personal access token.
-    PersonalToken(PersonalTokenId),
-}
-
-/// The account a request acts as, with its permissions, loaded once per request.
-#[derive(Debug, Clone)]
-pub struct Viewer {
-    /// The account.
-    pub user: User,
-    /// The credential the request carried.
-    pub credential: Credential,
-    /// The permissions in force: those of the account's roles, narrowed to a personal
-    /// token's scopes.
-    pub permissions: BTreeSet<String>,
-}
-
-impl Viewer {
-    /// Whether the request holds `permission`.
-    pub fn can(&self, permission: Permission) -> bool {
-        self.permissions.contains(permission.as_str())
-    }
-
-    /// The session of the access token, if the request used one.
-    pub fn session(&self) -> Option<SessionId> {
-        match self.credential {
-            Credential::Session(id) => Some(id),
-            Credential::PersonalToken(_) => None,
-        }
-    }
-
-    /// `FORBIDDEN` unless the request used a session's access token: some actions (creating
-    /// tokens, changing the password) are not for personal tokens.
-    pub fn require_session(&self, what: &str) -> AppResult<SessionId> {
-        self.session()
-            .ok_or_else(|| AppError::Forbidden(format!("a personal access token cannot {what}")))
-    }
-}
-
 /// How `admin create` went.
 #[derive(Debug, PartialEq, Eq)]
 pub enum AdminOutcome {
@@ -110,8 +40,6 @@ pub enum AdminOutcome {
     /// An existing account was given `admin`; its password is unchanged.
     Promoted(UserId),
 }
-
-const EMAIL_TAKEN: &str = "an account with this email already exists";
 
 impl Services {
     /// Creates an account with the `user` role and logs it in.
@@ -128,47 +56,13 @@ impl Services {
             let user = create_account(conn, &email, &hash, display_name.clone()).await?;
             grant_role(conn, user.id, DEFAULT_ROLE).await?;
             let refresh = self.start_session(conn, user.id, client).await?;
-            let event = Event {
-                actor: None,
-                action: action::REGISTER,
-                target: Some(("user", user.id.to_string())),
-                details: Some(json!({ "session": refresh.session.to_string() })),
-                client,
-            };
+            let event = Event::on(None, action::REGISTER, ("user", user.id), client)
+                .with_details(json!({ "session": refresh.session.to_string() }));
             audit::record(conn, event).await?;
             Ok::<_, AppError>((user, refresh))
         })?;
         tracing::info!(user.id = %user.id, "account registered");
         self.grant(user, refresh)
-    }
-
-    /// Checks what a new account is given; `BAD_USER_INPUT` lists every invalid field.
-    pub(super) fn parse_new_account(
-        &self,
-        email: &str,
-        password: &str,
-        display_name: Option<&str>,
-    ) -> AppResult<(Email, Password, Option<DisplayName>)> {
-        let email = Email::parse("email", email);
-        let password = Password::parse(
-            "password",
-            password,
-            self.password_policy(),
-            email.as_ref().ok(),
-        );
-        let display_name = display_name
-            .map(|name| DisplayName::parse("displayName", name))
-            .transpose();
-        match (email, password, display_name) {
-            (Ok(email), Ok(password), Ok(name)) => Ok((email, password, name)),
-            (email, password, name) => {
-                let errors: Vec<FieldError> = [email.err(), password.err(), name.err()]
-                    .into_iter()
-                    .flatten()
-                    .collect();
-                Err(AppError::BadUserInput(errors))
-            }
-        }
     }
 
     /// Checks an email and password and opens a session.
@@ -224,16 +118,11 @@ impl Services {
                 record_account_change(conn, Some(user.id)).await?;
             }
             let refresh = self.start_session(conn, user.id, client).await?;
-            let event = Event {
-                actor: Some(user.id),
-                action: action::LOGIN,
-                target: Some(("user", user.id.to_string())),
-                details: Some(json!({
+            let event = Event::on(Some(user.id), action::LOGIN, ("user", user.id), client)
+                .with_details(json!({
                     "session": refresh.session.to_string(),
                     "passwordHashUpgraded": rehash.is_some(),
-                })),
-                client,
-            };
+                }));
             audit::record(conn, event).await?;
             Ok::<_, AppError>(refresh)
         })?;
@@ -293,13 +182,8 @@ impl Services {
         let ended = transaction!(&mut db, |conn| {
             let ended = erase_account(conn, user, at).await?;
             record_account_change(conn, Some(user)).await?;
-            let event = Event {
-                actor: Some(user),
-                action: action::ACCOUNT_DELETED,
-                target: Some(("user", user.to_string())),
-                details: Some(json!({ "sessionsEnded": ended.len() })),
-                client,
-            };
+            let event = Event::on(Some(user), action::ACCOUNT_DELETED, ("user", user), client)
+                .with_details(json!({ "sessionsEnded": ended.len() }));
             audit::record(conn, event).await?;
             Ok::<_, AppError>(ended)
         })?;
@@ -343,62 +227,6 @@ impl Services {
         self.callers.evict(Some(user));
         tracing::info!(user.id = %user, "password changed");
         Ok(())
-    }
-
-    /// Opens a session for `user` and returns its first refresh token.
-    async fn start_session(
-        &self,
-        conn: &mut Conn<'_>,
-        user: UserId,
-        client: &ClientInfo,
-    ) -> AppResult<IssuedRefresh> {
-        let at = now();
-        let session = SessionId::new();
-        let expires_at = at + delta(self.config.session_ttl)?;
-        sessions::insert_session(
-            conn,
-            &sessions::NewSession {
-                id: session,
-                user_id: user,
-                created_at: at,
-                expires_at,
-                user_agent: client.user_agent.as_deref(),
-                ip: client.ip.as_deref(),
-            },
-        )
-        .await?;
-        let token = PlainToken::generate(REFRESH_PREFIX);
-        let id = RefreshTokenId::new();
-        sessions::insert_refresh_token(
-            conn,
-            &sessions::NewRefreshToken {
-                id,
-                session_id: session,
-                token_hash: token.hashed().as_bytes(),
-                created_at: at,
-                expires_at: (at + delta(self.config.refresh_token_ttl)?).min(expires_at),
-            },
-        )
-        .await?;
-        Ok(IssuedRefresh {
-            session,
-            id,
-            created_at: at,
-            token,
-        })
-    }
-
-    pub(super) fn grant(&self, user: User, refresh: IssuedRefresh) -> AppResult<AuthGrant> {
-        let access = self
-            .jwt
-            .issue(user.id, refresh.session, refresh.id.0, refresh.created_at)
-            .map_err(AppError::internal)?;
-        Ok(AuthGrant {
-            access_token: access.token,
-            refresh_token: refresh.token.expose(),
-            expires_in: access.expires_in,
-            user,
-        })
     }
 
     /// The account and permissions behind `principal`; `UNAUTHENTICATED` when there is none
@@ -484,52 +312,4 @@ impl Services {
         })?;
         Ok(AdminOutcome::Created(user.id))
     }
-}
-
-pub(super) async fn create_account(
-    conn: &mut Conn<'_>,
-    email: &Email,
-    hash: &str,
-    display_name: Option<DisplayName>,
-) -> AppResult<User> {
-    let at = now();
-    let new = NewUser {
-        id: UserId::new(),
-        email: email.as_str(),
-        password_hash: hash,
-        created_at: at,
-        updated_at: at,
-    };
-    let user = users::insert_user(conn, &new)
-        .await
-        .map_err(|e| match unique_violation(&e) {
-            Some("users_email_key" | "users.email") => AppError::Conflict {
-                field: "email",
-                message: EMAIL_TAKEN.into(),
-            },
-            _ => e.into(),
-        })?;
-    let profile = Profile {
-        user_id: user.id,
-        display_name: display_name.map(DisplayName::into_inner),
-        year_of_birth: None,
-        description: None,
-        avatar_url: None,
-        updated_at: at,
-    };
-    users::insert_profile(conn, &profile).await?;
-    Ok(user)
-}
-
-async fn grant_role(conn: &mut Conn<'_>, user: UserId, role: &str) -> AppResult<()> {
-    let role = roles::find_role_by_name(conn, role)
-        .await?
-        .ok_or_else(|| AppError::internal(anyhow::anyhow!("built-in role `{role}` is missing")))?;
-    roles::assign_role(conn, user, role.id, now()).await?;
-    Ok(())
-}
-
-/// A configured duration as a chrono delta.
-pub(super) fn delta(duration: std::time::Duration) -> AppResult<TimeDelta> {
-    TimeDelta::from_std(duration).map_err(AppError::internal)
 }

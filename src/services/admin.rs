@@ -4,13 +4,14 @@
 
 use serde_json::json;
 
-use super::accounts::{ADMIN_ROLE, DEFAULT_ROLE, Viewer, create_account};
-use super::audit::{self, Event, action};
-use super::profiles::ProfileUpdate;
-use super::sessions::end_sessions;
-use super::{ClientInfo, Services, record_account_change};
+use super::shared::accounts::{create_account, email_conflict, erase_account, guard_last_admin};
+use super::shared::audit::{self, Event, action};
+use super::shared::profile_update::ProfileUpdate;
+use super::shared::sessions::end_sessions;
+use super::shared::{ADMIN_ROLE, DEFAULT_ROLE, Viewer};
+use super::shared::{ClientInfo, Services, record_account_change};
 use crate::db::roles::{self, NewRole, Role};
-use crate::db::types::{RoleId, SessionId, UserId, now};
+use crate::db::types::{RoleId, UserId, now};
 use crate::db::users::{self, User, UserChanges};
 use crate::db::{Conn, unique_violation};
 use crate::domain::{Email, Permission, bounded, bounds};
@@ -40,8 +41,6 @@ pub struct AccountUpdate<'a> {
     /// Profile changes.
     pub profile: Option<ProfileUpdate>,
 }
-
-const LAST_ADMIN: &str = "this is the last active administrator: make another one first";
 
 impl Services {
     /// Creates an account. Roles other than `user` also need `roles:assign`.
@@ -80,13 +79,8 @@ impl Services {
                 };
                 roles::assign_role(conn, user.id, found.id, now()).await?;
             }
-            let event = Event {
-                actor: Some(actor),
-                action: action::USER_CREATED,
-                target: Some(("user", user.id.to_string())),
-                details: Some(json!({ "roles": role_names })),
-                client,
-            };
+            let event = Event::on(Some(actor), action::USER_CREATED, ("user", user.id), client)
+                .with_details(json!({ "roles": role_names }));
             audit::record(conn, event).await?;
             Ok(user)
         })
@@ -157,13 +151,8 @@ impl Services {
             if profile.is_some() {
                 fields.push("profile");
             }
-            let event = Event {
-                actor: Some(actor),
-                action: action::USER_UPDATED,
-                target: Some(("user", id.to_string())),
-                details: Some(json!({ "changed": fields })),
-                client,
-            };
+            let event = Event::on(Some(actor), action::USER_UPDATED, ("user", id), client)
+                .with_details(json!({ "changed": fields }));
             audit::record(conn, event).await?;
             Ok::<_, AppError>((user, ended))
         })?;
@@ -329,17 +318,7 @@ impl Services {
         if !name_ok {
             errors.push(FieldError::new("name", "use 1 to 50 of a-z, 0-9, - _ : ."));
         }
-        let unknown: Vec<&str> = permissions
-            .iter()
-            .map(String::as_str)
-            .filter(|p| !Permission::ALL.iter().any(|k| k.as_str() == *p))
-            .collect();
-        if !unknown.is_empty() {
-            errors.push(FieldError::new(
-                "permissions",
-                format!("unknown permissions: {}", unknown.join(", ")),
-            ));
-        }
+        errors.extend(Permission::unknown("permissions", permissions));
         if let Some(description) = description {
             errors.extend(bounded("description", description, bounds::ROLE_DESCRIPTION).err());
         }
@@ -370,13 +349,8 @@ impl Services {
                         },
                         _ => e.into(),
                     })?;
-            let event = Event {
-                actor: Some(actor),
-                action: action::ROLE_CREATED,
-                target: Some(("role", role.id.to_string())),
-                details: Some(json!({ "name": name, "permissions": permissions })),
-                client,
-            };
+            let event = Event::on(Some(actor), action::ROLE_CREATED, ("role", role.id), client)
+                .with_details(json!({ "name": name, "permissions": permissions }));
             audit::record(conn, event).await?;
             Ok(role)
         })
@@ -403,59 +377,13 @@ impl Services {
             }
             roles::delete_role(conn, role.id).await?;
             record_account_change(conn, None).await?;
-            let event = Event {
-                actor: Some(actor),
-                action: action::ROLE_DELETED,
-                target: Some(("role", role.id.to_string())),
-                details: Some(json!({ "name": name })),
-                client,
-            };
+            let event = Event::on(Some(actor), action::ROLE_DELETED, ("role", role.id), client)
+                .with_details(json!({ "name": name }));
             audit::record(conn, event).await?;
             Ok::<_, AppError>(())
         })?;
         self.callers.evict(None);
         Ok(())
-    }
-}
-
-/// `FORBIDDEN` when `user` is the last active administrator.
-pub(super) async fn guard_last_admin(conn: &mut Conn<'_>, user: UserId) -> AppResult<()> {
-    let admin = roles::lock_role(conn, ADMIN_ROLE)
-        .await?
-        .ok_or_else(|| AppError::internal(anyhow::anyhow!("built-in role `admin` is missing")))?;
-    let holders = roles::roles_of_users(conn, &[user]).await?;
-    let is_active_admin = holders.iter().any(|(_, r)| r.id == admin.id)
-        && users::find_user(conn, user)
-            .await?
-            .is_some_and(|u| u.can_sign_in());
-    if is_active_admin && roles::count_active_holders_except(conn, admin.id, user).await? == 0 {
-        return Err(AppError::Forbidden(LAST_ADMIN.into()));
-    }
-    Ok(())
-}
-
-/// Erases an account and everything that belongs to it (not its audit rows); returns the
-/// sessions it ended, for the revocation set. The last active administrator stays.
-pub(super) async fn erase_account(
-    conn: &mut Conn<'_>,
-    user: UserId,
-    at: chrono::NaiveDateTime,
-) -> AppResult<Vec<SessionId>> {
-    guard_last_admin(conn, user).await?;
-    let ended = crate::db::sessions::revoke_sessions_of(conn, user, None, at).await?;
-    if !users::purge_user(conn, user).await? {
-        return Err(AppError::NotFound("user"));
-    }
-    Ok(ended)
-}
-
-fn email_conflict(error: diesel::result::Error) -> AppError {
-    match unique_violation(&error) {
-        Some("users_email_key" | "users.email") => AppError::Conflict {
-            field: "email",
-            message: "an account with this email already exists".into(),
-        },
-        _ => error.into(),
     }
 }
 
@@ -466,13 +394,7 @@ async fn record_admin(
     target: UserId,
     client: &ClientInfo,
 ) -> AppResult<()> {
-    let event = Event {
-        actor: Some(actor),
-        action,
-        target: Some(("user", target.to_string())),
-        details: None,
-        client,
-    };
+    let event = Event::on(Some(actor), action, ("user", target), client);
     audit::record(conn, event).await
 }
 
@@ -484,12 +406,7 @@ async fn record_role_change(
     role: &str,
     client: &ClientInfo,
 ) -> AppResult<()> {
-    let event = Event {
-        actor: Some(actor),
-        action,
-        target: Some(("user", target.to_string())),
-        details: Some(json!({ "role": role })),
-        client,
-    };
+    let event = Event::on(Some(actor), action, ("user", target), client)
+        .with_details(json!({ "role": role }));
     audit::record(conn, event).await
 }

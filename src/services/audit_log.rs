@@ -1,7 +1,7 @@
 //! Reading the audit trail (`audit:read`).
 
-use super::Services;
-use super::users::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+use super::shared::Services;
+use super::shared::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use crate::db::audit::{self, AuditEvent, AuditQuery};
 use crate::db::types::AuditEventId;
 use crate::error::{AppError, AppResult};

@@ -1,10 +1,10 @@
 //! Self-service password reset by emailed, single-use token. It works while the email is
 //! locked out: the lockout guards password guessing, not the owner's mailbox.
 
-use super::accounts::delta;
-use super::audit::{self, Event, action};
-use super::sessions::end_sessions;
-use super::{ClientInfo, Services, record_account_change};
+use super::shared::audit::{self, Event, action};
+use super::shared::delta;
+use super::shared::sessions::end_sessions;
+use super::shared::{ClientInfo, Services, record_account_change};
 use crate::auth::token::{HashedToken, PlainToken, RESET_PREFIX};
 use crate::db::password_resets::{self, NewPasswordReset};
 use crate::db::types::{PasswordResetId, now};
@@ -58,13 +58,12 @@ impl Services {
                 },
             )
             .await?;
-            let event = Event {
-                actor: None,
-                action: action::PASSWORD_RESET_REQUESTED,
-                target: Some(("user", user.id.to_string())),
-                details: None,
+            let event = Event::on(
+                None,
+                action::PASSWORD_RESET_REQUESTED,
+                ("user", user.id),
                 client,
-            };
+            );
             audit::record(conn, event).await?;
             Ok::<_, AppError>(())
         })?;

@@ -1,12 +1,12 @@
 //! Personal access tokens: created by their owner, scoped to a subset of the owner's
 //! permissions, shown once, stored as SHA-256.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use serde_json::json;
 
-use super::accounts::Viewer;
-use super::audit::{self, Event, action};
-use super::{ClientInfo, Services};
+use super::shared::Viewer;
+use super::shared::audit::{self, Event, action};
+use super::shared::{ClientInfo, Services};
 use crate::auth::Principal;
 use crate::auth::token::{HashedToken, PERSONAL_PREFIX, PlainToken};
 use crate::db::personal_tokens::{self, NewPersonalToken, PersonalToken};
@@ -40,55 +40,12 @@ impl Services {
     ) -> AppResult<(String, PersonalToken)> {
         viewer.require_session("create personal access tokens")?;
         let at = now();
-        let mut errors = Vec::new();
-        let name = request.name.trim();
-        if name.is_empty() {
-            errors.push(FieldError::new("name", "must not be empty"));
-        }
-        errors.extend(bounded("name", name, bounds::TOKEN_NAME).err());
-        AppError::check(
-            request
-                .scopes
-                .iter()
-                .map(|scope| bounded("scopes", scope, bounds::PERMISSION).err()),
-        )?;
-        let unknown: Vec<&str> = request
-            .scopes
-            .iter()
-            .map(String::as_str)
-            .filter(|s| !Permission::ALL.iter().any(|p| p.as_str() == *s))
-            .collect();
-        if !unknown.is_empty() {
-            errors.push(FieldError::new(
-                "scopes",
-                format!("unknown permissions: {}", unknown.join(", ")),
-            ));
-        }
-        let expires_at = match request.expires_at.map(|t| bounded_time("expiresAt", t)) {
-            Some(Err(error)) => {
-                errors.push(error);
-                None
-            }
-            other => other.transpose().ok().flatten(),
-        };
-        if expires_at.is_some_and(|t| t <= at) {
-            errors.push(FieldError::new("expiresAt", "must be in the future"));
-        }
-        if !errors.is_empty() {
-            return Err(AppError::BadUserInput(errors));
-        }
-        if let Some(missing) = request
-            .scopes
-            .iter()
-            .find(|s| !viewer.permissions.contains(*s))
-        {
+        let (name, scopes, expires_at) = parse_token_request(&request, at)?;
+        if let Some(missing) = scopes.iter().find(|s| !viewer.permissions.contains(*s)) {
             return Err(AppError::Forbidden(format!(
                 "a token cannot have `{missing}`: you do not hold that permission"
             )));
         }
-        let mut scopes = request.scopes.to_vec();
-        scopes.sort();
-        scopes.dedup();
         let scopes_json = serde_json::to_string(&scopes).map_err(AppError::internal)?;
         let token = PlainToken::generate(PERSONAL_PREFIX);
         let user = viewer.user.id;
@@ -107,13 +64,8 @@ impl Services {
                 },
             )
             .await?;
-            let event = Event {
-                actor: Some(user),
-                action: action::PAT_CREATED,
-                target: Some(("pat", row.id.to_string())),
-                details: Some(json!({ "name": name, "scopes": scopes })),
-                client,
-            };
+            let event = Event::on(Some(user), action::PAT_CREATED, ("pat", row.id), client)
+                .with_details(json!({ "name": name, "scopes": scopes }));
             audit::record(conn, event).await?;
             Ok::<_, AppError>(row)
         })?;
@@ -139,13 +91,7 @@ impl Services {
             if !personal_tokens::revoke(conn, id, user, now()).await? {
                 return Err(AppError::NotFound("personal access token"));
             }
-            let event = Event {
-                actor: Some(user),
-                action: action::PAT_REVOKED,
-                target: Some(("pat", id.to_string())),
-                details: None,
-                client,
-            };
+            let event = Event::on(Some(user), action::PAT_REVOKED, ("pat", id), client);
             audit::record(conn, event).await?;
             Ok::<_, AppError>(())
         })
@@ -178,4 +124,42 @@ impl Services {
             scopes: row.scope_names(),
         })
     }
+}
+
+/// Checks a token request: its name, its scopes (sorted, without repeats) and its expiry;
+/// `BAD_USER_INPUT` lists each invalid field.
+fn parse_token_request<'a>(
+    request: &NewTokenRequest<'a>,
+    at: NaiveDateTime,
+) -> AppResult<(&'a str, Vec<String>, Option<NaiveDateTime>)> {
+    let mut errors = Vec::new();
+    let name = request.name.trim();
+    if name.is_empty() {
+        errors.push(FieldError::new("name", "must not be empty"));
+    }
+    errors.extend(bounded("name", name, bounds::TOKEN_NAME).err());
+    AppError::check(
+        request
+            .scopes
+            .iter()
+            .map(|scope| bounded("scopes", scope, bounds::PERMISSION).err()),
+    )?;
+    errors.extend(Permission::unknown("scopes", request.scopes));
+    let expires_at = match request.expires_at.map(|t| bounded_time("expiresAt", t)) {
+        Some(Err(error)) => {
+            errors.push(error);
+            None
+        }
+        other => other.transpose().ok().flatten(),
+    };
+    if expires_at.is_some_and(|t| t <= at) {
+        errors.push(FieldError::new("expiresAt", "must be in the future"));
+    }
+    if !errors.is_empty() {
+        return Err(AppError::BadUserInput(errors));
+    }
+    let mut scopes = request.scopes.to_vec();
+    scopes.sort();
+    scopes.dedup();
+    Ok((name, scopes, expires_at))
 }

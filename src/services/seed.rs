@@ -4,8 +4,8 @@
 
 use chrono::TimeDelta;
 
-use super::Services;
-use super::accounts::DEFAULT_ROLE;
+use super::shared::DEFAULT_ROLE;
+use super::shared::Services;
 use crate::db::roles::{self, NewRole, UserRole};
 use crate::db::types::{RoleId, UserId, now};
 use crate::db::users::{self, Profile, SeedUser};

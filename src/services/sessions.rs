@@ -2,15 +2,16 @@
 
 use serde_json::json;
 
-use super::accounts::{AuthGrant, IssuedRefresh, Viewer, delta};
-use super::audit::{self, Event, action};
-use super::{ClientInfo, Services};
+use super::shared::audit::{self, Event, action};
+use super::shared::sessions::end_sessions;
+use super::shared::{AuthGrant, IssuedRefresh, Viewer, delta};
+use super::shared::{ClientInfo, Services};
 use crate::auth::token::{HashedToken, PlainToken, REFRESH_PREFIX};
-use crate::db::sessions::{self, Session};
-use chrono::NaiveDateTime;
+use chrono::{NaiveDateTime, TimeDelta};
 
 use crate::db::Conn;
-use crate::db::types::{RefreshTokenId, SessionId, UserId, now};
+use crate::db::sessions::{self, Session};
+use crate::db::types::{RefreshTokenId, SessionId, now};
 use crate::db::users;
 use crate::domain::{bounded, bounds};
 use crate::error::{AppError, AppResult};
@@ -42,85 +43,15 @@ impl Services {
         if !token.starts_with(REFRESH_PREFIX) {
             return Err(INVALID_REFRESH);
         }
-        let hash = HashedToken::of(token);
-        let successor = PlainToken::from_derived(self.jwt.successor_token(token));
-        let successor_hash = successor.hashed();
-        let grace = delta(self.config.refresh_reuse_grace)?;
-        let idle = delta(self.config.refresh_token_ttl)?;
-        let at = now();
+        let presented = Presented {
+            hash: HashedToken::of(token),
+            successor: PlainToken::from_derived(self.jwt.successor_token(token)),
+            grace: delta(self.config.refresh_reuse_grace)?,
+            idle: delta(self.config.refresh_token_ttl)?,
+            at: now(),
+        };
         let mut db = self.db.get().await?;
-        let rotation = transaction!(&mut db, |conn| {
-            let Some((mut current, session)) =
-                sessions::find_refresh_token(conn, hash.as_bytes()).await?
-            else {
-                return Ok(Rotation::Invalid);
-            };
-            if !session.is_live(at) {
-                return Ok(Rotation::Invalid);
-            }
-            if current.used_at.is_none() {
-                if current.expires_at <= at {
-                    return Ok(Rotation::Invalid);
-                }
-                let next = RefreshTokenId::new();
-                if sessions::retire_refresh_token(conn, current.id, next, at).await? {
-                    sessions::insert_refresh_token(
-                        conn,
-                        &sessions::NewRefreshToken {
-                            id: next,
-                            session_id: session.id,
-                            token_hash: successor_hash.as_bytes(),
-                            created_at: at,
-                            expires_at: (at + idle).min(session.expires_at),
-                        },
-                    )
-                    .await?;
-                    sessions::touch_session(conn, session.id, at).await?;
-                    let issued = IssuedRefresh {
-                        session: session.id,
-                        id: next,
-                        created_at: at,
-                        token: successor,
-                    };
-                    return Ok(Rotation::Rotated(issued, session));
-                }
-                // A concurrent request retired it first (PostgreSQL waited for its commit).
-                current = sessions::find_refresh_token_by_id(conn, current.id)
-                    .await?
-                    .ok_or_else(|| AppError::internal(anyhow::anyhow!("refresh token vanished")))?;
-            }
-            let used_at = current.used_at.unwrap_or(at);
-            if at - used_at <= grace {
-                let next = match current.replaced_by {
-                    Some(id) => sessions::find_refresh_token_by_id(conn, id).await?,
-                    None => None,
-                };
-                return Ok(match next {
-                    Some(next) => Rotation::Replayed(
-                        IssuedRefresh {
-                            session: session.id,
-                            id: next.id,
-                            created_at: next.created_at,
-                            token: successor,
-                        },
-                        session,
-                    ),
-                    None => Rotation::Invalid,
-                });
-            }
-            sessions::revoke_session(conn, session.id, at).await?;
-            let event = Event {
-                actor: None,
-                action: action::REFRESH_REUSE_DETECTED,
-                target: Some(("session", session.id.to_string())),
-                details: Some(
-                    json!({ "user": session.user_id.to_string(), "retiredAt": used_at.and_utc().to_rfc3339() }),
-                ),
-                client,
-            };
-            audit::record(conn, event).await?;
-            Ok::<_, AppError>(Rotation::ReuseDetected(session))
-        })?;
+        let rotation = transaction!(&mut db, |conn| rotate(conn, &presented, client).await)?;
         let (issued, session) = match rotation {
             Rotation::Invalid => return Err(INVALID_REFRESH),
             Rotation::ReuseDetected(session) => {
@@ -153,13 +84,12 @@ impl Services {
             if !sessions::revoke_session(conn, session.id, at).await? {
                 return Ok(None);
             }
-            let event = Event {
-                actor: Some(session.user_id),
-                action: action::LOGOUT,
-                target: Some(("session", session.id.to_string())),
-                details: None,
+            let event = Event::on(
+                Some(session.user_id),
+                action::LOGOUT,
+                ("session", session.id),
                 client,
-            };
+            );
             audit::record(conn, event).await?;
             Ok::<_, AppError>(Some(session.id))
         })?;
@@ -196,13 +126,7 @@ impl Services {
             if owned.is_none() || !sessions::revoke_session(conn, id, at).await? {
                 return Err(AppError::NotFound("session"));
             }
-            let event = Event {
-                actor: Some(user),
-                action: action::SESSION_REVOKED,
-                target: Some(("session", id.to_string())),
-                details: None,
-                client,
-            };
+            let event = Event::on(Some(user), action::SESSION_REVOKED, ("session", id), client);
             audit::record(conn, event).await?;
             Ok::<_, AppError>(())
         })?;
@@ -217,25 +141,116 @@ impl Services {
     }
 }
 
-/// Ends every live session of `user` but `keep`, recording `action` with how many ended.
-/// Runs inside the caller's transaction; the caller adds the returned ids to the revocation
-/// set once it has committed.
-pub(super) async fn end_sessions(
-    conn: &mut Conn<'_>,
-    user: UserId,
-    keep: Option<SessionId>,
+/// A refresh token as presented, with what its rotation needs.
+struct Presented {
+    hash: HashedToken,
+    /// The successor derived from it: the same for every presentation of one token.
+    successor: PlainToken,
+    grace: TimeDelta,
+    idle: TimeDelta,
     at: NaiveDateTime,
-    action: &'static str,
+}
+
+/// Rotates the presented token inside the caller's transaction: a current token gets its
+/// successor; a retired one is replayed within the grace window, or else ends its session.
+async fn rotate(
+    conn: &mut Conn<'_>,
+    presented: &Presented,
     client: &ClientInfo,
-) -> AppResult<Vec<SessionId>> {
-    let revoked = sessions::revoke_sessions_of(conn, user, keep, at).await?;
-    let event = Event {
-        actor: Some(user),
-        action,
-        target: Some(("user", user.to_string())),
-        details: Some(json!({ "sessionsRevoked": revoked.len() })),
-        client,
+) -> AppResult<Rotation> {
+    let at = presented.at;
+    let Some((mut current, session)) =
+        sessions::find_refresh_token(conn, presented.hash.as_bytes()).await?
+    else {
+        return Ok(Rotation::Invalid);
     };
+    if !session.is_live(at) {
+        return Ok(Rotation::Invalid);
+    }
+    if current.used_at.is_none() {
+        if current.expires_at <= at {
+            return Ok(Rotation::Invalid);
+        }
+        if let Some(issued) = retire(conn, presented, current.id, &session).await? {
+            return Ok(Rotation::Rotated(issued, session));
+        }
+        // A concurrent request retired it first (PostgreSQL waited for its commit).
+        current = sessions::find_refresh_token_by_id(conn, current.id)
+            .await?
+            .ok_or_else(|| AppError::internal(anyhow::anyhow!("refresh token vanished")))?;
+    }
+    let used_at = current.used_at.unwrap_or(at);
+    if at - used_at <= presented.grace {
+        return replay(conn, presented, current.replaced_by, session).await;
+    }
+    sessions::revoke_session(conn, session.id, at).await?;
+    let details = json!({
+        "user": session.user_id.to_string(),
+        "retiredAt": used_at.and_utc().to_rfc3339(),
+    });
+    let event = Event::on(
+        None,
+        action::REFRESH_REUSE_DETECTED,
+        ("session", session.id),
+        client,
+    )
+    .with_details(details);
     audit::record(conn, event).await?;
-    Ok(revoked)
+    Ok(Rotation::ReuseDetected(session))
+}
+
+/// Retires the current token `current` and stores its successor; `None` when a concurrent
+/// request retired it first.
+async fn retire(
+    conn: &mut Conn<'_>,
+    presented: &Presented,
+    current: RefreshTokenId,
+    session: &Session,
+) -> AppResult<Option<IssuedRefresh>> {
+    let at = presented.at;
+    let next = RefreshTokenId::new();
+    if !sessions::retire_refresh_token(conn, current, next, at).await? {
+        return Ok(None);
+    }
+    let successor_hash = presented.successor.hashed();
+    let new = sessions::NewRefreshToken {
+        id: next,
+        session_id: session.id,
+        token_hash: successor_hash.as_bytes(),
+        created_at: at,
+        expires_at: (at + presented.idle).min(session.expires_at),
+    };
+    sessions::insert_refresh_token(conn, &new).await?;
+    sessions::touch_session(conn, session.id, at).await?;
+    Ok(Some(IssuedRefresh {
+        session: session.id,
+        id: next,
+        created_at: at,
+        token: presented.successor.clone(),
+    }))
+}
+
+/// The successor already issued for a token retired within the grace window.
+async fn replay(
+    conn: &mut Conn<'_>,
+    presented: &Presented,
+    replaced_by: Option<RefreshTokenId>,
+    session: Session,
+) -> AppResult<Rotation> {
+    let next = match replaced_by {
+        Some(id) => sessions::find_refresh_token_by_id(conn, id).await?,
+        None => None,
+    };
+    Ok(match next {
+        Some(next) => Rotation::Replayed(
+            IssuedRefresh {
+                session: session.id,
+                id: next.id,
+                created_at: next.created_at,
+                token: presented.successor.clone(),
+            },
+            session,
+        ),
+        None => Rotation::Invalid,
+    })
 }

@@ -1,17 +1,12 @@
 //! Reading accounts and roles.
 
-use super::Services;
-use super::accounts::Viewer;
+use super::shared::Viewer;
+use super::shared::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Services};
 use crate::db::roles::{self, Role};
 use crate::db::types::UserId;
 use crate::db::users::{self, Profile, SortField, SortKey, User, UserFilter, UserListing};
 use crate::domain::Permission;
 use crate::error::{AppError, AppResult};
-
-/// Largest page of a connection.
-pub const MAX_PAGE_SIZE: i64 = 100;
-/// Page size when neither `first` nor `last` is given.
-pub const DEFAULT_PAGE_SIZE: i64 = 20;
 
 /// A page of accounts and whether more lie beyond it.
 #[derive(Debug)]

@@ -82,6 +82,37 @@ fn admin_create_then_promote() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--email"));
 }
 
+/// A database failure during `admin create` names its cause on the one line the CLI prints,
+/// not just "internal server error".
+#[test]
+fn admin_create_prints_the_cause_of_an_internal_error() {
+    use diesel::{Connection as _, connection::SimpleConnection as _};
+    let dir = tempfile::tempdir().unwrap();
+    let migrated = usergraph()
+        .env("USERGRAPH_DATA_DIR", dir.path())
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(migrated.status.success());
+    let path = dir.path().join("usergraph.sqlite3");
+    let mut db = diesel::SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+    db.batch_execute("DROP TABLE profiles").unwrap();
+    let output = usergraph()
+        .env("USERGRAPH_DATA_DIR", dir.path())
+        .env("USERGRAPH_ARGON2_MEMORY_KIB", "64")
+        .env("USERGRAPH_ARGON2_ITERATIONS", "1")
+        .args(["admin", "create", "--email", "root@example.com"])
+        .args(["--password", "correct horse battery staple"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("internal error") && stderr.contains("no such table: profiles"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn sigterm_stops_the_server_cleanly() {
     let dir = tempfile::tempdir().unwrap();

@@ -3,7 +3,7 @@
 use async_graphql::{InputObject, Object};
 
 use super::user::User;
-use crate::services::accounts::AuthGrant;
+use crate::services::shared::AuthGrant;
 
 /// What a new account needs.
 #[derive(InputObject)]

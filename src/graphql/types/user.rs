@@ -12,7 +12,7 @@ use crate::domain::{Permission, bounded, bounds};
 use crate::error::AppError;
 use crate::graphql::context;
 use crate::graphql::loaders::{ProfileOf, RolesOf};
-use crate::services::profiles::{Change, ProfileUpdate};
+use crate::services::shared::profile_update::{Change, ProfileUpdate};
 
 /// An account.
 pub struct User {

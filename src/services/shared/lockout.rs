@@ -24,9 +24,8 @@ use chrono::NaiveDateTime;
 use serde_json::json;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::accounts::delta;
 use super::audit::{self, Event, action};
-use super::{ClientInfo, Services};
+use super::{ClientInfo, Services, delta};
 use crate::db::login_failures::{self, LoginFailures, LoginFailuresChanges};
 use crate::db::types::{UserId, now};
 use crate::error::{AppError, AppResult};
@@ -110,7 +109,7 @@ impl Drop for Turn<'_> {
 impl Services {
     /// Checks a password as an attempt on `check.key`: `Ok` when it matched an account that
     /// may sign in; `LOGIN_REFUSED`, `ACCOUNT_LOCKED` or `RATE_LIMITED` otherwise.
-    pub(super) async fn check_password(&self, check: Check) -> AppResult<()> {
+    pub(crate) async fn check_password(&self, check: Check) -> AppResult<()> {
         let services = self.clone();
         tokio::spawn(async move { services.run_check(check).await })
             .await

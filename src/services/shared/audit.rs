@@ -76,6 +76,32 @@ pub struct Event<'a> {
     pub client: &'a ClientInfo,
 }
 
+impl<'a> Event<'a> {
+    /// `actor` did `action` to `target`: a kind (`user`, `session`, `pat`, `role`) and an id.
+    pub fn on(
+        actor: Option<UserId>,
+        action: &'static str,
+        (kind, id): (&'static str, impl ToString),
+        client: &'a ClientInfo,
+    ) -> Self {
+        Self {
+            actor,
+            action,
+            target: Some((kind, id.to_string())),
+            details: None,
+            client,
+        }
+    }
+
+    /// The same event with `details`.
+    pub fn with_details(self, details: Value) -> Self {
+        Self {
+            details: Some(details),
+            ..self
+        }
+    }
+}
+
 /// Appends `event`.
 pub async fn record(conn: &mut Conn<'_>, event: Event<'_>) -> AppResult<()> {
     record_all(conn, std::slice::from_ref(&event)).await

@@ -1,0 +1,165 @@
+//! The vocabulary every service shares: who is asking ([`Viewer`]), the built-in roles, where
+//! a request came from, and the steps several features take (creating and erasing accounts,
+//! opening and ending sessions, the audit trail, the login lockout, profile updates).
+//!
+//! Feature modules (`accounts`, `sessions`, `admin`, …) stand on this module and never on each
+//! other; this module depends on none of them.
+
+pub mod accounts;
+pub mod audit;
+pub mod lockout;
+pub mod profile_update;
+pub mod sessions;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use chrono::{NaiveDateTime, TimeDelta};
+
+use crate::auth::callers::CallerCache;
+use crate::auth::jwt::JwtKeys;
+use crate::auth::password::PasswordHasher;
+use crate::auth::revocation::RevokedSessions;
+use crate::auth::token::PlainToken;
+use crate::config::Config;
+use crate::db::types::{PersonalTokenId, RefreshTokenId, SessionId, UserId, now};
+use crate::db::users::User;
+use crate::db::{Conn, DbPool, account_changes};
+use crate::domain::{PasswordPolicy, Permission};
+use crate::error::{AppError, AppResult};
+
+/// Longest accepted password, in characters.
+const PASSWORD_MAX_CHARS: usize = 128;
+
+/// Everything a service needs, built once at start and shared by every request.
+#[derive(Clone)]
+pub struct Services {
+    /// The settings.
+    pub config: Arc<Config>,
+    /// The database.
+    pub db: DbPool,
+    /// Password hashing.
+    pub passwords: PasswordHasher,
+    /// Access-token signing and checking.
+    pub jwt: Arc<JwtKeys>,
+    /// Sessions whose access tokens are refused.
+    pub revoked: Arc<RevokedSessions>,
+    /// The accounts behind recent requests.
+    pub callers: Arc<CallerCache>,
+    /// Login checks under way per email.
+    pub login_gate: Arc<lockout::LoginGate>,
+    /// Profile updates waiting to be combined.
+    pub profile_writes: Arc<profile_update::ProfileWrites>,
+    /// Outbound mail.
+    pub mailer: crate::mail::Mailer,
+}
+
+impl Services {
+    /// The password rules in force.
+    pub fn password_policy(&self) -> PasswordPolicy {
+        PasswordPolicy {
+            min_chars: usize::from(self.config.password_min_length),
+            max_chars: PASSWORD_MAX_CHARS,
+        }
+    }
+}
+
+/// Name of the role every new account gets.
+pub const DEFAULT_ROLE: &str = "user";
+/// Name of the role with every permission.
+pub const ADMIN_ROLE: &str = "admin";
+
+/// Largest page of a connection.
+pub const MAX_PAGE_SIZE: i64 = 100;
+/// Page size when neither `first` nor `last` is given.
+pub const DEFAULT_PAGE_SIZE: i64 = 20;
+
+/// The tokens a login or refresh hands out, with the account.
+#[derive(Debug)]
+pub struct AuthGrant {
+    /// Signed access token.
+    pub access_token: String,
+    /// Opaque refresh token, shown once.
+    pub refresh_token: String,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    /// The account.
+    pub user: User,
+}
+
+/// A refresh token with what its access token is derived from.
+#[derive(Debug)]
+pub(crate) struct IssuedRefresh {
+    pub session: SessionId,
+    pub id: RefreshTokenId,
+    pub created_at: NaiveDateTime,
+    pub token: PlainToken,
+}
+
+/// How a request authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    /// An access token of this session.
+    Session(SessionId),
+    /// This personal access token.
+    PersonalToken(PersonalTokenId),
+}
+
+/// The account a request acts as, with its permissions, loaded once per request.
+#[derive(Debug, Clone)]
+pub struct Viewer {
+    /// The account.
+    pub user: User,
+    /// The credential the request carried.
+    pub credential: Credential,
+    /// The permissions in force: those of the account's roles, narrowed to a personal
+    /// token's scopes.
+    pub permissions: BTreeSet<String>,
+}
+
+impl Viewer {
+    /// Whether the request holds `permission`.
+    pub fn can(&self, permission: Permission) -> bool {
+        self.permissions.contains(permission.as_str())
+    }
+
+    /// The session of the access token, if the request used one.
+    pub fn session(&self) -> Option<SessionId> {
+        match self.credential {
+            Credential::Session(id) => Some(id),
+            Credential::PersonalToken(_) => None,
+        }
+    }
+
+    /// `FORBIDDEN` unless the request used a session's access token: some actions (creating
+    /// tokens, changing the password) are not for personal tokens.
+    pub fn require_session(&self, what: &str) -> AppResult<SessionId> {
+        self.session()
+            .ok_or_else(|| AppError::Forbidden(format!("a personal access token cannot {what}")))
+    }
+}
+
+/// Where a request came from, recorded with sessions (and, later, audit events).
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    /// The peer's IP address.
+    pub ip: Option<String>,
+    /// The User-Agent header, cut to a sane length.
+    pub user_agent: Option<String>,
+}
+
+/// Records, in the transaction of the change, that what authorises `user` (every account
+/// when `None`) changed, so every instance's caller cache drops it within a second. The
+/// instance making the change also calls [`crate::auth::callers::CallerCache::evict`] once it has committed.
+pub(crate) async fn record_account_change(
+    conn: &mut Conn<'_>,
+    user: Option<UserId>,
+) -> AppResult<()> {
+    account_changes::record(conn, user, now()).await?;
+    Ok(())
+}
+
+/// A configured duration as a chrono delta.
+pub(crate) fn delta(duration: std::time::Duration) -> AppResult<TimeDelta> {
+    TimeDelta::from_std(duration).map_err(AppError::internal)
+}
