@@ -63,27 +63,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Admin {
             command: AdminCommand::Create { email, password },
-        } => {
-            init_logging(&config)?;
-            let services = usergraph::build_services(config).await?;
-            match services.create_admin(&email, &password).await {
-                Ok(AdminOutcome::Created(id)) => println!("created administrator {id}"),
-                Ok(AdminOutcome::Promoted(id)) => {
-                    println!(
-                        "gave the admin role to the existing account {id} (password unchanged)"
-                    );
-                }
-                Err(usergraph::error::AppError::BadUserInput(fields)) => {
-                    let why: Vec<String> = fields
-                        .iter()
-                        .map(|f| format!("--{} {}", f.field, f.message))
-                        .collect();
-                    anyhow::bail!("{}", why.join("; "));
-                }
-                Err(error) => return Err(error.into_report()),
-            }
-            Ok(())
-        }
+        } => create_admin(config, &email, &password).await,
         Command::Schema => {
             print!("{}", usergraph::graphql::sdl());
             Ok(())
@@ -91,25 +71,49 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Healthcheck => healthcheck(config.listen),
         Command::Dev {
             command: DevCommand::Seed { users },
-        } => {
-            init_logging(&config)?;
-            let services = usergraph::build_services(config).await?;
-            let started = std::time::Instant::now();
-            let added = services
-                .seed_users(users)
-                .await
-                .map_err(|e| e.into_report().context("seeding"))?;
-            println!(
-                "added {added} accounts in {:.1?} (password: \"{}\")",
-                started.elapsed(),
-                usergraph::services::seed::SEED_PASSWORD
-            );
-            Ok(())
-        }
+        } => seed(config, users).await,
         Command::Dev {
             command: DevCommand::HashTiming { hashes },
         } => hash_timing(config, hashes).await,
     }
+}
+
+/// `admin create`: a new administrator, or the admin role for an existing account.
+async fn create_admin(config: Config, email: &str, password: &str) -> anyhow::Result<()> {
+    init_logging(&config)?;
+    let services = usergraph::build_services(config).await?;
+    match services.create_admin(email, password).await {
+        Ok(AdminOutcome::Created(id)) => println!("created administrator {id}"),
+        Ok(AdminOutcome::Promoted(id)) => {
+            println!("gave the admin role to the existing account {id} (password unchanged)");
+        }
+        Err(usergraph::error::AppError::BadUserInput(fields)) => {
+            let why: Vec<String> = fields
+                .iter()
+                .map(|f| format!("--{} {}", f.field, f.message))
+                .collect();
+            anyhow::bail!("{}", why.join("; "));
+        }
+        Err(error) => return Err(error.into_report()),
+    }
+    Ok(())
+}
+
+/// `dev seed`: `users` generated accounts, for benchmarks and demos.
+async fn seed(config: Config, users: usize) -> anyhow::Result<()> {
+    init_logging(&config)?;
+    let services = usergraph::build_services(config).await?;
+    let started = std::time::Instant::now();
+    let added = services
+        .seed_users(users)
+        .await
+        .map_err(|e| e.into_report().context("seeding"))?;
+    println!(
+        "added {added} accounts in {:.1?} (password: \"{}\")",
+        started.elapsed(),
+        usergraph::services::seed::SEED_PASSWORD
+    );
+    Ok(())
 }
 
 /// Times `hashes` password hashes in a row on one hashing thread, as the server runs them.

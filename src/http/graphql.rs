@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use async_graphql::http::{GraphiQLSource, MultipartOptions};
 use async_graphql::parser::types::{DocumentOperations, OperationType};
 use async_graphql::{BatchRequest, ServerError};
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
 use axum::response::{Html, IntoResponse, Response};
@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use super::{HttpState, REQUEST_ID};
 use crate::auth::Principal;
 use crate::auth::token::PERSONAL_PREFIX;
+use crate::config::Config;
 use crate::error::{AppError, ErrorCode, log_causes, log_error};
 use crate::graphql::admission::Admission;
 use crate::graphql::context::{RequestData, attach};
@@ -58,80 +59,14 @@ pub async fn post(State(state): State<HttpState>, request: Request) -> Response 
     let (parts, body) = request.into_parts();
     let media = Media::of(&parts.headers);
     let config = &state.services.config;
-    let limit = usize::try_from(config.max_body_bytes).unwrap_or(usize::MAX);
-    let declared = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > config.max_body_bytes) {
-        return too_large(media, limit);
-    }
-    // The limit applies to the bytes read, whatever Content-Length said (or chunked bodies).
-    let bytes = match axum::body::to_bytes(body, limit).await {
+    let bytes = match read_body(&parts, body, media, config.max_body_bytes).await {
         Ok(bytes) => bytes,
-        Err(error) if caused_by::<http_body_util::LengthLimitError>(&error) => {
-            return too_large(media, limit);
-        }
-        Err(error) if caused_by::<tower_http::timeout::TimeoutError>(&error) => {
-            return request_error(
-                media,
-                StatusCode::REQUEST_TIMEOUT,
-                "the request body stopped arriving",
-                ErrorCode::BadUserInput,
-            );
-        }
-        Err(_) => {
-            return request_error(
-                media,
-                StatusCode::BAD_REQUEST,
-                "could not read the request body",
-                ErrorCode::BadUserInput,
-            );
-        }
+        Err(refusal) => return refusal,
     };
-    let content_type = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let options = MultipartOptions::default()
-        .max_file_size(limit)
-        .max_num_files(1);
-    let batch = match async_graphql::http::receive_batch_body(content_type, bytes.as_ref(), options)
-        .await
-    {
+    let batch = match parse_batch(&parts, &bytes, media, config).await {
         Ok(batch) => batch,
-        Err(error) => {
-            let message = format!("the request is not a valid GraphQL request: {error}");
-            return request_error(
-                media,
-                StatusCode::BAD_REQUEST,
-                &message,
-                ErrorCode::BadUserInput,
-            );
-        }
+        Err(refusal) => return refusal,
     };
-    let max_batch = usize::try_from(config.max_batch).unwrap_or(usize::MAX);
-    if let BatchRequest::Batch(requests) = &batch {
-        if requests.len() > max_batch {
-            let message = format!("a batch may hold at most {max_batch} operations");
-            return request_error(
-                media,
-                StatusCode::BAD_REQUEST,
-                &message,
-                ErrorCode::QueryTooComplex,
-            );
-        }
-        if requests.is_empty() {
-            return request_error(
-                media,
-                StatusCode::BAD_REQUEST,
-                "the batch is empty",
-                ErrorCode::BadUserInput,
-            );
-        }
-    }
     let admission = &state.admission;
     let (items, batched) = match batch {
         BatchRequest::Single(request) => (vec![admit(request, admission)], false),
@@ -141,6 +76,75 @@ pub async fn post(State(state): State<HttpState>, request: Request) -> Response 
         ),
     };
     execute(&state, &parts, media, items, batched).await
+}
+
+/// The request body, at most `max` bytes whatever Content-Length said (or with a chunked
+/// body); the answer to send instead when it is too large, stalls or breaks off.
+async fn read_body(parts: &Parts, body: Body, media: Media, max: u64) -> Result<Bytes, Response> {
+    let limit = usize::try_from(max).unwrap_or(usize::MAX);
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max) {
+        return Err(too_large(media, limit));
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|error| {
+        if caused_by::<http_body_util::LengthLimitError>(&error) {
+            too_large(media, limit)
+        } else if caused_by::<tower_http::timeout::TimeoutError>(&error) {
+            request_error(
+                media,
+                StatusCode::REQUEST_TIMEOUT,
+                "the request body stopped arriving",
+                ErrorCode::BadUserInput,
+            )
+        } else {
+            request_error(
+                media,
+                StatusCode::BAD_REQUEST,
+                "could not read the request body",
+                ErrorCode::BadUserInput,
+            )
+        }
+    })
+}
+
+/// The operations of a body (JSON, a JSON batch, or multipart), within the batch limit; the
+/// answer to send instead when it is not a GraphQL request.
+async fn parse_batch(
+    parts: &Parts,
+    bytes: &Bytes,
+    media: Media,
+    config: &Config,
+) -> Result<BatchRequest, Response> {
+    let refuse = |message: &str, code| request_error(media, StatusCode::BAD_REQUEST, message, code);
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let options = MultipartOptions::default()
+        .max_file_size(usize::try_from(config.max_body_bytes).unwrap_or(usize::MAX))
+        .max_num_files(1);
+    let batch = async_graphql::http::receive_batch_body(content_type, bytes.as_ref(), options)
+        .await
+        .map_err(|error| {
+            let message = format!("the request is not a valid GraphQL request: {error}");
+            refuse(&message, ErrorCode::BadUserInput)
+        })?;
+    let max_batch = usize::try_from(config.max_batch).unwrap_or(usize::MAX);
+    if let BatchRequest::Batch(requests) = &batch {
+        if requests.len() > max_batch {
+            let message = format!("a batch may hold at most {max_batch} operations");
+            return Err(refuse(&message, ErrorCode::QueryTooComplex));
+        }
+        if requests.is_empty() {
+            return Err(refuse("the batch is empty", ErrorCode::BadUserInput));
+        }
+    }
+    Ok(batch)
 }
 
 /// `GET /graphql`: GraphiQL for browsers, queries (never mutations) for everyone else.
@@ -245,16 +249,7 @@ async fn execute(
         .unwrap_or_default();
     let principal = match principal(&parts.headers, state).await {
         Ok(principal) => principal,
-        Err(error) => {
-            let status = match error.code() {
-                ErrorCode::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-                _ => StatusCode::INTERNAL_SERVER_ERROR,
-            };
-            log_error(&error, request_id);
-            // The conversion keeps internal details out of the message.
-            let message = async_graphql::Error::from(&error).message;
-            return request_error(media, status, &message, error.code());
-        }
+        Err(error) => return unidentified(&error, media, request_id),
     };
     let client = client_info(parts);
     let services = &state.services;
@@ -281,6 +276,18 @@ async fn execute(
     }
     let (status, body) = answers.pop().unwrap_or((StatusCode::OK, b"{}".to_vec()));
     bytes_response(status, media, body)
+}
+
+/// The answer when the caller could not be identified because something failed (the
+/// database, most likely): logged here, its details kept out of the message.
+fn unidentified(error: &AppError, media: Media, request_id: &str) -> Response {
+    let status = match error.code() {
+        ErrorCode::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    log_error(error, request_id);
+    let message = async_graphql::Error::from(error).message;
+    request_error(media, status, &message, error.code())
 }
 
 /// The JSON array of already serialised `items`.

@@ -8,6 +8,7 @@
 //! little of a next request it has sent.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,7 +22,7 @@ use hyper::body::{Bytes, Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tower::ServiceExt as _;
 
@@ -57,17 +58,12 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let Ok(permit) = permit else { break };
-        let (stream, remote) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    // Out of file descriptors and the like: pause instead of spinning.
-                    tracing::warn!(%error, "accepting a connection failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+        let accepted = tokio::select! {
+            accepted = accept(&listener) => accepted,
             () = &mut shutdown => break,
+        };
+        let Some((stream, remote)) = accepted else {
+            continue;
         };
         // Small GraphQL answers should not wait for Nagle's algorithm.
         let _ = stream.set_nodelay(true);
@@ -76,21 +72,10 @@ pub async fn serve(
         let connection = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), service)
             .into_owned();
-        let mut connection = Box::pin(graceful.watch(connection));
+        let connection = Box::pin(graceful.watch(connection));
         let stop_seen = stop_seen.clone();
         tokio::spawn(async move {
-            tokio::select! {
-                result = &mut connection => {
-                    if let Err(error) = result {
-                        tracing::debug!(%error, remote = %remote, "connection ended with an error");
-                    }
-                }
-                () = idle_after_stop(stop_seen, &busy) => {
-                    // Keep-alive is off by now: a connection that just sent its last
-                    // response flushes it and closes by itself; a silent one is dropped.
-                    let _ = tokio::time::timeout(FLUSH_GRACE, connection).await;
-                }
-            }
+            drive(connection, remote, stop_seen, &busy).await;
             drop(permit);
         });
     }
@@ -100,6 +85,41 @@ pub async fn serve(
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(options.shutdown_grace) => {
             tracing::warn!("shutdown: closing connections still open after the grace period");
+        }
+    }
+}
+
+/// The next connection; `None` (after a short pause, instead of spinning) when accepting
+/// failed, as when the process is out of file descriptors.
+async fn accept(listener: &TcpListener) -> Option<(TcpStream, SocketAddr)> {
+    match listener.accept().await {
+        Ok(accepted) => Some(accepted),
+        Err(error) => {
+            tracing::warn!(%error, "accepting a connection failed");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            None
+        }
+    }
+}
+
+/// Serves one connection to its end, or, once shutdown began and nothing of it is in
+/// flight, gives it a moment to flush and drops it.
+async fn drive<E: std::fmt::Display>(
+    mut connection: Pin<Box<impl Future<Output = Result<(), E>>>>,
+    remote: SocketAddr,
+    stop_seen: watch::Receiver<bool>,
+    busy: &AtomicUsize,
+) {
+    tokio::select! {
+        result = &mut connection => {
+            if let Err(error) = result {
+                tracing::debug!(%error, remote = %remote, "connection ended with an error");
+            }
+        }
+        () = idle_after_stop(stop_seen, busy) => {
+            // Keep-alive is off by now: a connection that just sent its last response
+            // flushes it and closes by itself; a silent one is dropped.
+            let _ = tokio::time::timeout(FLUSH_GRACE, connection).await;
         }
     }
 }

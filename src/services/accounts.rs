@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use chrono::NaiveDateTime;
 use serde_json::json;
 
 use super::shared::accounts::{create_account, erase_account, grant_role};
@@ -9,7 +10,7 @@ use super::shared::audit::{self, Event, action};
 use super::shared::lockout::{Check, LOGIN_REFUSED};
 use super::shared::sessions::end_sessions;
 use super::shared::{
-    ADMIN_ROLE, AuthGrant, ClientInfo, Credential, DEFAULT_ROLE, Services, Viewer,
+    ADMIN_ROLE, AuthGrant, ClientInfo, Credential, DEFAULT_ROLE, IssuedRefresh, Services, Viewer,
     record_account_change,
 };
 use crate::auth::Principal;
@@ -81,6 +82,38 @@ impl Services {
             bounded("email", email, bounds::EMAIL).err(),
             bounded("password", password, bounds::PASSWORD).err(),
         ])?;
+        let (check, user) = self.login_check(email, password, client).await?;
+        self.check_password(check).await?;
+        let Some(user) = user else {
+            return Err(LOGIN_REFUSED);
+        };
+        let rehash = if self.passwords.needs_rehash(&user.password_hash) {
+            Some(self.passwords.hash(&Password::verified(password)).await?)
+        } else {
+            None
+        };
+        let at = now();
+        let refresh = self.open_login(&user, rehash, at, client).await?;
+        // Its last login time changed (other instances show it within `MAX_AGE`).
+        self.callers.evict(Some(user.id));
+        tracing::info!(user.id = %user.id, "logged in");
+        self.grant(
+            User {
+                last_login_at: Some(at),
+                ..user
+            },
+            refresh,
+        )
+    }
+
+    /// The lockout check of a login attempt, with the account it names (if any). An email
+    /// that does not parse still gets a check (against a dummy hash), keyed as typed.
+    async fn login_check(
+        &self,
+        email: &str,
+        password: &str,
+        client: &ClientInfo,
+    ) -> AppResult<(Check, Option<User>)> {
         let parsed = Email::parse("email", email).ok();
         let key = parsed
             .as_ref()
@@ -100,18 +133,20 @@ impl Services {
             password: password.to_owned(),
             client: client.clone(),
         };
-        self.check_password(check).await?;
-        let Some(user) = user else {
-            return Err(LOGIN_REFUSED);
-        };
-        let rehash = if self.passwords.needs_rehash(&user.password_hash) {
-            Some(self.passwords.hash(&Password::verified(password)).await?)
-        } else {
-            None
-        };
-        let at = now();
+        Ok((check, user))
+    }
+
+    /// Opens the session of a checked login, in one transaction with its audit row and, when
+    /// the stored hash was weaker than the current parameters, its replacement `rehash`.
+    async fn open_login(
+        &self,
+        user: &User,
+        rehash: Option<String>,
+        at: NaiveDateTime,
+        client: &ClientInfo,
+    ) -> AppResult<IssuedRefresh> {
         let mut db = self.db.get().await?;
-        let refresh = transaction!(&mut db, |conn| {
+        transaction!(&mut db, |conn| {
             users::record_login(conn, user.id, at).await?;
             if let Some(hash) = &rehash {
                 users::set_password_hash(conn, user.id, hash, at).await?;
@@ -125,17 +160,7 @@ impl Services {
                 }));
             audit::record(conn, event).await?;
             Ok::<_, AppError>(refresh)
-        })?;
-        // Its last login time changed (other instances show it within `MAX_AGE`).
-        self.callers.evict(Some(user.id));
-        tracing::info!(user.id = %user.id, "logged in");
-        self.grant(
-            User {
-                last_login_at: Some(at),
-                ..user
-            },
-            refresh,
-        )
+        })
     }
 
     /// Checks the caller's password before a sensitive change. Counted like a login: a

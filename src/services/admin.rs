@@ -12,7 +12,7 @@ use super::shared::{ADMIN_ROLE, DEFAULT_ROLE, Viewer};
 use super::shared::{ClientInfo, Services, record_account_change};
 use crate::db::roles::{self, NewRole, Role};
 use crate::db::types::{RoleId, UserId, now};
-use crate::db::users::{self, User, UserChanges};
+use crate::db::users::{self, ProfileChanges, User, UserChanges};
 use crate::db::{Conn, unique_violation};
 use crate::domain::{Email, Permission, bounded, bounds};
 use crate::error::{AppError, AppResult, FieldError};
@@ -94,28 +94,7 @@ impl Services {
         input: AccountUpdate<'_>,
         client: &ClientInfo,
     ) -> AppResult<User> {
-        let mut errors = Vec::new();
-        let email = match input.email.map(|e| Email::parse("email", e)).transpose() {
-            Ok(email) => email,
-            Err(e) => {
-                errors.push(e);
-                None
-            }
-        };
-        let profile = match input.profile.map(ProfileUpdate::validate).transpose() {
-            Ok(profile) => profile,
-            Err(fields) => {
-                errors.extend(
-                    fields
-                        .into_iter()
-                        .map(|f| FieldError::new(format!("profile.{}", f.field), f.message)),
-                );
-                None
-            }
-        };
-        if !errors.is_empty() {
-            return Err(AppError::BadUserInput(errors));
-        }
+        let (email, profile) = parse_account_update(input.email, input.profile)?;
         let changes = UserChanges {
             email: email.as_ref().map(Email::as_str),
             is_active: input.is_active,
@@ -141,18 +120,9 @@ impl Services {
             } else {
                 Vec::new()
             };
-            let mut fields = Vec::new();
-            if changes.email.is_some() {
-                fields.push("email");
-            }
-            if let Some(active) = changes.is_active {
-                fields.push(if active { "activated" } else { "deactivated" });
-            }
-            if profile.is_some() {
-                fields.push("profile");
-            }
+            let changed = changed_fields(&changes, profile.is_some());
             let event = Event::on(Some(actor), action::USER_UPDATED, ("user", id), client)
-                .with_details(json!({ "changed": fields }));
+                .with_details(json!({ "changed": changed }));
             audit::record(conn, event).await?;
             Ok::<_, AppError>((user, ended))
         })?;
@@ -304,30 +274,7 @@ impl Services {
         permissions: &[String],
         client: &ClientInfo,
     ) -> AppResult<Role> {
-        let mut errors = Vec::new();
-        AppError::check(
-            permissions
-                .iter()
-                .map(|p| bounded("permissions", p, bounds::PERMISSION).err()),
-        )?;
-        let name = name.trim();
-        let name_ok = (1..=bounds::ROLE_NAME).contains(&name.chars().count())
-            && name
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_:.".contains(c));
-        if !name_ok {
-            errors.push(FieldError::new("name", "use 1 to 50 of a-z, 0-9, - _ : ."));
-        }
-        errors.extend(Permission::unknown("permissions", permissions));
-        if let Some(description) = description {
-            errors.extend(bounded("description", description, bounds::ROLE_DESCRIPTION).err());
-        }
-        if !errors.is_empty() {
-            return Err(AppError::BadUserInput(errors));
-        }
-        let mut permissions = permissions.to_vec();
-        permissions.sort();
-        permissions.dedup();
+        let (name, permissions) = parse_new_role(name, description, permissions)?;
         let permissions_json = serde_json::to_string(&permissions).map_err(AppError::internal)?;
         let actor = viewer.user.id;
         let mut db = self.db.get().await?;
@@ -339,16 +286,9 @@ impl Services {
                 permissions: &permissions_json,
                 created_at: now(),
             };
-            let role =
-                roles::insert_role(conn, &new)
-                    .await
-                    .map_err(|e| match unique_violation(&e) {
-                        Some("roles_name_key" | "roles.name") => AppError::Conflict {
-                            field: "name",
-                            message: "a role with this name exists".into(),
-                        },
-                        _ => e.into(),
-                    })?;
+            let role = roles::insert_role(conn, &new)
+                .await
+                .map_err(role_conflict)?;
             let event = Event::on(Some(actor), action::ROLE_CREATED, ("role", role.id), client)
                 .with_details(json!({ "name": name, "permissions": permissions }));
             audit::record(conn, event).await?;
@@ -409,4 +349,96 @@ async fn record_role_change(
     let event = Event::on(Some(actor), action, ("user", target), client)
         .with_details(json!({ "role": role }));
     audit::record(conn, event).await
+}
+
+/// Checks an administrator's account update; `BAD_USER_INPUT` lists each invalid field
+/// (profile fields as `profile.<field>`).
+fn parse_account_update(
+    email: Option<&str>,
+    profile: Option<ProfileUpdate>,
+) -> AppResult<(Option<Email>, Option<ProfileChanges>)> {
+    let mut errors = Vec::new();
+    let email = match email.map(|e| Email::parse("email", e)).transpose() {
+        Ok(email) => email,
+        Err(e) => {
+            errors.push(e);
+            None
+        }
+    };
+    let profile = match profile.map(ProfileUpdate::validate).transpose() {
+        Ok(profile) => profile,
+        Err(fields) => {
+            errors.extend(
+                fields
+                    .into_iter()
+                    .map(|f| FieldError::new(format!("profile.{}", f.field), f.message)),
+            );
+            None
+        }
+    };
+    if errors.is_empty() {
+        Ok((email, profile))
+    } else {
+        Err(AppError::BadUserInput(errors))
+    }
+}
+
+/// What an account update changed, as its audit row lists it.
+fn changed_fields(changes: &UserChanges<'_>, profile: bool) -> Vec<&'static str> {
+    let mut fields = Vec::new();
+    if changes.email.is_some() {
+        fields.push("email");
+    }
+    if let Some(active) = changes.is_active {
+        fields.push(if active { "activated" } else { "deactivated" });
+    }
+    if profile {
+        fields.push("profile");
+    }
+    fields
+}
+
+/// Checks a new role: its name (1 to 50 of a-z, 0-9, `-_:.`), permissions (known; returned
+/// sorted without repeats) and description; `BAD_USER_INPUT` lists each invalid field.
+fn parse_new_role<'a>(
+    name: &'a str,
+    description: Option<&str>,
+    permissions: &[String],
+) -> AppResult<(&'a str, Vec<String>)> {
+    AppError::check(
+        permissions
+            .iter()
+            .map(|p| bounded("permissions", p, bounds::PERMISSION).err()),
+    )?;
+    let mut errors = Vec::new();
+    let name = name.trim();
+    let name_ok = (1..=bounds::ROLE_NAME).contains(&name.chars().count())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_:.".contains(c));
+    if !name_ok {
+        errors.push(FieldError::new("name", "use 1 to 50 of a-z, 0-9, - _ : ."));
+    }
+    errors.extend(Permission::unknown("permissions", permissions));
+    if let Some(description) = description {
+        errors.extend(bounded("description", description, bounds::ROLE_DESCRIPTION).err());
+    }
+    if !errors.is_empty() {
+        return Err(AppError::BadUserInput(errors));
+    }
+    let mut permissions = permissions.to_vec();
+    permissions.sort();
+    permissions.dedup();
+    Ok((name, permissions))
+}
+
+/// `CONFLICT` on `name` for a unique violation of a role's name, the error itself otherwise.
+fn role_conflict(error: diesel::result::Error) -> AppError {
+    match unique_violation(&error) {
+        Some("roles_name_key" | "roles.name") => AppError::Conflict {
+            field: "name",
+            message: "a role with this name exists".into(),
+        },
+        _ => error.into(),
+    }
 }

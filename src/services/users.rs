@@ -99,66 +99,29 @@ impl Services {
 
     /// A page of accounts (the caller holds `users:read`).
     pub async fn list_users(&self, page: PageRequest) -> AppResult<UserPage> {
-        let size_of = |field: &str, n: Option<i64>| match n {
-            Some(n) if !(0..=MAX_PAGE_SIZE).contains(&n) => Err(AppError::bad_field(
-                field,
-                format!("must be between 0 and {MAX_PAGE_SIZE}"),
-            )),
-            n => Ok(n),
-        };
-        let first = size_of("first", page.first)?;
-        let last = size_of("last", page.last)?;
-        if first.is_some() && last.is_some() {
-            return Err(AppError::bad_field(
-                "last",
-                "give either `first` or `last`, not both",
-            ));
-        }
-        let field = page.field.unwrap_or(SortField::CreatedAt);
-        let position = |name: &str, bound: Option<Position>| match bound {
-            Some((f, key, id)) if f == field => Ok(Some((key, id))),
-            Some(_) => Err(AppError::bad_field(
-                name,
-                "comes from a listing in another order",
-            )),
-            None => Ok(None),
-        };
-        let after = position("after", page.after)?;
-        let before = position("before", page.before)?;
-        let from_end = last.is_some();
-        let limit = last.or(first).unwrap_or(DEFAULT_PAGE_SIZE);
-        let listing = UserListing {
-            filter: page.filter,
-            field,
-            descending: page.descending,
-            after,
-            before,
-            limit: limit + 1,
-            from_end,
-        };
+        let listing = listing_of(page)?;
+        // One more than the page: whether it exists tells if more follow.
+        let limit = listing.limit - 1;
         let mut db = self.db.get().await?;
         let mut rows = users::list_users(&mut db.conn(), &listing).await?;
         let has_more = rows.len() as i64 > limit;
         if has_more {
-            if from_end {
+            if listing.from_end {
                 rows.remove(0);
             } else {
                 rows.pop();
             }
         }
+        let (has_next, has_previous) = if listing.from_end {
+            (listing.before.is_some(), has_more)
+        } else {
+            (has_more, listing.after.is_some())
+        };
         Ok(UserPage {
             users: rows,
-            field,
-            has_next: if from_end {
-                listing.before.is_some()
-            } else {
-                has_more
-            },
-            has_previous: if from_end {
-                has_more
-            } else {
-                listing.after.is_some()
-            },
+            field: listing.field,
+            has_next,
+            has_previous,
             filter: listing.filter,
         })
     }
@@ -186,4 +149,42 @@ impl Services {
         let mut db = self.db.get().await?;
         Ok(roles::roles_of_users(&mut db.conn(), ids).await?)
     }
+}
+
+/// The listing a page request asks for, reading one row more than the page; `BAD_USER_INPUT`
+/// for sizes out of range, both `first` and `last`, or a cursor from another order.
+fn listing_of(page: PageRequest) -> AppResult<UserListing> {
+    let size_of = |field: &str, n: Option<i64>| match n {
+        Some(n) if !(0..=MAX_PAGE_SIZE).contains(&n) => Err(AppError::bad_field(
+            field,
+            format!("must be between 0 and {MAX_PAGE_SIZE}"),
+        )),
+        n => Ok(n),
+    };
+    let first = size_of("first", page.first)?;
+    let last = size_of("last", page.last)?;
+    if first.is_some() && last.is_some() {
+        return Err(AppError::bad_field(
+            "last",
+            "give either `first` or `last`, not both",
+        ));
+    }
+    let field = page.field.unwrap_or(SortField::CreatedAt);
+    let position = |name: &str, bound: Option<Position>| match bound {
+        Some((f, key, id)) if f == field => Ok(Some((key, id))),
+        Some(_) => Err(AppError::bad_field(
+            name,
+            "comes from a listing in another order",
+        )),
+        None => Ok(None),
+    };
+    Ok(UserListing {
+        after: position("after", page.after)?,
+        before: position("before", page.before)?,
+        filter: page.filter,
+        field,
+        descending: page.descending,
+        limit: last.or(first).unwrap_or(DEFAULT_PAGE_SIZE) + 1,
+        from_end: last.is_some(),
+    })
 }
