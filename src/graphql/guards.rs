@@ -1,4 +1,6 @@
-//! Guards: checks that run on the server before a resolver, so a field cannot forget them.
+//! Guards: they mirror, for the schema's documentation and an early refusal, the checks the
+//! services make. The services decide: an operation that needs a permission takes proof of
+//! it (`services::shared::grants::Authorized`), which only the caller's `Viewer` hands out.
 
 use async_graphql::{Context, Guard};
 

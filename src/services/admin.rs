@@ -6,9 +6,10 @@ use serde_json::json;
 
 use super::shared::accounts::{create_account, email_conflict, erase_account, guard_last_admin};
 use super::shared::audit::{self, Event, action};
+use super::shared::grants::{Authorized, RolesAssign, RolesWrite, UsersDelete, UsersWrite};
 use super::shared::profile_update::ProfileUpdate;
 use super::shared::sessions::end_sessions;
-use super::shared::{ADMIN_ROLE, DEFAULT_ROLE, Viewer};
+use super::shared::{ADMIN_ROLE, DEFAULT_ROLE};
 use super::shared::{ClientInfo, Services, record_account_change};
 use crate::db::roles::{self, NewRole, Role};
 use crate::db::types::{RoleId, UserId, now};
@@ -46,7 +47,7 @@ impl Services {
     /// Creates an account. Roles other than `user` also need `roles:assign`.
     pub async fn create_user(
         &self,
-        viewer: &Viewer,
+        by: Authorized<'_, UsersWrite>,
         input: NewAccount<'_>,
         client: &ClientInfo,
     ) -> AppResult<User> {
@@ -59,13 +60,11 @@ impl Services {
                 .iter()
                 .map(|role| bounded("roles", role, bounds::ROLE_NAME).err()),
         )?;
-        if role_names.iter().any(|r| r != DEFAULT_ROLE) && !viewer.can(Permission::RolesAssign) {
-            return Err(AppError::missing_permission(
-                Permission::RolesAssign.as_str(),
-            ));
+        if role_names.iter().any(|r| r != DEFAULT_ROLE) {
+            by.viewer().authorize::<RolesAssign>()?;
         }
         let hash = self.passwords.hash(&password).await?;
-        let actor = viewer.user.id;
+        let actor = by.actor();
         let mut db = self.db.get().await?;
         transaction!(&mut db, |conn| {
             let user = create_account(conn, &email, &hash, name.clone()).await?;
@@ -89,7 +88,7 @@ impl Services {
     /// Changes an account's email, activity or profile. Deactivating ends its sessions.
     pub async fn update_user(
         &self,
-        viewer: &Viewer,
+        by: Authorized<'_, UsersWrite>,
         id: UserId,
         input: AccountUpdate<'_>,
         client: &ClientInfo,
@@ -101,7 +100,7 @@ impl Services {
             deleted_at: None,
         };
         let at = now();
-        let actor = viewer.user.id;
+        let actor = by.actor();
         let mut db = self.db.get().await?;
         let (user, ended) = transaction!(&mut db, |conn| {
             if input.is_active == Some(false) {
@@ -134,12 +133,12 @@ impl Services {
     /// Soft-deletes an account: hidden from lists, unable to log in, every session ended.
     pub async fn delete_user(
         &self,
-        viewer: &Viewer,
+        by: Authorized<'_, UsersDelete>,
         id: UserId,
         client: &ClientInfo,
     ) -> AppResult<User> {
         let at = now();
-        let actor = viewer.user.id;
+        let actor = by.actor();
         let mut db = self.db.get().await?;
         let (user, ended) = transaction!(&mut db, |conn| {
             guard_last_admin(conn, id).await?;
@@ -163,12 +162,12 @@ impl Services {
     /// Undoes a soft delete.
     pub async fn restore_user(
         &self,
-        viewer: &Viewer,
+        by: Authorized<'_, UsersDelete>,
         id: UserId,
         client: &ClientInfo,
     ) -> AppResult<User> {
         let at = now();
-        let actor = viewer.user.id;
+        let actor = by.actor();
         let mut db = self.db.get().await?;
         let user = transaction!(&mut db, |conn| {
             let changes = UserChanges {
@@ -189,12 +188,12 @@ impl Services {
     /// Erases an account and everything that belongs to it; its audit rows stay.
     pub async fn purge_user(
         &self,
-        viewer: &Viewer,
+        by: Authorized<'_, UsersDelete>,
         id: UserId,
         client: &ClientInfo,
     ) -> AppResult<()> {
         let at = now();
-        let actor = viewer.user.id;
+        let actor = by.actor();
         let mut db = self.db.get().await?;
         let ended = transaction!(&mut db, |conn| {
             let ended = erase_account(conn, id, at).await?;
@@ -210,35 +209,35 @@ impl Services {
     /// Gives a role to an account.
     pub async fn assign_role(
         &self,
-        viewer: &Viewer,
+        by: Authorized<'_, RolesAssign>,
         user: UserId,
         role: &str,
         client: &ClientInfo,
     ) -> AppResult<User> {
-        self.change_role(viewer, user, role, true, client).await
+        self.change_role(by, user, role, true, client).await
     }
 
     /// Takes a role from an account. The last active administrator keeps `admin`.
     pub async fn revoke_role(
         &self,
-        viewer: &Viewer,
+        by: Authorized<'_, RolesAssign>,
         user: UserId,
         role: &str,
         client: &ClientInfo,
     ) -> AppResult<User> {
-        self.change_role(viewer, user, role, false, client).await
+        self.change_role(by, user, role, false, client).await
     }
 
     async fn change_role(
         &self,
-        viewer: &Viewer,
+        by: Authorized<'_, RolesAssign>,
         user: UserId,
         role: &str,
         give: bool,
         client: &ClientInfo,
     ) -> AppResult<User> {
         bounded("role", role, bounds::ROLE_NAME)?;
-        let actor = viewer.user.id;
+        let actor = by.actor();
         let mut db = self.db.get().await?;
         let target = transaction!(&mut db, |conn| {
             if !give && role == ADMIN_ROLE {
@@ -268,7 +267,7 @@ impl Services {
     /// Creates a role.
     pub async fn create_role(
         &self,
-        viewer: &Viewer,
+        by: Authorized<'_, RolesWrite>,
         name: &str,
         description: Option<&str>,
         permissions: &[String],
@@ -276,7 +275,7 @@ impl Services {
     ) -> AppResult<Role> {
         let (name, permissions) = parse_new_role(name, description, permissions)?;
         let permissions_json = serde_json::to_string(&permissions).map_err(AppError::internal)?;
-        let actor = viewer.user.id;
+        let actor = by.actor();
         let mut db = self.db.get().await?;
         transaction!(&mut db, |conn| {
             let new = NewRole {
@@ -299,12 +298,12 @@ impl Services {
     /// Deletes a role that is not built in; its holders lose it on their next request.
     pub async fn delete_role(
         &self,
-        viewer: &Viewer,
+        by: Authorized<'_, RolesWrite>,
         name: &str,
         client: &ClientInfo,
     ) -> AppResult<()> {
         bounded("name", name, bounds::ROLE_NAME)?;
-        let actor = viewer.user.id;
+        let actor = by.actor();
         let mut db = self.db.get().await?;
         transaction!(&mut db, |conn| {
             let role = roles::find_role_by_name(conn, name)

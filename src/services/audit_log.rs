@@ -1,6 +1,7 @@
 //! Reading the audit trail (`audit:read`).
 
 use super::shared::Services;
+use super::shared::grants::{AuditRead, Authorized};
 use super::shared::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use crate::db::audit::{self, AuditEvent, AuditQuery};
 use crate::db::types::AuditEventId;
@@ -21,6 +22,7 @@ impl Services {
     /// A page of matching events, newest first, older than `after`.
     pub async fn audit_log(
         &self,
+        _: Authorized<'_, AuditRead>,
         filter: &AuditQuery,
         first: Option<i64>,
         after: Option<AuditEventId>,
@@ -47,13 +49,21 @@ impl Services {
     }
 
     /// How many events match.
-    pub async fn count_audit_events(&self, filter: &AuditQuery) -> AppResult<i64> {
+    pub async fn count_audit_events(
+        &self,
+        _: Authorized<'_, AuditRead>,
+        filter: &AuditQuery,
+    ) -> AppResult<i64> {
         let mut db = self.db.get().await?;
         Ok(audit::count(&mut db.conn(), filter).await?)
     }
 
     /// One event.
-    pub async fn audit_event(&self, id: AuditEventId) -> AppResult<Option<AuditEvent>> {
+    pub async fn audit_event(
+        &self,
+        _: Authorized<'_, AuditRead>,
+        id: AuditEventId,
+    ) -> AppResult<Option<AuditEvent>> {
         let mut db = self.db.get().await?;
         Ok(audit::find(&mut db.conn(), id).await?)
     }

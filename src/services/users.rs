@@ -1,11 +1,11 @@
 //! Reading accounts and roles.
 
 use super::shared::Viewer;
+use super::shared::grants::{Authorized, RolesRead, UsersRead};
 use super::shared::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Services};
 use crate::db::roles::{self, Role};
 use crate::db::types::UserId;
 use crate::db::users::{self, Profile, SortField, SortKey, User, UserFilter, UserListing};
-use crate::domain::Permission;
 use crate::error::{AppError, AppResult};
 
 /// A page of accounts and whether more lie beyond it.
@@ -60,9 +60,7 @@ impl Services {
         if viewer.user.id == id {
             return Ok(Some(viewer.user.clone()));
         }
-        if !viewer.can(Permission::UsersRead) {
-            return Err(AppError::missing_permission(Permission::UsersRead.as_str()));
-        }
+        viewer.authorize::<UsersRead>()?;
         let mut db = self.db.get().await?;
         // Deleted accounts stay visible here (with `deletedAt`), so they can be restored.
         Ok(users::find_user(&mut db.conn(), id).await?)
@@ -78,9 +76,7 @@ impl Services {
         if viewer.user.id == id {
             return Ok(Some((viewer.user.clone(), None)));
         }
-        if !viewer.can(Permission::UsersRead) {
-            return Err(AppError::missing_permission(Permission::UsersRead.as_str()));
-        }
+        viewer.authorize::<UsersRead>()?;
         let mut db = self.db.get().await?;
         Ok(users::find_user_with_profile(&mut db.conn(), id).await?)
     }
@@ -88,17 +84,18 @@ impl Services {
     /// The account `id` if the caller may see it (its own, or any with `users:read`, soft-
     /// deleted ones included); `None` otherwise.
     pub async fn find_visible_user(&self, viewer: &Viewer, id: UserId) -> AppResult<Option<User>> {
-        if viewer.user.id == id {
-            return Ok(Some(viewer.user.clone()));
-        }
-        if !viewer.can(Permission::UsersRead) {
+        if !viewer.may_read(id) {
             return Ok(None);
         }
         self.user(viewer, id).await
     }
 
     /// A page of accounts (the caller holds `users:read`).
-    pub async fn list_users(&self, page: PageRequest) -> AppResult<UserPage> {
+    pub async fn list_users(
+        &self,
+        _: Authorized<'_, UsersRead>,
+        page: PageRequest,
+    ) -> AppResult<UserPage> {
         let listing = listing_of(page)?;
         // One more than the page: whether it exists tells if more follow.
         let limit = listing.limit - 1;
@@ -127,13 +124,17 @@ impl Services {
     }
 
     /// How many accounts match `filter`.
-    pub async fn count_users(&self, filter: &UserFilter) -> AppResult<i64> {
+    pub async fn count_users(
+        &self,
+        _: Authorized<'_, UsersRead>,
+        filter: &UserFilter,
+    ) -> AppResult<i64> {
         let mut db = self.db.get().await?;
         Ok(users::count_users(&mut db.conn(), filter).await?)
     }
 
     /// Every role.
-    pub async fn roles(&self) -> AppResult<Vec<Role>> {
+    pub async fn roles(&self, _: Authorized<'_, RolesRead>) -> AppResult<Vec<Role>> {
         let mut db = self.db.get().await?;
         Ok(roles::list_roles(&mut db.conn()).await?)
     }

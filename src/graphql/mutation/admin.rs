@@ -63,7 +63,7 @@ impl AdminMutation {
         ctx: &Context<'_>,
         input: CreateUserInput,
     ) -> async_graphql::Result<User> {
-        let viewer = context::viewer(ctx).await?;
+        let by = context::viewer(ctx).await?.authorize()?;
         let account = NewAccount {
             email: &input.email,
             password: &input.password,
@@ -71,7 +71,7 @@ impl AdminMutation {
             roles: input.roles.as_deref(),
         };
         let user = context::services(ctx)
-            .create_user(viewer, account, context::client(ctx))
+            .create_user(by, account, context::client(ctx))
             .await?;
         Ok(User::new(user))
     }
@@ -84,14 +84,14 @@ impl AdminMutation {
         id: ID,
         input: UpdateUserInput,
     ) -> async_graphql::Result<User> {
-        let viewer = context::viewer(ctx).await?;
+        let by = context::viewer(ctx).await?.authorize()?;
         let update = AccountUpdate {
             email: input.email.as_deref(),
             is_active: input.is_active,
             profile: input.profile.map(Into::into),
         };
         let user = context::services(ctx)
-            .update_user(viewer, user_id(&id)?, update, context::client(ctx))
+            .update_user(by, user_id(&id)?, update, context::client(ctx))
             .await?;
         Ok(User::new(user))
     }
@@ -100,9 +100,9 @@ impl AdminMutation {
     /// every session ended at once (`users:delete`).
     #[graphql(guard = "PermissionGuard(Permission::UsersDelete)")]
     async fn delete_user(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<User> {
-        let viewer = context::viewer(ctx).await?;
+        let by = context::viewer(ctx).await?.authorize()?;
         let user = context::services(ctx)
-            .delete_user(viewer, user_id(&id)?, context::client(ctx))
+            .delete_user(by, user_id(&id)?, context::client(ctx))
             .await?;
         Ok(User::new(user))
     }
@@ -110,9 +110,9 @@ impl AdminMutation {
     /// Undoes a soft delete (`users:delete`).
     #[graphql(guard = "PermissionGuard(Permission::UsersDelete)")]
     async fn restore_user(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<User> {
-        let viewer = context::viewer(ctx).await?;
+        let by = context::viewer(ctx).await?.authorize()?;
         let user = context::services(ctx)
-            .restore_user(viewer, user_id(&id)?, context::client(ctx))
+            .restore_user(by, user_id(&id)?, context::client(ctx))
             .await?;
         Ok(User::new(user))
     }
@@ -121,9 +121,9 @@ impl AdminMutation {
     /// (`users:delete`).
     #[graphql(guard = "PermissionGuard(Permission::UsersDelete)")]
     async fn purge_user(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<bool> {
-        let viewer = context::viewer(ctx).await?;
+        let by = context::viewer(ctx).await?.authorize()?;
         context::services(ctx)
-            .purge_user(viewer, user_id(&id)?, context::client(ctx))
+            .purge_user(by, user_id(&id)?, context::client(ctx))
             .await?;
         Ok(true)
     }
@@ -136,14 +136,9 @@ impl AdminMutation {
         user_id: ID,
         role: String,
     ) -> async_graphql::Result<User> {
-        let viewer = context::viewer(ctx).await?;
+        let by = context::viewer(ctx).await?.authorize()?;
         let user = context::services(ctx)
-            .assign_role(
-                viewer,
-                self::user_id(&user_id)?,
-                &role,
-                context::client(ctx),
-            )
+            .assign_role(by, self::user_id(&user_id)?, &role, context::client(ctx))
             .await?;
         Ok(User::new(user))
     }
@@ -157,14 +152,9 @@ impl AdminMutation {
         user_id: ID,
         role: String,
     ) -> async_graphql::Result<User> {
-        let viewer = context::viewer(ctx).await?;
+        let by = context::viewer(ctx).await?.authorize()?;
         let user = context::services(ctx)
-            .revoke_role(
-                viewer,
-                self::user_id(&user_id)?,
-                &role,
-                context::client(ctx),
-            )
+            .revoke_role(by, self::user_id(&user_id)?, &role, context::client(ctx))
             .await?;
         Ok(User::new(user))
     }
@@ -176,10 +166,10 @@ impl AdminMutation {
         ctx: &Context<'_>,
         input: CreateRoleInput,
     ) -> async_graphql::Result<Role> {
-        let viewer = context::viewer(ctx).await?;
+        let by = context::viewer(ctx).await?.authorize()?;
         let role = context::services(ctx)
             .create_role(
-                viewer,
+                by,
                 &input.name,
                 input.description.as_deref(),
                 &input.permissions,
@@ -192,9 +182,9 @@ impl AdminMutation {
     /// Deletes a role; built-in roles cannot be deleted (`roles:write`).
     #[graphql(guard = "PermissionGuard(Permission::RolesWrite)")]
     async fn delete_role(&self, ctx: &Context<'_>, name: String) -> async_graphql::Result<bool> {
-        let viewer = context::viewer(ctx).await?;
+        let by = context::viewer(ctx).await?.authorize()?;
         context::services(ctx)
-            .delete_role(viewer, &name, context::client(ctx))
+            .delete_role(by, &name, context::client(ctx))
             .await?;
         Ok(true)
     }

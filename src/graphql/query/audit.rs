@@ -25,13 +25,14 @@ impl AuditQueryRoot {
         #[graphql(desc = "Cursor to continue after (older events).")] after: Option<String>,
         #[graphql(desc = "Which events.")] filter: Option<AuditFilter>,
     ) -> async_graphql::Result<AuditEventConnection> {
+        let by = context::viewer(ctx).await?.authorize()?;
         let filter = AuditQuery::try_from(filter.unwrap_or_default())?;
         let after = after
             .as_deref()
             .map(|c| decode_with(AUDIT_CURSOR, "after", c))
             .transpose()?;
         let page = context::services(ctx)
-            .audit_log(&filter, first.map(i64::from), after)
+            .audit_log(by, &filter, first.map(i64::from), after)
             .await?;
         Ok(AuditEventConnection::new(page, filter))
     }

@@ -16,8 +16,9 @@ impl RolesQuery {
     /// Every role, by name (`roles:read`).
     #[graphql(guard = "PermissionGuard(Permission::RolesRead)")]
     async fn roles(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Role>> {
+        let by = context::viewer(ctx).await?.authorize()?;
         Ok(context::services(ctx)
-            .roles()
+            .roles(by)
             .await?
             .into_iter()
             .map(|role| Role(role.into()))

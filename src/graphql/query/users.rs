@@ -59,6 +59,7 @@ impl UsersQuery {
             UserOrder,
         >,
     ) -> async_graphql::Result<UserConnection> {
+        let by = context::viewer(ctx).await?.authorize()?;
         let page = PageRequest {
             first: first.map(i64::from),
             after: after
@@ -75,7 +76,7 @@ impl UsersQuery {
             descending: order_by.is_some_and(|o| o.direction == OrderDirection::Desc),
         };
         Ok(UserConnection::new(
-            context::services(ctx).list_users(page).await?,
+            context::services(ctx).list_users(by, page).await?,
         ))
     }
 
@@ -90,13 +91,17 @@ impl UsersQuery {
         if let Some(user) = services.find_visible_user(viewer, UserId(uuid)).await? {
             return Ok(Some(Node::User(User::new(user))));
         }
-        if viewer.can(Permission::RolesRead)
-            && let Some(role) = services.roles().await?.into_iter().find(|r| r.id.0 == uuid)
+        if let Ok(by) = viewer.authorize()
+            && let Some(role) = services
+                .roles(by)
+                .await?
+                .into_iter()
+                .find(|r| r.id.0 == uuid)
         {
             return Ok(Some(Node::Role(Role(role.into()))));
         }
-        if viewer.can(Permission::AuditRead)
-            && let Some(event) = services.audit_event(AuditEventId(uuid)).await?
+        if let Ok(by) = viewer.authorize()
+            && let Some(event) = services.audit_event(by, AuditEventId(uuid)).await?
         {
             return Ok(Some(Node::AuditEvent(AuditEvent(event))));
         }

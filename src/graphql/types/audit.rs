@@ -166,8 +166,9 @@ impl AuditEventConnection {
 
     /// How many events match the filter (counted only when asked for).
     async fn total_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
+        let by = context::viewer(ctx).await?.authorize()?;
         Ok(context::services(ctx)
-            .count_audit_events(&self.filter)
+            .count_audit_events(by, &self.filter)
             .await?)
     }
 }

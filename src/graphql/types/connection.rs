@@ -105,7 +105,8 @@ impl UserConnection {
 
     /// How many accounts match the filter (counted only when asked for).
     async fn total_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
-        Ok(context::services(ctx).count_users(&self.filter).await?)
+        let by = context::viewer(ctx).await?.authorize()?;
+        Ok(context::services(ctx).count_users(by, &self.filter).await?)
     }
 }
 

@@ -124,11 +124,8 @@ impl User {
     /// The email address: visible to the account itself and to holders of `users:read`;
     /// anyone else gets `FORBIDDEN`.
     async fn email(&self, ctx: &Context<'_>) -> async_graphql::Result<&str> {
-        if !self.owner_view {
-            let viewer = context::viewer(ctx).await?;
-            if viewer.user.id != self.row.id && !viewer.can(Permission::UsersRead) {
-                return Err(AppError::missing_permission(Permission::UsersRead.as_str()).into());
-            }
+        if !self.owner_view && !context::viewer(ctx).await?.may_read(self.row.id) {
+            return Err(AppError::missing_permission(Permission::UsersRead.as_str()).into());
         }
         Ok(&self.row.email)
     }

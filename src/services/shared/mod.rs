@@ -7,6 +7,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod grants;
 pub mod lockout;
 pub mod profile_update;
 pub mod sessions;
