@@ -131,15 +131,7 @@ impl DbPool {
                 config.custom_setup = Box::new(move |url| connect::establish(url, timeout).boxed());
                 let manager =
                     AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
-                Self::Postgres(
-                    Pool::builder(manager)
-                        .max_size(size)
-                        .wait_timeout(Some(timeout))
-                        .create_timeout(Some(timeout))
-                        .runtime(deadpool::Runtime::Tokio1)
-                        .build()
-                        .context("building the PostgreSQL pool")?,
-                )
+                Self::Postgres(bounded_pool(manager, size, timeout).context("the PostgreSQL pool")?)
             }
             DatabaseUrl::Sqlite(path) => {
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -153,15 +145,7 @@ impl DbPool {
                 config.recycling_method = RecyclingMethod::Fast;
                 config.custom_setup = Box::new(|url| establish_sqlite(url.to_owned()).boxed());
                 let manager = AsyncDieselConnectionManager::new_with_config(path, config);
-                Self::Sqlite(
-                    Pool::builder(manager)
-                        .max_size(size)
-                        .wait_timeout(Some(timeout))
-                        .create_timeout(Some(timeout))
-                        .runtime(deadpool::Runtime::Tokio1)
-                        .build()
-                        .context("building the SQLite pool")?,
-                )
+                Self::Sqlite(bounded_pool(manager, size, timeout).context("the SQLite pool")?)
             }
         };
         // Fail at start, with a clear message, when the database cannot be reached.
@@ -213,6 +197,24 @@ impl DbConn {
             Self::Sqlite(c) => Conn::Sqlite(c),
         }
     }
+}
+
+/// A pool of at most `size` connections that waits at most `timeout` for one, and as long
+/// to open one.
+fn bounded_pool<C>(
+    manager: AsyncDieselConnectionManager<C>,
+    size: usize,
+    timeout: Duration,
+) -> Result<deadpool::managed::Pool<AsyncDieselConnectionManager<C>>, deadpool::managed::BuildError>
+where
+    AsyncDieselConnectionManager<C>: deadpool::managed::Manager,
+{
+    Pool::builder(manager)
+        .max_size(size)
+        .wait_timeout(Some(timeout))
+        .create_timeout(Some(timeout))
+        .runtime(deadpool::Runtime::Tokio1)
+        .build()
 }
 
 async fn establish_sqlite(path: String) -> diesel::ConnectionResult<SqliteConnection> {

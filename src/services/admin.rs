@@ -2,6 +2,7 @@
 //! these functions hold the rules that go beyond them (the last administrator, built-in
 //! roles, escalation through `createUser`).
 
+use chrono::NaiveDateTime;
 use serde_json::json;
 
 use super::shared::accounts::{create_account, email_conflict, erase_account, guard_last_admin};
@@ -9,8 +10,7 @@ use super::shared::audit::{self, Event, action};
 use super::shared::grants::{Authorized, RolesAssign, RolesWrite, UsersDelete, UsersWrite};
 use super::shared::profile_update::ProfileUpdate;
 use super::shared::sessions::end_sessions;
-use super::shared::{ADMIN_ROLE, DEFAULT_ROLE};
-use super::shared::{ClientInfo, Services, record_account_change};
+use super::shared::{ADMIN_ROLE, ClientInfo, DEFAULT_ROLE, Services, record_account_change};
 use crate::db::roles::{self, NewRole, Role};
 use crate::db::types::{RoleId, UserId, now};
 use crate::db::users::{self, ProfileChanges, User, UserChanges};
@@ -142,14 +142,7 @@ impl Services {
         let mut db = self.db.get().await?;
         let (user, ended) = transaction!(&mut db, |conn| {
             guard_last_admin(conn, id).await?;
-            let changes = UserChanges {
-                deleted_at: Some(Some(at)),
-                ..UserChanges::default()
-            };
-            let user = users::update_user(conn, id, &changes, at)
-                .await?
-                .ok_or(AppError::NotFound("user"))?;
-            record_account_change(conn, Some(id)).await?;
+            let user = set_deleted_at(conn, id, Some(at), at).await?;
             let ended = end_sessions(conn, id, None, at, action::SESSIONS_ENDED, client).await?;
             record_admin(conn, actor, action::USER_DELETED, id, client).await?;
             Ok::<_, AppError>((user, ended))
@@ -170,14 +163,7 @@ impl Services {
         let actor = by.actor();
         let mut db = self.db.get().await?;
         let user = transaction!(&mut db, |conn| {
-            let changes = UserChanges {
-                deleted_at: Some(None),
-                ..UserChanges::default()
-            };
-            let user = users::update_user(conn, id, &changes, at)
-                .await?
-                .ok_or(AppError::NotFound("user"))?;
-            record_account_change(conn, Some(id)).await?;
+            let user = set_deleted_at(conn, id, None, at).await?;
             record_admin(conn, actor, action::USER_RESTORED, id, client).await?;
             Ok::<_, AppError>(user)
         })?;
@@ -348,6 +334,25 @@ async fn record_role_change(
     let event = Event::on(Some(actor), action, ("user", target), client)
         .with_details(json!({ "role": role }));
     audit::record(conn, event).await
+}
+
+/// Soft-deletes (`Some`) or restores (`None`) the account `id`, recording that what
+/// authorises it changed; `NOT_FOUND` when there is no such account.
+async fn set_deleted_at(
+    conn: &mut Conn<'_>,
+    id: UserId,
+    deleted_at: Option<NaiveDateTime>,
+    at: NaiveDateTime,
+) -> AppResult<User> {
+    let changes = UserChanges {
+        deleted_at: Some(deleted_at),
+        ..UserChanges::default()
+    };
+    let user = users::update_user(conn, id, &changes, at)
+        .await?
+        .ok_or(AppError::NotFound("user"))?;
+    record_account_change(conn, Some(id)).await?;
+    Ok(user)
 }
 
 /// Checks an administrator's account update; `BAD_USER_INPUT` lists each invalid field

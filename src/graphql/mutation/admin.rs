@@ -136,11 +136,7 @@ impl AdminMutation {
         user_id: ID,
         role: String,
     ) -> async_graphql::Result<User> {
-        let by = context::viewer(ctx).await?.authorize()?;
-        let user = context::services(ctx)
-            .assign_role(by, self::user_id(&user_id)?, &role, context::client(ctx))
-            .await?;
-        Ok(User::new(user))
+        change_role(ctx, &user_id, &role, Change::Assign).await
     }
 
     /// Takes a role from an account; the last active administrator keeps `admin`
@@ -152,11 +148,7 @@ impl AdminMutation {
         user_id: ID,
         role: String,
     ) -> async_graphql::Result<User> {
-        let by = context::viewer(ctx).await?.authorize()?;
-        let user = context::services(ctx)
-            .revoke_role(by, self::user_id(&user_id)?, &role, context::client(ctx))
-            .await?;
-        Ok(User::new(user))
+        change_role(ctx, &user_id, &role, Change::Revoke).await
     }
 
     /// Creates a role (`roles:write`).
@@ -188,4 +180,27 @@ impl AdminMutation {
             .await?;
         Ok(true)
     }
+}
+
+/// Whether [`change_role`] gives or takes.
+enum Change {
+    Assign,
+    Revoke,
+}
+
+/// `assignRole` and `revokeRole`: the same arguments, the same answer.
+async fn change_role(
+    ctx: &Context<'_>,
+    user: &ID,
+    role: &str,
+    change: Change,
+) -> async_graphql::Result<User> {
+    let by = context::viewer(ctx).await?.authorize()?;
+    let (services, client) = (context::services(ctx), context::client(ctx));
+    let user = user_id(user)?;
+    let user = match change {
+        Change::Assign => services.assign_role(by, user, role, client).await?,
+        Change::Revoke => services.revoke_role(by, user, role, client).await?,
+    };
+    Ok(User::new(user))
 }
