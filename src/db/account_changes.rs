@@ -7,7 +7,7 @@ use diesel_async::RunQueryDsl;
 use super::Conn;
 use super::schema::account_changes;
 use super::types::{AccountChangeId, UserId};
-use crate::with_conn;
+use crate::db::with_conn;
 
 /// Records that `user` (every account when `None`) changed at `at`.
 pub async fn record(

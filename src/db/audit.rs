@@ -7,7 +7,7 @@ use diesel_async::RunQueryDsl;
 use super::Conn;
 use super::schema::audit_events;
 use super::types::{AuditEventId, UserId};
-use crate::with_conn;
+use crate::db::with_conn;
 
 /// A new row of `audit_events`.
 #[derive(Debug, Insertable)]

@@ -6,7 +6,7 @@ use diesel_async::RunQueryDsl;
 
 use super::Conn;
 use super::schema::login_failures;
-use crate::with_conn;
+use crate::db::with_conn;
 
 /// A row of `login_failures`.
 #[derive(Debug, Clone, Queryable, Selectable)]

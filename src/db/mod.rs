@@ -44,6 +44,8 @@ const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqli
 /// How long a SQLite connection waits for another writer's lock before failing.
 const SQLITE_BUSY_TIMEOUT_MS: u32 = 5_000;
 
+pub use crate::{transaction, with_conn};
+
 /// A connection pool for either backend.
 #[derive(Clone)]
 pub enum DbPool {
@@ -296,17 +298,31 @@ fn apply<B: diesel::backend::Backend>(
         .map_err(|e| anyhow::anyhow!("migration failed: {e}"))
 }
 
-/// What a unique-constraint violation was about, on either backend: PostgreSQL names the
+/// A unique rule of the schema, named the same on both backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unique {
+    /// `users.email`: one account per address.
+    UserEmail,
+    /// `roles.name`: one role per name.
+    RoleName,
+    /// Any other unique constraint or key.
+    Other,
+}
+
+/// Which unique rule `error` broke, if it is a unique violation: PostgreSQL names the
 /// constraint, SQLite only says `UNIQUE constraint failed: table.column`.
-pub fn unique_violation(error: &diesel::result::Error) -> Option<&str> {
+pub fn unique_violation(error: &diesel::result::Error) -> Option<Unique> {
     use diesel::result::{DatabaseErrorKind, Error};
     let Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info) = error else {
         return None;
     };
-    if let Some(name) = info.constraint_name() {
-        return Some(name);
-    }
-    let message = info.message();
-    let columns = message.strip_prefix("UNIQUE constraint failed: ")?;
-    Some(columns)
+    let name = match info.constraint_name() {
+        Some(name) => name,
+        None => info.message().strip_prefix("UNIQUE constraint failed: ")?,
+    };
+    Some(match name {
+        "users_email_key" | "users.email" => Unique::UserEmail,
+        "roles_name_key" | "roles.name" => Unique::RoleName,
+        _ => Unique::Other,
+    })
 }

@@ -7,7 +7,7 @@ use diesel_async::RunQueryDsl;
 use super::Conn;
 use super::schema::password_reset_tokens as resets;
 use super::types::{PasswordResetId, UserId};
-use crate::with_conn;
+use crate::db::with_conn;
 
 /// A new row of `password_reset_tokens`.
 #[derive(Debug, Insertable)]

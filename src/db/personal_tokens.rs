@@ -7,7 +7,7 @@ use diesel_async::RunQueryDsl;
 use super::Conn;
 use super::schema::personal_access_tokens as pats;
 use super::types::{PersonalTokenId, UserId};
-use crate::with_conn;
+use crate::db::with_conn;
 
 /// A row of `personal_access_tokens` (without the hash).
 #[derive(Debug, Clone, Queryable, Selectable)]

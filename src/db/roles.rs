@@ -7,7 +7,7 @@ use diesel_async::RunQueryDsl;
 use super::Conn;
 use super::schema::{roles, user_roles, users};
 use super::types::{RoleId, UserId};
-use crate::with_conn;
+use crate::db::with_conn;
 
 /// A row of `roles`.
 #[derive(Debug, Clone, Queryable, Selectable)]

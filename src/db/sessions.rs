@@ -54,7 +54,7 @@ pub struct RefreshToken {
     /// The successor.
     pub replaced_by: Option<RefreshTokenId>,
 }
-use crate::with_conn;
+use crate::db::with_conn;
 
 /// A new row of `sessions`.
 #[derive(Debug, Insertable)]

@@ -7,7 +7,7 @@ use diesel_async::RunQueryDsl;
 use super::Conn;
 use super::schema::{profiles, roles, user_roles, users};
 use super::types::UserId;
-use crate::with_conn;
+use crate::db::with_conn;
 
 /// A row of `users`.
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]

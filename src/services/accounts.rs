@@ -15,12 +15,12 @@ use super::shared::{
 };
 use crate::auth::Principal;
 use crate::auth::callers::Caller;
+use crate::db::transaction;
 use crate::db::types::{UserId, now};
 use crate::db::users::User;
 use crate::db::{roles, users};
 use crate::domain::{Email, Password, bounded, bounds};
 use crate::error::{AppError, AppResult};
-use crate::transaction;
 
 /// What `register` is given.
 #[derive(Debug)]

@@ -12,12 +12,12 @@ use super::shared::profile_update::ProfileUpdate;
 use super::shared::sessions::end_sessions;
 use super::shared::{ADMIN_ROLE, ClientInfo, DEFAULT_ROLE, Services, record_account_change};
 use crate::db::roles::{self, NewRole, Role};
+use crate::db::transaction;
 use crate::db::types::{RoleId, UserId, now};
 use crate::db::users::{self, ProfileChanges, User, UserChanges};
-use crate::db::{Conn, unique_violation};
+use crate::db::{Conn, Unique, unique_violation};
 use crate::domain::{Email, Permission, bounded, bounds};
 use crate::error::{AppError, AppResult, FieldError};
-use crate::transaction;
 
 /// What `createUser` is given.
 #[derive(Debug)]
@@ -439,7 +439,7 @@ fn parse_new_role<'a>(
 /// `CONFLICT` on `name` for a unique violation of a role's name, the error itself otherwise.
 fn role_conflict(error: diesel::result::Error) -> AppError {
     match unique_violation(&error) {
-        Some("roles_name_key" | "roles.name") => AppError::Conflict {
+        Some(Unique::RoleName) => AppError::Conflict {
             field: "name",
             message: "a role with this name exists".into(),
         },

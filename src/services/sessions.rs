@@ -11,11 +11,11 @@ use chrono::{NaiveDateTime, TimeDelta};
 
 use crate::db::Conn;
 use crate::db::sessions::{self, Session};
+use crate::db::transaction;
 use crate::db::types::{RefreshTokenId, SessionId, now};
 use crate::db::users;
 use crate::domain::{bounded, bounds};
 use crate::error::{AppError, AppResult};
-use crate::transaction;
 
 const INVALID_REFRESH: AppError = AppError::Unauthenticated("invalid or expired refresh token");
 

@@ -4,7 +4,7 @@
 use super::{ADMIN_ROLE, Services};
 use crate::db::types::{SessionId, UserId, now};
 use crate::db::users::{NewUser, Profile, User};
-use crate::db::{Conn, roles, unique_violation, users};
+use crate::db::{Conn, Unique, roles, unique_violation, users};
 use crate::domain::{DisplayName, Email, Password};
 use crate::error::{AppError, AppResult, FieldError};
 
@@ -114,7 +114,7 @@ pub(crate) async fn erase_account(
 /// `CONFLICT` on `email` for a unique violation of the address, the error itself otherwise.
 pub(crate) fn email_conflict(error: diesel::result::Error) -> AppError {
     match unique_violation(&error) {
-        Some("users_email_key" | "users.email") => AppError::Conflict {
+        Some(Unique::UserEmail) => AppError::Conflict {
             field: "email",
             message: "an account with this email already exists".into(),
         },
