@@ -15,7 +15,6 @@ use serde_json::{Value, json};
 
 use super::{HttpState, REQUEST_ID};
 use crate::auth::Principal;
-use crate::auth::token::PERSONAL_PREFIX;
 use crate::config::Config;
 use crate::error::{AppError, ErrorCode, log_causes, log_error};
 use crate::graphql::admission::Admission;
@@ -58,7 +57,7 @@ impl Media {
 pub async fn post(State(state): State<HttpState>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let media = Media::of(&parts.headers);
-    let config = &state.services.config;
+    let config = state.services.config();
     let bytes = match read_body(&parts, body, media, config.max_body_bytes).await {
         Ok(bytes) => bytes,
         Err(refusal) => return refusal,
@@ -389,20 +388,7 @@ async fn principal(headers: &HeaderMap, state: &HttpState) -> Result<Principal, 
         // No token of ours is this long; a JWT with every claim is well under 1 KiB.
         return Ok(Principal::Invalid("the token is not valid"));
     }
-    let services = &state.services;
-    if token.starts_with(PERSONAL_PREFIX) {
-        return services.authenticate_personal_token(token).await;
-    }
-    Ok(match services.jwt.verify(token) {
-        Ok((_, session_id)) if services.revoked.contains(session_id) => {
-            Principal::Invalid("the session has ended")
-        }
-        Ok((user_id, session_id)) => Principal::User {
-            user_id,
-            session_id,
-        },
-        Err(why) => Principal::Invalid(why),
-    })
+    state.services.authenticate(token).await
 }
 
 fn client_info(parts: &Parts) -> ClientInfo {

@@ -19,11 +19,11 @@ pub async fn health() -> Json<Value> {
 
 /// `GET /ready`: 200 when the database answers within two seconds, 503 otherwise.
 pub async fn ready(State(state): State<HttpState>) -> (StatusCode, Json<Value>) {
-    let db = &state.services.db;
-    match tokio::time::timeout(READY_TIMEOUT, db.ping()).await {
+    let services = &state.services;
+    match tokio::time::timeout(READY_TIMEOUT, services.ping_database()).await {
         Ok(Ok(())) => (
             StatusCode::OK,
-            Json(json!({ "status": "ready", "database": db.backend() })),
+            Json(json!({ "status": "ready", "database": services.backend() })),
         ),
         Ok(Err(error)) => {
             tracing::warn!(error = %error, "readiness check failed");

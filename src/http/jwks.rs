@@ -11,6 +11,6 @@ use super::HttpState;
 pub async fn jwks(State(state): State<HttpState>) -> impl IntoResponse {
     (
         [(header::CACHE_CONTROL, "public, max-age=300")],
-        Json(state.services.jwt.jwks()),
+        Json(state.services.jwks()),
     )
 }

@@ -37,7 +37,7 @@ pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id"
 
 /// The application's router with its middleware.
 pub fn router(state: HttpState) -> Router {
-    let config = &state.services.config;
+    let config = state.services.config();
     let timeout = config.request_timeout;
     let body_timeout = config.body_timeout;
     let cors = cors(&config.cors_origins);

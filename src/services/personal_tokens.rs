@@ -97,8 +97,26 @@ impl Services {
         })
     }
 
+    /// The principal of a bearer token: a personal access token (`ugp_`) or a session's
+    /// access token (checked against the revocation set), or why it is refused.
+    pub async fn authenticate(&self, token: &str) -> AppResult<Principal> {
+        if token.starts_with(PERSONAL_PREFIX) {
+            return self.authenticate_personal_token(token).await;
+        }
+        Ok(match self.jwt.verify(token) {
+            Ok((_, session_id)) if self.revoked.contains(session_id) => {
+                Principal::Invalid("the session has ended")
+            }
+            Ok((user_id, session_id)) => Principal::User {
+                user_id,
+                session_id,
+            },
+            Err(why) => Principal::Invalid(why),
+        })
+    }
+
     /// The principal of a `ugp_` bearer token, or why it is refused.
-    pub async fn authenticate_personal_token(&self, token: &str) -> AppResult<Principal> {
+    async fn authenticate_personal_token(&self, token: &str) -> AppResult<Principal> {
         let hash = HashedToken::of(token);
         let at = now();
         let mut db = self.db.get().await?;

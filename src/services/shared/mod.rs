@@ -55,7 +55,29 @@ pub struct Services {
     pub mailer: crate::mail::Mailer,
 }
 
+/// What the HTTP layer may ask of the services besides their operations (it does not reach
+/// into their fields).
 impl Services {
+    /// The settings.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The public keys access tokens are signed with, as a JWK set.
+    pub fn jwks(&self) -> serde_json::Value {
+        self.jwt.jwks()
+    }
+
+    /// Whether the database answers.
+    pub async fn ping_database(&self) -> AppResult<()> {
+        self.db.ping().await
+    }
+
+    /// Which database backs the services: `postgres` or `sqlite`.
+    pub fn backend(&self) -> &'static str {
+        self.db.backend()
+    }
+
     /// The password rules in force.
     pub fn password_policy(&self) -> PasswordPolicy {
         PasswordPolicy {
