@@ -1,6 +1,8 @@
 //! Self-service password reset by emailed, single-use token. It works while the email is
 //! locked out: the lockout guards password guessing, not the owner's mailbox.
 
+use chrono::NaiveDateTime;
+
 use super::shared::audit::{self, Event, action};
 use super::shared::delta;
 use super::shared::sessions::end_sessions;
@@ -9,6 +11,7 @@ use crate::auth::token::{HashedToken, PlainToken, RESET_PREFIX};
 use crate::db::password_resets::{self, NewPasswordReset};
 use crate::db::transaction;
 use crate::db::types::{PasswordResetId, now};
+use crate::db::users::User;
 use crate::db::{login_failures, users};
 use crate::domain::{Email, Password, bounded, bounds};
 use crate::error::{AppError, AppResult};
@@ -67,8 +70,17 @@ impl Services {
             audit::record(conn, event).await?;
             Ok::<_, AppError>(())
         })?;
-        let token = token.expose();
-        let minutes = ttl.as_secs() / 60;
+        let body = self.reset_mail_body(&token.expose());
+        self.mailer
+            .send(&user.email, "Reset your password", body)
+            .await
+            .map_err(AppError::internal)
+    }
+
+    /// The text of the reset mail for `token`: a link when `USERGRAPH_PASSWORD_RESET_URL`
+    /// is set, the bare code otherwise.
+    fn reset_mail_body(&self, token: &str) -> String {
+        let minutes = self.config.password_reset_ttl.as_secs() / 60;
         let how = match &self.config.password_reset_url {
             Some(url) => {
                 let sep = if url.contains('?') { '&' } else { '?' };
@@ -76,15 +88,24 @@ impl Services {
             }
             None => format!("Use this code to choose a new password:\n\n{token}\n"),
         };
-        let body = format!(
+        format!(
             "Someone asked to reset the password of this account.\n\n{how}\nIt works once, \
              within {minutes} minutes. If you did not ask for it, ignore this mail: your \
              password stays as it is.\n"
-        );
-        self.mailer
-            .send(&user.email, "Reset your password", body)
-            .await
-            .map_err(AppError::internal)
+        )
+    }
+
+    /// The account a live reset token (by its hash) is for, if it may still sign in; the
+    /// token stays unused.
+    async fn reset_target(&self, hash: &HashedToken, at: NaiveDateTime) -> AppResult<Option<User>> {
+        let mut db = self.db.get().await?;
+        let mut conn = db.conn();
+        let Some(id) = password_resets::peek(&mut conn, hash.as_bytes(), at).await? else {
+            return Ok(None);
+        };
+        Ok(users::find_user(&mut conn, id)
+            .await?
+            .filter(users::User::can_sign_in))
     }
 
     /// Sets a new password with a reset token; ends every session and lifts any lockout.
@@ -102,18 +123,10 @@ impl Services {
         let hash = HashedToken::of(token);
         let at = now();
         // Look first without using the token up, so a weak new password does not burn it.
-        let user = {
-            let mut db = self.db.get().await?;
-            let mut conn = db.conn();
-            let user_id = password_resets::peek(&mut conn, hash.as_bytes(), at).await?;
-            match user_id {
-                Some(id) => users::find_user(&mut conn, id)
-                    .await?
-                    .filter(users::User::can_sign_in),
-                None => None,
-            }
-        }
-        .ok_or_else(|| AppError::bad_field("token", INVALID))?;
+        let user = self
+            .reset_target(&hash, at)
+            .await?
+            .ok_or_else(|| AppError::bad_field("token", INVALID))?;
         let email = Email::parse("email", &user.email).ok();
         let password = Password::parse(
             "newPassword",
