@@ -264,6 +264,93 @@ impl DisplayName {
     }
 }
 
+/// A role's name: 1 to [`bounds::ROLE_NAME`] of `a-z`, `0-9`, `-`, `_`, `:` and `.`, trimmed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleName(String);
+
+impl RoleName {
+    /// Parses `raw` as the input field `field`.
+    pub fn parse(field: &str, raw: &str) -> Result<Self, FieldError> {
+        let name = raw.trim();
+        let valid = (1..=bounds::ROLE_NAME).contains(&name.chars().count())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_:.".contains(c));
+        if valid {
+            Ok(Self(name.to_owned()))
+        } else {
+            Err(FieldError::new(field, "use 1 to 50 of a-z, 0-9, - _ : ."))
+        }
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A personal access token's label: 1 to [`bounds::TOKEN_NAME`] characters, trimmed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenName(String);
+
+impl TokenName {
+    /// Parses `raw` as the input field `field`.
+    pub fn parse(field: &str, raw: &str) -> Result<Self, FieldError> {
+        let name = raw.trim();
+        if name.is_empty() {
+            return Err(FieldError::new(field, "must not be empty"));
+        }
+        bounded(field, name, bounds::TOKEN_NAME)?;
+        Ok(Self(name.to_owned()))
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A year of birth, from 1900 to the current year.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct YearOfBirth(i32);
+
+impl YearOfBirth {
+    /// Parses `year` as the input field `field`.
+    pub fn parse(field: &str, year: i32) -> Result<Self, FieldError> {
+        let this_year = chrono::Datelike::year(&chrono::Utc::now());
+        if (1900..=this_year).contains(&year) {
+            Ok(Self(year))
+        } else {
+            Err(FieldError::new(
+                field,
+                format!("must be between 1900 and {this_year}"),
+            ))
+        }
+    }
+
+    /// The year.
+    pub fn get(self) -> i32 {
+        self.0
+    }
+}
+
+/// A profile's free text of up to [`bounds::DESCRIPTION`] characters, stored verbatim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Description(String);
+
+impl Description {
+    /// Parses `raw` as the input field `field`.
+    pub fn parse(field: &str, raw: String) -> Result<Self, FieldError> {
+        bounded(field, &raw, bounds::DESCRIPTION)?;
+        Ok(Self(raw))
+    }
+
+    /// The text.
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
 /// The permissions of the contract. Roles grant them; guards check them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Permission {
@@ -328,6 +415,36 @@ impl Permission {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_years_and_texts_parse_once() {
+        assert_eq!(
+            RoleName::parse("name", " ops-1:read. ").map(|n| n.as_str().to_owned()),
+            Ok("ops-1:read.".to_owned())
+        );
+        for bad in ["", "Ops", "a b", &"x".repeat(51)] {
+            assert!(RoleName::parse("name", bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            TokenName::parse("name", "  ci  ").map(|n| n.as_str().to_owned()),
+            Ok("ci".to_owned())
+        );
+        assert!(TokenName::parse("name", "   ").is_err());
+        assert!(TokenName::parse("name", &"x".repeat(bounds::TOKEN_NAME + 1)).is_err());
+        assert_eq!(
+            YearOfBirth::parse("yearOfBirth", 1990).map(YearOfBirth::get),
+            Ok(1990)
+        );
+        assert!(YearOfBirth::parse("yearOfBirth", 1899).is_err());
+        assert!(YearOfBirth::parse("yearOfBirth", 9999).is_err());
+        let text = " kept\nverbatim ".to_owned();
+        assert_eq!(
+            Description::parse("description", text.clone()).map(Description::into_inner),
+            Ok(text)
+        );
+        assert!(Description::parse("description", "x".repeat(bounds::DESCRIPTION + 1)).is_err());
+        assert!(Description::parse("description", "nul\0".to_owned()).is_err());
+    }
 
     const POLICY: PasswordPolicy = PasswordPolicy {
         min_chars: 15,

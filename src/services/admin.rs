@@ -16,7 +16,7 @@ use crate::db::transaction;
 use crate::db::types::{RoleId, UserId, now};
 use crate::db::users::{self, ProfileChanges, User, UserChanges};
 use crate::db::{Conn, Unique, unique_violation};
-use crate::domain::{Email, Permission, bounded, bounds};
+use crate::domain::{Email, Permission, RoleName, bounded, bounds};
 use crate::error::{AppError, AppResult, FieldError};
 
 /// What `createUser` is given.
@@ -266,7 +266,7 @@ impl Services {
         transaction!(&mut db, |conn| {
             let new = NewRole {
                 id: RoleId::new(),
-                name,
+                name: name.as_str(),
                 description,
                 permissions: &permissions_json,
                 created_at: now(),
@@ -275,7 +275,7 @@ impl Services {
                 .await
                 .map_err(role_conflict)?;
             let event = Event::on(Some(actor), action::ROLE_CREATED, ("role", role.id), client)
-                .with_details(json!({ "name": name, "permissions": permissions }));
+                .with_details(json!({ "name": name.as_str(), "permissions": permissions }));
             audit::record(conn, event).await?;
             Ok(role)
         })
@@ -404,32 +404,31 @@ fn changed_fields(changes: &UserChanges<'_>, profile: bool) -> Vec<&'static str>
 
 /// Checks a new role: its name (1 to 50 of a-z, 0-9, `-_:.`), permissions (known; returned
 /// sorted without repeats) and description; `BAD_USER_INPUT` lists each invalid field.
-fn parse_new_role<'a>(
-    name: &'a str,
+fn parse_new_role(
+    name: &str,
     description: Option<&str>,
     permissions: &[String],
-) -> AppResult<(&'a str, Vec<String>)> {
+) -> AppResult<(RoleName, Vec<String>)> {
     AppError::check(
         permissions
             .iter()
             .map(|p| bounded("permissions", p, bounds::PERMISSION).err()),
     )?;
     let mut errors = Vec::new();
-    let name = name.trim();
-    let name_ok = (1..=bounds::ROLE_NAME).contains(&name.chars().count())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_:.".contains(c));
-    if !name_ok {
-        errors.push(FieldError::new("name", "use 1 to 50 of a-z, 0-9, - _ : ."));
-    }
+    let name = match RoleName::parse("name", name) {
+        Ok(name) => Some(name),
+        Err(error) => {
+            errors.push(error);
+            None
+        }
+    };
     errors.extend(Permission::unknown("permissions", permissions));
     if let Some(description) = description {
         errors.extend(bounded("description", description, bounds::ROLE_DESCRIPTION).err());
     }
-    if !errors.is_empty() {
+    let Some(name) = name.filter(|_| errors.is_empty()) else {
         return Err(AppError::BadUserInput(errors));
-    }
+    };
     let mut permissions = permissions.to_vec();
     permissions.sort();
     permissions.dedup();

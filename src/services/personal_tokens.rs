@@ -12,7 +12,7 @@ use crate::auth::token::{HashedToken, PERSONAL_PREFIX, PlainToken};
 use crate::db::personal_tokens::{self, NewPersonalToken, PersonalToken};
 use crate::db::transaction;
 use crate::db::types::{PersonalTokenId, now};
-use crate::domain::{Permission, bounded, bounded_time, bounds};
+use crate::domain::{Permission, TokenName, bounded, bounded_time, bounds};
 use crate::error::{AppError, AppResult, FieldError};
 
 /// How often `lastUsedAt` is written at most, per token: a write per request would cost more
@@ -56,7 +56,7 @@ impl Services {
                 &NewPersonalToken {
                     id: PersonalTokenId::new(),
                     user_id: user,
-                    name,
+                    name: name.as_str(),
                     scopes: &scopes_json,
                     token_hash: token.hashed().as_bytes(),
                     created_at: at,
@@ -65,7 +65,7 @@ impl Services {
             )
             .await?;
             let event = Event::on(Some(user), action::PAT_CREATED, ("pat", row.id), client)
-                .with_details(json!({ "name": name, "scopes": scopes }));
+                .with_details(json!({ "name": name.as_str(), "scopes": scopes }));
             audit::record(conn, event).await?;
             Ok::<_, AppError>(row)
         })?;
@@ -146,16 +146,18 @@ impl Services {
 
 /// Checks a token request: its name, its scopes (sorted, without repeats) and its expiry;
 /// `BAD_USER_INPUT` lists each invalid field.
-fn parse_token_request<'a>(
-    request: &NewTokenRequest<'a>,
+fn parse_token_request(
+    request: &NewTokenRequest<'_>,
     at: NaiveDateTime,
-) -> AppResult<(&'a str, Vec<String>, Option<NaiveDateTime>)> {
+) -> AppResult<(TokenName, Vec<String>, Option<NaiveDateTime>)> {
     let mut errors = Vec::new();
-    let name = request.name.trim();
-    if name.is_empty() {
-        errors.push(FieldError::new("name", "must not be empty"));
-    }
-    errors.extend(bounded("name", name, bounds::TOKEN_NAME).err());
+    let name = match TokenName::parse("name", request.name) {
+        Ok(name) => Some(name),
+        Err(error) => {
+            errors.push(error);
+            None
+        }
+    };
     AppError::check(
         request
             .scopes
@@ -173,9 +175,9 @@ fn parse_token_request<'a>(
     if expires_at.is_some_and(|t| t <= at) {
         errors.push(FieldError::new("expiresAt", "must be in the future"));
     }
-    if !errors.is_empty() {
+    let Some(name) = name.filter(|_| errors.is_empty()) else {
         return Err(AppError::BadUserInput(errors));
-    }
+    };
     let mut scopes = request.scopes.to_vec();
     scopes.sort();
     scopes.dedup();

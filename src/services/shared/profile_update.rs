@@ -4,13 +4,12 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, PoisonError};
 
-use chrono::Datelike as _;
 use tokio::sync::oneshot;
 
 use super::ClientInfo;
 use crate::db::types::UserId;
 use crate::db::users::{Profile, ProfileChanges};
-use crate::domain::{DisplayName, bounded, bounds};
+use crate::domain::{Description, DisplayName, YearOfBirth};
 use crate::error::AppResult;
 use crate::error::FieldError;
 
@@ -40,41 +39,15 @@ impl ProfileUpdate {
     /// Checks every field; `BAD_USER_INPUT` lists each invalid one.
     pub fn validate(self) -> Result<ProfileChanges, Vec<FieldError>> {
         let mut errors = Vec::new();
-        let display_name = match self.display_name {
-            Change::Keep => None,
-            Change::Clear => Some(None),
-            Change::Set(name) => match DisplayName::parse("displayName", &name) {
-                Ok(name) => Some(Some(name.into_inner())),
-                Err(e) => {
-                    errors.push(e);
-                    None
-                }
-            },
-        };
-        let this_year = chrono::Utc::now().year();
-        let year_of_birth = match self.year_of_birth {
-            Change::Keep => None,
-            Change::Clear => Some(None),
-            Change::Set(year) if (1900..=this_year).contains(&year) => Some(Some(year)),
-            Change::Set(_) => {
-                errors.push(FieldError::new(
-                    "yearOfBirth",
-                    format!("must be between 1900 and {this_year}"),
-                ));
-                None
-            }
-        };
-        let description = match self.description {
-            Change::Keep => None,
-            Change::Clear => Some(None),
-            Change::Set(text) => match bounded("description", &text, bounds::DESCRIPTION) {
-                Ok(_) => Some(Some(text)),
-                Err(error) => {
-                    errors.push(error);
-                    None
-                }
-            },
-        };
+        let display_name = parsed(self.display_name, &mut errors, |name| {
+            DisplayName::parse("displayName", &name).map(DisplayName::into_inner)
+        });
+        let year_of_birth = parsed(self.year_of_birth, &mut errors, |year| {
+            YearOfBirth::parse("yearOfBirth", year).map(YearOfBirth::get)
+        });
+        let description = parsed(self.description, &mut errors, |text| {
+            Description::parse("description", text).map(Description::into_inner)
+        });
         if errors.is_empty() {
             Ok(ProfileChanges {
                 display_name,
@@ -85,6 +58,26 @@ impl ProfileUpdate {
         } else {
             Err(errors)
         }
+    }
+}
+
+/// The column change for one field: `None` keeps it, `Some(None)` clears it, `Some(Some(v))`
+/// sets what `parse` made of the value; a value `parse` refuses adds to `errors`.
+fn parsed<T, U>(
+    change: Change<T>,
+    errors: &mut Vec<FieldError>,
+    parse: impl FnOnce(T) -> Result<U, FieldError>,
+) -> Option<Option<U>> {
+    match change {
+        Change::Keep => None,
+        Change::Clear => Some(None),
+        Change::Set(value) => match parse(value) {
+            Ok(value) => Some(Some(value)),
+            Err(error) => {
+                errors.push(error);
+                None
+            }
+        },
     }
 }
 
