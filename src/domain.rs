@@ -351,50 +351,66 @@ impl Description {
     }
 }
 
-/// The permissions of the contract. Roles grant them; guards check them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Permission {
+/// One list makes the [`Permission`] enum, its names, and a type per permission (in
+/// [`grant`]) that services demand proof of.
+macro_rules! permissions {
+    ($($(#[$doc:meta])* $variant:ident => $name:literal,)*) => {
+        /// The permissions of the contract. Roles grant them; the services check them.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Permission {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl Permission {
+            /// Every permission, in the contract's order.
+            pub const ALL: &[Self] = &[$(Self::$variant,)*];
+
+            /// The permission's name, e.g. `users:read`.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $name,)*
+                }
+            }
+        }
+
+        /// Each permission as a type, for signatures that demand proof of it.
+        pub mod grant {
+            /// A permission as a type.
+            pub trait Grant {
+                /// The permission the type stands for.
+                const PERMISSION: super::Permission;
+            }
+
+            $(
+                #[doc = concat!("`", $name, "` as a type.")]
+                pub struct $variant;
+
+                impl Grant for $variant {
+                    const PERMISSION: super::Permission = super::Permission::$variant;
+                }
+            )*
+        }
+    };
+}
+
+permissions! {
     /// List and read accounts, other people's emails included.
-    UsersRead,
+    UsersRead => "users:read",
     /// Create and change accounts.
-    UsersWrite,
+    UsersWrite => "users:write",
     /// Delete, restore and purge accounts.
-    UsersDelete,
+    UsersDelete => "users:delete",
     /// List roles.
-    RolesRead,
+    RolesRead => "roles:read",
     /// Create and delete roles.
-    RolesWrite,
+    RolesWrite => "roles:write",
     /// Give and take roles.
-    RolesAssign,
+    RolesAssign => "roles:assign",
     /// Read the audit log.
-    AuditRead,
+    AuditRead => "audit:read",
 }
 
 impl Permission {
-    /// Every permission, in the contract's order.
-    pub const ALL: [Self; 7] = [
-        Self::UsersRead,
-        Self::UsersWrite,
-        Self::UsersDelete,
-        Self::RolesRead,
-        Self::RolesWrite,
-        Self::RolesAssign,
-        Self::AuditRead,
-    ];
-
-    /// The permission's name, e.g. `users:read`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::UsersRead => "users:read",
-            Self::UsersWrite => "users:write",
-            Self::UsersDelete => "users:delete",
-            Self::RolesRead => "roles:read",
-            Self::RolesWrite => "roles:write",
-            Self::RolesAssign => "roles:assign",
-            Self::AuditRead => "audit:read",
-        }
-    }
-
     /// `BAD_USER_INPUT` on `field` naming those of `names` that are no permission; `None`
     /// when every one is.
     pub fn unknown(field: &str, names: &[String]) -> Option<FieldError> {

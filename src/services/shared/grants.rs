@@ -1,4 +1,5 @@
-//! Permissions as proof: a service that needs a permission takes an [`Authorized`] for it,
+//! Permissions as proof: a service that needs a permission (one of the types of
+//! [`crate::domain::grant`], re-exported here) takes an [`Authorized`] for it,
 //! and only [`Viewer::authorize`] makes one. A resolver, the CLI or a subscription cannot
 //! reach such an operation without the check; a forgotten check does not compile. This is
 //! the one place permissions are decided; the schema's guards mirror it for the schema's
@@ -9,43 +10,8 @@ use std::marker::PhantomData;
 use super::Viewer;
 use crate::db::types::UserId;
 use crate::domain::Permission;
+pub use crate::domain::grant::*;
 use crate::error::{AppError, AppResult};
-
-/// A permission as a type.
-pub trait Grant {
-    /// The permission the type stands for.
-    const PERMISSION: Permission;
-}
-
-macro_rules! grants {
-    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
-        $(
-            $(#[$doc])*
-            pub struct $name;
-
-            impl Grant for $name {
-                const PERMISSION: Permission = Permission::$name;
-            }
-        )*
-    };
-}
-
-grants!(
-    /// `users:read`.
-    UsersRead,
-    /// `users:write`.
-    UsersWrite,
-    /// `users:delete`.
-    UsersDelete,
-    /// `roles:read`.
-    RolesRead,
-    /// `roles:write`.
-    RolesWrite,
-    /// `roles:assign`.
-    RolesAssign,
-    /// `audit:read`.
-    AuditRead,
-);
 
 /// Proof that the caller holds the permission `P`.
 pub struct Authorized<'a, P: Grant> {
