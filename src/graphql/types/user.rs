@@ -59,7 +59,6 @@ impl User {
 }
 
 /// The profile of an account, when it has one.
-#[derive(Default)]
 pub struct Profile(Option<Arc<users::Profile>>);
 
 /// What an account shows about its owner. Every field is optional.
