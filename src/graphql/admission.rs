@@ -6,8 +6,10 @@
 //! [`admit`] guards against both in linear time: a scan of the raw text bounds its nesting
 //! before anything recursive runs, and one pass over the parsed document (each fragment
 //! measured once) bounds the selection depth, the number of fields once fragments are
-//! expanded, and how far introspection may loop through the type graph. It also refuses
-//! control characters in every string a client sends, so none reaches a database.
+//! expanded, the nesting of selection sets, and how far introspection may loop through the
+//! type graph. It also refuses control characters in every string a client sends, so none
+//! reaches a database. It is the only place these limits are enforced: async-graphql's own
+//! depth and complexity limits are off (see `build_schema`).
 //!
 //! Introspection is measured apart from user data: its shape is bounded by the schema, and
 //! the standard introspection query of graphql-js (what GraphiQL, code generators and IDE
@@ -28,8 +30,15 @@ use crate::error::AppError;
 /// below what would exhaust a worker thread's stack in the parser.
 pub const MAX_NESTING: usize = 64;
 
-/// Longest chain of fragments spreading fragments (async-graphql's recursion limit).
+/// Longest chain of fragments spreading fragments.
 pub const MAX_FRAGMENT_CHAIN: usize = 32;
+
+/// Deepest nesting of selection sets, each field with a selection, inline fragment and
+/// fragment spread one level, as async-graphql counts its recursion depth. The schema is
+/// built with this same limit, so every document async-graphql would refuse for its depth
+/// is refused here first, with `QUERY_TOO_COMPLEX`; only a fragment cycle reaches
+/// async-graphql's check, and that is a validation error.
+pub const MAX_LEVELS: usize = 32;
 
 /// How many of introspection's list fields (`fields`, `interfaces`, `possibleTypes`,
 /// `inputFields`) may nest inside one another, as graphql-js's `MaxIntrospectionDepthRule`
@@ -163,13 +172,24 @@ struct Shape {
     fields: usize,
     /// Deepest nesting of introspection's list fields.
     lists: usize,
+    /// Deepest nesting of selection sets ([`MAX_LEVELS`]).
+    levels: usize,
 }
 
 impl Shape {
     fn merge(&mut self, other: Self) {
         self.depth = self.depth.max(other.depth);
         self.lists = self.lists.max(other.lists);
+        self.levels = self.levels.max(other.levels);
         self.fields = self.fields.saturating_add(other.fields);
+    }
+
+    /// The same selections one selection set further in.
+    fn nested(self) -> Self {
+        Self {
+            levels: self.levels + 1,
+            ..self
+        }
     }
 }
 
@@ -182,6 +202,11 @@ fn check_shape(document: &ExecutableDocument, limits: Limits) -> Result<(), AppE
     let mut shape = Shape::default();
     for (_, operation) in document.operations.iter() {
         shape.merge(measure.set(&operation.node.selection_set.node)?);
+    }
+    if shape.levels > MAX_LEVELS {
+        return Err(AppError::QueryTooComplex(format!(
+            "the query nests selection sets and fragments more than {MAX_LEVELS} deep"
+        )));
     }
     if shape.depth > limits.max_depth {
         return Err(AppError::QueryTooComplex(format!(
@@ -214,10 +239,12 @@ impl<'a> Measure<'a> {
         for item in &set.items {
             shape.merge(match &item.node {
                 Selection::Field(field) => self.field(&field.node)?,
-                Selection::InlineFragment(inline) => self.set(&inline.node.selection_set.node)?,
-                Selection::FragmentSpread(spread) => {
-                    self.fragment(spread.node.fragment_name.node.as_str())?
+                Selection::InlineFragment(inline) => {
+                    self.set(&inline.node.selection_set.node)?.nested()
                 }
+                Selection::FragmentSpread(spread) => self
+                    .fragment(spread.node.fragment_name.node.as_str())?
+                    .nested(),
             });
         }
         Ok(shape)
@@ -227,6 +254,11 @@ impl<'a> Measure<'a> {
         let children = self.set(&field.selection_set.node)?;
         let name = field.name.node.as_str();
         let fields = children.fields.saturating_add(1);
+        let levels = if field.selection_set.node.items.is_empty() {
+            0
+        } else {
+            children.levels + 1
+        };
         if matches!(name, "__schema" | "__type") {
             if children.lists >= MAX_INTROSPECTION_LISTS {
                 return Err(AppError::QueryTooComplex(format!(
@@ -239,12 +271,14 @@ impl<'a> Measure<'a> {
                 depth: 1,
                 fields,
                 lists: 0,
+                levels,
             });
         }
         Ok(Shape {
             depth: children.depth + 1,
             fields,
             lists: children.lists + usize::from(INTROSPECTION_LISTS.contains(&name)),
+            levels,
         })
     }
 

@@ -1,6 +1,7 @@
 //! The GraphQL API: schema root, one module per area, object types, dataloaders and guards.
 
 pub mod admission;
+pub mod codes;
 pub mod context;
 pub mod guards;
 pub mod loaders;
@@ -31,8 +32,11 @@ fn builder() -> SchemaBuilder<query::Query, mutation::Mutation, EmptySubscriptio
 pub fn build_schema(config: &Config, services: Services) -> AppSchema {
     let mut builder = builder()
         .data(services)
-        // Depth is checked by `admission`, which counts introspection apart.
-        .limit_complexity(config.max_query_complexity)
+        // The limits are `admission`'s, checked before a document gets here and refused with
+        // `QUERY_TOO_COMPLEX`: async-graphql's own limit errors carry no code and could be
+        // told from its validation errors only by their wording. Its recursion limit cannot
+        // be switched off; admission checks the same bound first.
+        .limit_recursive_depth(admission::MAX_LEVELS)
         .disable_suggestions();
     if !config.introspection {
         builder = builder.disable_introspection();

@@ -1,7 +1,16 @@
-//! `/graphql` over HTTP, after the GraphQL-over-HTTP spec: JSON or
-//! `application/graphql-response+json` as the client accepts, GraphiQL for browsers, no
-//! mutations over GET, a body limit that really applies, and a cap on batches.
+//! `/graphql` over HTTP, after the GraphQL-over-HTTP spec.
+//!
+//! async-graphql reads the operations (`receive_batch_body`, `parse_query_string`), runs
+//! them, and [`codes`] gives every error its contract code. This module adds only what the
+//! spec and our limits ask for and async-graphql-axum's extractor and responder do not do:
+//! JSON or `application/graphql-response+json` as the client accepts (the responder always
+//! sends the latter, and 200 even for a request error); a body limit and read timeout that
+//! answer 413 and 408 (the extractor reads without a limit and turns read errors into
+//! text); no mutations over GET (the extractor runs them); a cap on batches; and
+//! [`admission`](crate::graphql::admission) before anything parses a document. Browsers
+//! asking for HTML get GraphiQL.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use async_graphql::http::{GraphiQLSource, MultipartOptions};
@@ -11,6 +20,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
 use axum::response::{Html, IntoResponse, Response};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::{HttpState, REQUEST_ID};
@@ -18,6 +28,7 @@ use crate::auth::Principal;
 use crate::config::Config;
 use crate::error::{AppError, ErrorCode, log_causes, log_error};
 use crate::graphql::admission::Admission;
+use crate::graphql::codes;
 use crate::graphql::context::{RequestData, attach};
 use crate::services::ClientInfo;
 
@@ -285,8 +296,8 @@ fn unidentified(error: &AppError, media: Media, request_id: &str) -> Response {
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     log_error(error, request_id);
-    let message = async_graphql::Error::from(error).message;
-    request_error(media, status, &message, error.code())
+    let (_, body) = render(refusal(error), media);
+    bytes_response(status, media, body)
 }
 
 /// The JSON array of already serialised `items`.
@@ -305,64 +316,39 @@ fn json_array(items: impl ExactSizeIterator<Item = Vec<u8>>) -> Vec<u8> {
 
 /// Turns a GraphQL response into JSON, giving every error a contract code. A request error
 /// (nothing executed) is a 400 with no `data` for `application/graphql-response+json`.
-fn render(response: async_graphql::Response, media: Media) -> (StatusCode, Vec<u8>) {
+fn render(mut response: async_graphql::Response, media: Media) -> (StatusCode, Vec<u8>) {
     if response.errors.is_empty() {
-        // Nothing to amend: straight to bytes, without an intermediate JSON tree.
         return (
             StatusCode::OK,
             serde_json::to_vec(&response).unwrap_or_default(),
         );
     }
-    let (status, body) = render_errors(&response, media);
-    (status, serde_json::to_vec(&body).unwrap_or_default())
-}
-
-fn render_errors(response: &async_graphql::Response, media: Media) -> (StatusCode, Value) {
+    codes::complete(&mut response.errors);
     let request_error = response.data == async_graphql::Value::Null
         && response.errors.iter().all(|e| e.path.is_empty());
-    let mut body = serde_json::to_value(response).unwrap_or_else(|_| json!({}));
-    if let Some(errors) = body.get_mut("errors").and_then(Value::as_array_mut) {
-        for error in errors {
-            add_code(error);
-        }
-    }
     if request_error && media == Media::GraphqlResponseJson {
-        if let Some(map) = body.as_object_mut() {
-            map.remove("data");
-        }
-        return (StatusCode::BAD_REQUEST, body);
+        let body = RequestErrors {
+            errors: &response.errors,
+            extensions: &response.extensions,
+        };
+        return (
+            StatusCode::BAD_REQUEST,
+            serde_json::to_vec(&body).unwrap_or_default(),
+        );
     }
-    (StatusCode::OK, body)
+    (
+        StatusCode::OK,
+        serde_json::to_vec(&response).unwrap_or_default(),
+    )
 }
 
-/// Errors raised by async-graphql itself (parsing, validation, limits, argument coercion)
-/// carry no code; resolvers always set one.
-fn add_code(error: &mut Value) {
-    let has_code = error.pointer("/extensions/code").is_some();
-    if has_code {
-        return;
-    }
-    let message = error
-        .get("message")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let code = if message.contains("nested too deep")
-        || message.contains("too complex")
-        || message.contains("recursive depth")
-    {
-        ErrorCode::QueryTooComplex
-    } else {
-        ErrorCode::BadUserInput
-    };
-    if let Some(map) = error.as_object_mut() {
-        let extensions = map.entry("extensions").or_insert_with(|| json!({}));
-        if let Some(ext) = extensions.as_object_mut() {
-            ext.insert("code".into(), json!(code.as_str()));
-            if code == ErrorCode::BadUserInput {
-                ext.entry("fields").or_insert_with(|| json!([]));
-            }
-        }
-    }
+/// The body of a request error under `application/graphql-response+json`: the response
+/// without its `data`, which the spec says must be absent when nothing was executed.
+#[derive(Serialize)]
+struct RequestErrors<'a> {
+    errors: &'a [ServerError],
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    extensions: &'a BTreeMap<String, async_graphql::Value>,
 }
 
 /// Who the request acts as. A JWT is checked in memory (signature, claims, and the revoked

@@ -104,11 +104,12 @@ async fn deep_documents_are_refused_and_the_server_survives(backend: Backend) {
         }
         still_serving(&app).await;
     }
-    // Shallow enough to parse: answered by validation, never by a refusal of its nesting.
+    // Shallow enough to parse: answered after parsing (selection sets by the limit on their
+    // nesting, values by validation), never by the scan of the text.
     for (shape, query) in deep_documents(60) {
         let (_, body) = answer(&app, post_query(&query)).await;
         let message = body["errors"][0]["message"].as_str().unwrap_or_default();
-        assert!(!message.contains("nests"), "{shape}: {body}");
+        assert!(!message.contains("braces"), "{shape}: {body}");
     }
     // The same guard covers every operation of a batch, the others still run.
     let deep = deep_documents(1_600).remove(0).1;
@@ -164,10 +165,28 @@ async fn fragment_chains_and_bombs_are_refused(backend: Backend) {
     let (_, body) = answer(&app, post_query(&format!("{{ {aliases} }}"))).await;
     assert_eq!(error_code(&body), "QUERY_TOO_COMPLEX", "{body}");
 
-    // A cycle is named by validation, not looped through.
-    let cycle = "{ ...A } fragment A on Query { ...B } fragment B on Query { ...A }";
-    let (_, body) = answer(&app, post_query(cycle)).await;
-    assert!(body["errors"][0]["message"].is_string(), "{body}");
+    // Inline fragments add levels without adding fields or user-data depth: 33 of them are
+    // over the nesting limit, 31 are not.
+    let inline = |n: usize| {
+        format!(
+            "{{ {} __typename {} }}",
+            "... on Query { ".repeat(n),
+            "} ".repeat(n)
+        )
+    };
+    let (_, body) = answer(&app, post_query(&inline(33))).await;
+    assert_eq!(error_code(&body), "QUERY_TOO_COMPLEX", "{body}");
+    let (_, body) = answer(&app, post_query(&inline(31))).await;
+    assert_eq!(body["data"]["__typename"], "Query", "{body}");
+
+    // A cycle is an invalid document, not a complex one; it is not looped through.
+    for cycle in [
+        "{ ...A } fragment A on Query { ...B } fragment B on Query { ...A }",
+        "{ ...A } fragment A on Query { ...B ...B ...B } fragment B on Query { ...A ...A ...A }",
+    ] {
+        let (_, body) = answer(&app, post_query(cycle)).await;
+        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+    }
     still_serving(&app).await;
 }
 
