@@ -20,10 +20,11 @@ use std::time::{Duration, Instant};
 
 use chrono::TimeDelta;
 
-use crate::db::types::{AccountChangeId, UserId, now};
+use crate::db::clock::now;
 use crate::db::users::User;
 use crate::db::{DbPool, account_changes};
 use crate::error::AppError;
+use crate::ids::{AccountChangeId, UserId};
 
 /// How far back each reload reads changes: covers commit delays and clock skew between
 /// instances (as for revocations).

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::config::Config;
-use crate::db::types::{SessionId, UserId};
+use crate::ids::{SessionId, UserId};
 
 /// The `typ` header of access tokens; refresh and personal tokens are opaque, so they can
 /// never pass for one.

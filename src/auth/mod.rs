@@ -7,7 +7,7 @@ pub mod password;
 pub mod revocation;
 pub mod token;
 
-use crate::db::types::{PersonalTokenId, SessionId, UserId};
+use crate::ids::{PersonalTokenId, SessionId, UserId};
 
 /// Who a request acts as, read from its `Authorization` header before any resolver runs.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 use chrono::TimeDelta;
 
 use super::callers::CallerCache;
-use crate::db::types::{SessionId, now};
+use crate::db::clock::now;
 use crate::db::{DbPool, sessions};
 use crate::error::AppError;
+use crate::ids::SessionId;
 
 /// How often the set is reloaded: the bound on staleness across instances.
 pub const REFRESH_INTERVAL: Duration = Duration::from_secs(1);

@@ -6,8 +6,8 @@ use diesel_async::RunQueryDsl;
 
 use super::Conn;
 use super::schema::account_changes;
-use super::types::{AccountChangeId, UserId};
 use crate::db::with_conn;
+use crate::ids::{AccountChangeId, UserId};
 
 /// Records that `user` (every account when `None`) changed at `at`.
 pub async fn record(

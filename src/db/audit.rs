@@ -6,8 +6,8 @@ use diesel_async::RunQueryDsl;
 
 use super::Conn;
 use super::schema::audit_events;
-use super::types::{AuditEventId, UserId};
 use crate::db::with_conn;
+use crate::ids::{AuditEventId, UserId};
 
 /// A new row of `audit_events`.
 #[derive(Debug, Insertable)]
@@ -169,17 +169,5 @@ pub async fn find(conn: &mut Conn<'_>, id: AuditEventId) -> QueryResult<Option<A
             .first(c)
             .await
             .optional()
-    })
-}
-
-/// Events with this action, oldest first (for tests and, later, the audit log).
-pub async fn with_action(conn: &mut Conn<'_>, action: &str) -> QueryResult<Vec<AuditEvent>> {
-    with_conn!(conn, |c| {
-        audit_events::table
-            .filter(audit_events::action.eq(action))
-            .select(AuditEvent::as_select())
-            .order(audit_events::id.asc())
-            .load(c)
-            .await
     })
 }

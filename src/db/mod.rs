@@ -7,6 +7,7 @@
 
 pub mod account_changes;
 pub mod audit;
+pub mod clock;
 pub mod connect;
 pub mod login_failures;
 pub mod password_resets;
@@ -14,7 +15,6 @@ pub mod personal_tokens;
 pub mod roles;
 pub mod schema;
 pub mod sessions;
-pub mod types;
 pub mod users;
 
 use std::time::Duration;
@@ -240,24 +240,9 @@ pub async fn analyze(conn: &mut Conn<'_>) -> diesel::QueryResult<()> {
     with_conn!(conn, |c| c.batch_execute("ANALYZE").await)
 }
 
-/// Applies pending migrations; returns how many ran.
+/// Applies pending migrations; returns how many ran. On a blocking thread: diesel's
+/// migration machinery is synchronous.
 pub async fn migrate(url: &DatabaseUrl) -> anyhow::Result<usize> {
-    run_migrations(url, Direction::Up).await
-}
-
-/// Reverts every migration; for tests of the down scripts.
-pub async fn revert_all(url: &DatabaseUrl) -> anyhow::Result<usize> {
-    run_migrations(url, Direction::RevertAll).await
-}
-
-#[derive(Clone, Copy)]
-enum Direction {
-    Up,
-    RevertAll,
-}
-
-/// Runs migrations on a blocking thread: diesel's migration machinery is synchronous.
-async fn run_migrations(url: &DatabaseUrl, direction: Direction) -> anyhow::Result<usize> {
     use diesel::Connection as _;
     let url = url.clone();
     tokio::task::spawn_blocking(move || match url {
@@ -266,7 +251,7 @@ async fn run_migrations(url: &DatabaseUrl, direction: Direction) -> anyhow::Resu
                 diesel_async::async_connection_wrapper::AsyncConnectionWrapper<AsyncPgConnection>;
             let mut conn = <Wrapper as diesel::Connection>::establish(&url)
                 .context("connecting to PostgreSQL")?;
-            apply(&mut conn, POSTGRES_MIGRATIONS, direction)
+            apply(&mut conn, POSTGRES_MIGRATIONS)
         }
         DatabaseUrl::Sqlite(path) => {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -278,7 +263,7 @@ async fn run_migrations(url: &DatabaseUrl, direction: Direction) -> anyhow::Resu
             let mut conn = diesel::SqliteConnection::establish(path)
                 .with_context(|| format!("opening SQLite database {path}"))?;
             conn.batch_execute("PRAGMA foreign_keys = ON")?;
-            apply(&mut conn, SQLITE_MIGRATIONS, direction)
+            apply(&mut conn, SQLITE_MIGRATIONS)
         }
     })
     .await
@@ -288,13 +273,10 @@ async fn run_migrations(url: &DatabaseUrl, direction: Direction) -> anyhow::Resu
 fn apply<B: diesel::backend::Backend>(
     harness: &mut impl diesel_migrations::MigrationHarness<B>,
     migrations: EmbeddedMigrations,
-    direction: Direction,
 ) -> anyhow::Result<usize> {
-    let done = match direction {
-        Direction::Up => harness.run_pending_migrations(migrations),
-        Direction::RevertAll => harness.revert_all_migrations(migrations),
-    };
-    done.map(|versions| versions.len())
+    harness
+        .run_pending_migrations(migrations)
+        .map(|versions| versions.len())
         .map_err(|e| anyhow::anyhow!("migration failed: {e}"))
 }
 

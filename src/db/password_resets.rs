@@ -6,8 +6,8 @@ use diesel_async::RunQueryDsl;
 
 use super::Conn;
 use super::schema::password_reset_tokens as resets;
-use super::types::{PasswordResetId, UserId};
 use crate::db::with_conn;
+use crate::ids::{PasswordResetId, UserId};
 
 /// A new row of `password_reset_tokens`.
 #[derive(Debug, Insertable)]

@@ -6,8 +6,8 @@ use diesel_async::RunQueryDsl;
 
 use super::Conn;
 use super::schema::personal_access_tokens as pats;
-use super::types::{PersonalTokenId, UserId};
 use crate::db::with_conn;
+use crate::ids::{PersonalTokenId, UserId};
 
 /// A row of `personal_access_tokens` (without the hash).
 #[derive(Debug, Clone, Queryable, Selectable)]

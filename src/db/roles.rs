@@ -6,8 +6,8 @@ use diesel_async::RunQueryDsl;
 
 use super::Conn;
 use super::schema::{roles, user_roles, users};
-use super::types::{RoleId, UserId};
 use crate::db::with_conn;
+use crate::ids::{RoleId, UserId};
 
 /// A row of `roles`.
 #[derive(Debug, Clone, Queryable, Selectable)]

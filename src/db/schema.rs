@@ -1,8 +1,8 @@
-//! The tables, shared by both backends (see `types::sql` for the one type that differs).
+//! The tables, shared by both backends (see `crate::ids::sql` for the one type that differs).
 
 diesel::table! {
     use diesel::sql_types::*;
-    use crate::db::types::sql::Uuid;
+    use crate::ids::sql::Uuid;
 
     users (id) {
         id -> Uuid,
@@ -19,7 +19,7 @@ diesel::table! {
 
 diesel::table! {
     use diesel::sql_types::*;
-    use crate::db::types::sql::Uuid;
+    use crate::ids::sql::Uuid;
 
     profiles (user_id) {
         user_id -> Uuid,
@@ -33,7 +33,7 @@ diesel::table! {
 
 diesel::table! {
     use diesel::sql_types::*;
-    use crate::db::types::sql::Uuid;
+    use crate::ids::sql::Uuid;
 
     roles (id) {
         id -> Uuid,
@@ -47,7 +47,7 @@ diesel::table! {
 
 diesel::table! {
     use diesel::sql_types::*;
-    use crate::db::types::sql::Uuid;
+    use crate::ids::sql::Uuid;
 
     user_roles (user_id, role_id) {
         user_id -> Uuid,
@@ -58,7 +58,7 @@ diesel::table! {
 
 diesel::table! {
     use diesel::sql_types::*;
-    use crate::db::types::sql::Uuid;
+    use crate::ids::sql::Uuid;
 
     sessions (id) {
         id -> Uuid,
@@ -74,7 +74,7 @@ diesel::table! {
 
 diesel::table! {
     use diesel::sql_types::*;
-    use crate::db::types::sql::Uuid;
+    use crate::ids::sql::Uuid;
 
     refresh_tokens (id) {
         id -> Uuid,
@@ -89,7 +89,7 @@ diesel::table! {
 
 diesel::table! {
     use diesel::sql_types::*;
-    use crate::db::types::sql::Uuid;
+    use crate::ids::sql::Uuid;
 
     personal_access_tokens (id) {
         id -> Uuid,
@@ -106,7 +106,7 @@ diesel::table! {
 
 diesel::table! {
     use diesel::sql_types::*;
-    use crate::db::types::sql::Uuid;
+    use crate::ids::sql::Uuid;
 
     password_reset_tokens (id) {
         id -> Uuid,
@@ -132,7 +132,7 @@ diesel::table! {
 
 diesel::table! {
     use diesel::sql_types::*;
-    use crate::db::types::sql::Uuid;
+    use crate::ids::sql::Uuid;
 
     audit_events (id) {
         id -> Uuid,
@@ -149,7 +149,7 @@ diesel::table! {
 
 diesel::table! {
     use diesel::sql_types::*;
-    use crate::db::types::sql::Uuid;
+    use crate::ids::sql::Uuid;
 
     account_changes (id) {
         id -> Uuid,

@@ -6,7 +6,7 @@ use diesel_async::RunQueryDsl;
 
 use super::Conn;
 use super::schema::{refresh_tokens, sessions};
-use super::types::{RefreshTokenId, SessionId, UserId};
+use crate::ids::{RefreshTokenId, SessionId, UserId};
 
 /// A row of `sessions`.
 #[derive(Debug, Clone, Queryable, Selectable)]

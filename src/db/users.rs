@@ -6,8 +6,8 @@ use diesel_async::RunQueryDsl;
 
 use super::Conn;
 use super::schema::{profiles, roles, user_roles, users};
-use super::types::UserId;
 use crate::db::with_conn;
+use crate::ids::UserId;
 
 /// A row of `users`.
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]

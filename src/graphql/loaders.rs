@@ -7,9 +7,9 @@ use std::sync::Arc;
 use async_graphql::dataloader::Loader;
 
 use crate::db::roles::Role;
-use crate::db::types::{RoleId, UserId};
 use crate::db::users::{Profile, User};
 use crate::error::AppError;
+use crate::ids::{RoleId, UserId};
 use crate::services::Services;
 
 /// The profile of an account.

@@ -15,12 +15,13 @@ use super::shared::{
 };
 use crate::auth::Principal;
 use crate::auth::callers::Caller;
+use crate::db::clock::now;
 use crate::db::transaction;
-use crate::db::types::{UserId, now};
 use crate::db::users::User;
 use crate::db::{roles, users};
 use crate::domain::{Email, Password, bounded, bounds};
 use crate::error::{AppError, AppResult};
+use crate::ids::UserId;
 
 /// What `register` is given.
 #[derive(Debug)]

@@ -11,13 +11,14 @@ use super::shared::grants::{Authorized, RolesAssign, RolesWrite, UsersDelete, Us
 use super::shared::profile_update::ProfileUpdate;
 use super::shared::sessions::end_sessions;
 use super::shared::{ADMIN_ROLE, ClientInfo, DEFAULT_ROLE, Services, record_account_change};
+use crate::db::clock::now;
 use crate::db::roles::{self, NewRole, Role};
 use crate::db::transaction;
-use crate::db::types::{RoleId, UserId, now};
 use crate::db::users::{self, ProfileChanges, User, UserChanges};
 use crate::db::{Conn, Unique, unique_violation};
 use crate::domain::{Email, Permission, RoleName, bounded, bounds};
 use crate::error::{AppError, AppResult, FieldError};
+use crate::ids::{RoleId, UserId};
 
 /// What `createUser` is given.
 #[derive(Debug)]

@@ -4,8 +4,8 @@ use super::shared::Services;
 use super::shared::grants::{AuditRead, Authorized};
 use super::shared::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use crate::db::audit::{self, AuditEvent, AuditQuery};
-use crate::db::types::AuditEventId;
 use crate::error::{AppError, AppResult};
+use crate::ids::AuditEventId;
 
 /// A page of events, newest first.
 #[derive(Debug)]
@@ -71,7 +71,7 @@ impl Services {
     /// Accounts by id, for the dataloader.
     pub async fn users_by_id(
         &self,
-        ids: &[crate::db::types::UserId],
+        ids: &[crate::ids::UserId],
     ) -> AppResult<Vec<crate::db::users::User>> {
         let mut db = self.db.get().await?;
         Ok(crate::db::users::find_users(&mut db.conn(), ids).await?)

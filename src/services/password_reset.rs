@@ -8,13 +8,14 @@ use super::shared::delta;
 use super::shared::sessions::end_sessions;
 use super::shared::{ClientInfo, Services, record_account_change};
 use crate::auth::token::{HashedToken, PlainToken, RESET_PREFIX};
+use crate::db::clock::now;
 use crate::db::password_resets::{self, NewPasswordReset};
 use crate::db::transaction;
-use crate::db::types::{PasswordResetId, now};
 use crate::db::users::User;
 use crate::db::{login_failures, users};
 use crate::domain::{Email, Password, bounded, bounds};
 use crate::error::{AppError, AppResult};
+use crate::ids::PasswordResetId;
 
 impl Services {
     /// Starts a reset: mails a token if an active account has this email. Answers at once

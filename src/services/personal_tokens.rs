@@ -9,11 +9,12 @@ use super::shared::audit::{self, Event, action};
 use super::shared::{ClientInfo, Services};
 use crate::auth::Principal;
 use crate::auth::token::{HashedToken, PERSONAL_PREFIX, PlainToken};
+use crate::db::clock::now;
 use crate::db::personal_tokens::{self, NewPersonalToken, PersonalToken};
 use crate::db::transaction;
-use crate::db::types::{PersonalTokenId, now};
 use crate::domain::{Permission, TokenName, bounded, bounded_time, bounds};
 use crate::error::{AppError, AppResult, FieldError};
+use crate::ids::PersonalTokenId;
 
 /// How often `lastUsedAt` is written at most, per token: a write per request would cost more
 /// than the information is worth.

@@ -10,10 +10,11 @@ use super::shared::Viewer;
 use super::shared::audit::{self, Event, action};
 use super::shared::profile_update::{BATCH, Pending, ProfileUpdate, ProfileWrites};
 use super::shared::{ClientInfo, Services};
+use crate::db::clock::now;
 use crate::db::transaction;
-use crate::db::types::{UserId, now};
 use crate::db::users::{self, Profile, ProfileChanges, User};
 use crate::error::{AppError, AppResult};
+use crate::ids::UserId;
 
 impl Services {
     /// Updates the caller's own profile: only the fields given. Returns the account and

@@ -6,13 +6,14 @@ use chrono::TimeDelta;
 
 use super::shared::DEFAULT_ROLE;
 use super::shared::Services;
+use crate::db::clock::now;
 use crate::db::roles::{self, NewRole, UserRole};
 use crate::db::transaction;
-use crate::db::types::{RoleId, UserId, now};
 use crate::db::users::{self, Profile, SeedUser};
 use crate::db::{self as database, unique_violation};
 use crate::domain::Password;
 use crate::error::{AppError, AppResult};
+use crate::ids::{RoleId, UserId};
 
 /// The password of every seeded account.
 pub const SEED_PASSWORD: &str = "seeded account password";

@@ -10,12 +10,13 @@ use crate::auth::token::{HashedToken, PlainToken, REFRESH_PREFIX};
 use chrono::{NaiveDateTime, TimeDelta};
 
 use crate::db::Conn;
+use crate::db::clock::now;
 use crate::db::sessions::{self, Session};
 use crate::db::transaction;
-use crate::db::types::{RefreshTokenId, SessionId, now};
 use crate::db::users;
 use crate::domain::{bounded, bounds};
 use crate::error::{AppError, AppResult};
+use crate::ids::{RefreshTokenId, SessionId};
 
 const INVALID_REFRESH: AppError = AppError::Unauthenticated("invalid or expired refresh token");
 

@@ -4,9 +4,9 @@ use super::shared::Viewer;
 use super::shared::grants::{Authorized, RolesRead, UsersRead};
 use super::shared::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Services};
 use crate::db::roles::{self, Role};
-use crate::db::types::UserId;
 use crate::db::users::{self, Profile, SortField, SortKey, User, UserFilter, UserListing};
 use crate::error::{AppError, AppResult};
+use crate::ids::UserId;
 
 /// A page of accounts and whether more lie beyond it.
 #[derive(Debug)]

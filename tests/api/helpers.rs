@@ -310,10 +310,19 @@ impl TestApp {
 
     /// The audit events with this action, oldest first.
     pub async fn audit(&self, action: &str) -> Vec<usergraph::db::audit::AuditEvent> {
+        use diesel::{ExpressionMethods as _, QueryDsl as _, SelectableHelper as _};
+        use usergraph::db::{audit::AuditEvent, schema::audit_events};
         let mut db = self.services.db.get().await.expect("connection");
-        usergraph::db::audit::with_action(&mut db.conn(), action)
-            .await
-            .expect("audit query")
+        let mut conn = db.conn();
+        usergraph::with_conn!(&mut conn, |c| {
+            audit_events::table
+                .filter(audit_events::action.eq(action))
+                .select(AuditEvent::as_select())
+                .order(audit_events::id.asc())
+                .load(c)
+                .await
+        })
+        .expect("audit query")
     }
 
     /// Calls `refreshToken`; returns the whole answer.

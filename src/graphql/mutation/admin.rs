@@ -2,13 +2,13 @@
 
 use async_graphql::{Context, ID, InputObject, Object};
 
-use crate::db::types::UserId;
 use crate::domain::Permission;
 use crate::error::AppError;
 use crate::graphql::context;
 use crate::graphql::guards::PermissionGuard;
 use crate::graphql::types::role::Role;
 use crate::graphql::types::user::{ProfileInput, User};
+use crate::ids::UserId;
 use crate::services::admin::{AccountUpdate, NewAccount};
 
 /// A new account, made by an administrator.

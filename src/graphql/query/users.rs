@@ -2,7 +2,6 @@
 
 use async_graphql::{Context, ID, Object};
 
-use crate::db::types::{AuditEventId, UserId};
 use crate::domain::Permission;
 use crate::graphql::context;
 use crate::graphql::guards::PermissionGuard;
@@ -11,6 +10,7 @@ use crate::graphql::types::connection::{UserConnection, decode_user_cursor};
 use crate::graphql::types::node::Node;
 use crate::graphql::types::role::Role;
 use crate::graphql::types::user::{OrderDirection, User, UserFilter, UserOrder};
+use crate::ids::{AuditEventId, UserId};
 use crate::services::users::PageRequest;
 
 /// Queries about accounts.

@@ -2,11 +2,12 @@
 //! `deleteMyAccount` and `purgeUser` share.
 
 use super::{ADMIN_ROLE, Services};
-use crate::db::types::{SessionId, UserId, now};
+use crate::db::clock::now;
 use crate::db::users::{NewUser, Profile, User};
 use crate::db::{Conn, Unique, roles, unique_violation, users};
 use crate::domain::{DisplayName, Email, Password};
 use crate::error::{AppError, AppResult, FieldError};
+use crate::ids::{SessionId, UserId};
 
 const LAST_ADMIN: &str = "this is the last active administrator: make another one first";
 

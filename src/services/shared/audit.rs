@@ -3,9 +3,10 @@
 use serde_json::Value;
 
 use super::ClientInfo;
-use crate::db::types::{AuditEventId, UserId, now};
+use crate::db::clock::now;
 use crate::db::{Conn, audit};
 use crate::error::AppResult;
+use crate::ids::{AuditEventId, UserId};
 
 /// The actions recorded, as they appear in `AuditEvent.action`.
 pub mod action {

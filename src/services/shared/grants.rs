@@ -8,10 +8,10 @@
 use std::marker::PhantomData;
 
 use super::Viewer;
-use crate::db::types::UserId;
 use crate::domain::Permission;
 pub use crate::domain::grant::*;
 use crate::error::{AppError, AppResult};
+use crate::ids::UserId;
 
 /// Proof that the caller holds the permission `P`.
 pub struct Authorized<'a, P: Grant> {
@@ -70,7 +70,7 @@ mod tests {
                 deleted_at: None,
                 last_login_at: None,
             },
-            credential: Credential::Session(crate::db::types::SessionId::new()),
+            credential: Credential::Session(crate::ids::SessionId::new()),
             permissions: permissions.iter().map(|p| (*p).to_owned()).collect(),
         }
     }

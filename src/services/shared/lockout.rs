@@ -26,10 +26,11 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::audit::{self, Event, action};
 use super::{ClientInfo, Services, delta};
+use crate::db::clock::now;
 use crate::db::login_failures::{self, LoginFailures, LoginFailuresChanges};
 use crate::db::transaction;
-use crate::db::types::{UserId, now};
 use crate::error::{AppError, AppResult};
+use crate::ids::UserId;
 
 /// The answer to a refused login, whatever the reason: unknown email, wrong password or an
 /// account that may not sign in.

@@ -23,11 +23,12 @@ use crate::auth::password::PasswordHasher;
 use crate::auth::revocation::RevokedSessions;
 use crate::auth::token::PlainToken;
 use crate::config::Config;
-use crate::db::types::{PersonalTokenId, RefreshTokenId, SessionId, UserId, now};
+use crate::db::clock::now;
 use crate::db::users::User;
 use crate::db::{Conn, DbPool, account_changes};
 use crate::domain::{PasswordPolicy, Permission};
 use crate::error::{AppError, AppResult};
+use crate::ids::{PersonalTokenId, RefreshTokenId, SessionId, UserId};
 
 /// Longest accepted password, in characters.
 const PASSWORD_MAX_CHARS: usize = 128;

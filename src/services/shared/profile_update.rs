@@ -7,11 +7,11 @@ use std::sync::{Mutex, PoisonError};
 use tokio::sync::oneshot;
 
 use super::ClientInfo;
-use crate::db::types::UserId;
 use crate::db::users::{Profile, ProfileChanges};
 use crate::domain::{Description, DisplayName, YearOfBirth};
 use crate::error::AppResult;
 use crate::error::FieldError;
+use crate::ids::UserId;
 
 /// A field of a profile update: left alone, cleared, or set.
 #[derive(Debug, Clone, PartialEq, Eq)]

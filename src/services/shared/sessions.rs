@@ -7,10 +7,11 @@ use serde_json::json;
 use super::audit::{self, Event};
 use super::{AuthGrant, ClientInfo, IssuedRefresh, Services, delta};
 use crate::auth::token::{PlainToken, REFRESH_PREFIX};
-use crate::db::types::{RefreshTokenId, SessionId, UserId, now};
+use crate::db::clock::now;
 use crate::db::users::User;
 use crate::db::{Conn, sessions};
 use crate::error::{AppError, AppResult};
+use crate::ids::{RefreshTokenId, SessionId, UserId};
 
 impl Services {
     /// Opens a session for `user` and returns its first refresh token.

@@ -1,7 +1,6 @@
-//! Column types shared by both backends: a UUID that is `uuid` on PostgreSQL and text on
-//! SQLite, id newtypes over it, and the UTC clock the database layer writes with.
-
-use chrono::{NaiveDateTime, SubsecRound as _, Utc};
+//! Id newtypes, one per kind of record, and the column type they are stored in: `uuid` on
+//! PostgreSQL, text on SQLite. Every layer names records by these; the database layer is
+//! only where they are read and written.
 
 /// SQL types that differ between the backends.
 pub mod sql {
@@ -123,9 +122,3 @@ id_type!(
     /// The id of a recorded change to what authorises an account.
     AccountChangeId
 );
-
-/// The current time in UTC, cut to microseconds: what PostgreSQL keeps, so both backends
-/// store and compare the same instants.
-pub fn now() -> NaiveDateTime {
-    Utc::now().naive_utc().trunc_subsecs(6)
-}
