@@ -181,14 +181,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("USERGRAPH_LISTEN: cannot listen on {listen}"))?;
     tracing::info!(
         address = %listen,
-        database = app.services.db.backend(),
+        database = app.services.backend(),
         "serving GraphQL at http://{listen}/graphql"
     );
     let options = usergraph::http::serve::ServeOptions {
-        header_timeout: app.services.config.header_timeout,
-        max_connections: usize::try_from(app.services.config.max_connections).unwrap_or(1024),
+        header_timeout: app.services.config().header_timeout,
+        max_connections: usize::try_from(app.services.config().max_connections).unwrap_or(1024),
         // Every in-flight request has at most the request timeout left.
-        shutdown_grace: app.services.config.request_timeout + Duration::from_secs(1),
+        shutdown_grace: app.services.config().request_timeout + Duration::from_secs(1),
     };
     usergraph::http::serve::serve(listener, app.router, options, shutdown_signal()).await;
     tracing::info!("stopped");

@@ -221,6 +221,9 @@ pub struct TestApp {
     pub dir: Arc<TempDir>,
     /// The database.
     pub db: Arc<TestDb>,
+    /// The test's own connections to that database, opened when first asked for.
+    sql: OnceCell<usergraph::db::DbPool>,
+    url: usergraph::config::DatabaseUrl,
     extra: Vec<String>,
 }
 
@@ -274,12 +277,15 @@ impl TestApp {
         let config = Cli::try_parse_from(&args)
             .expect("test configuration")
             .config;
+        let url = config.database().expect("database URL");
         let app = usergraph::build(config).await.expect("building the app");
         Self {
             router: app.router,
             services: app.services,
             dir,
             db,
+            sql: OnceCell::new(),
+            url,
             extra,
         }
     }
@@ -301,9 +307,22 @@ impl TestApp {
         Self::build(self.dir.clone(), self.db.clone(), self.extra.clone()).await
     }
 
+    /// A pool of the test's own on the app's database, for what no API shows: statements
+    /// behind the app's back, rows to inspect.
+    pub async fn sql(&self) -> &usergraph::db::DbPool {
+        self.sql
+            .get_or_init(|| async {
+                let timeout = std::time::Duration::from_secs(10);
+                usergraph::db::DbPool::connect(&self.url, 2, timeout)
+                    .await
+                    .expect("the test's own pool")
+            })
+            .await
+    }
+
     /// Runs a statement on the app's database (to move clocks or roles behind its back).
     pub async fn exec(&self, sql: &str) {
-        let mut db = self.services.db.get().await.expect("connection");
+        let mut db = self.sql().await.get().await.expect("connection");
         let mut conn = db.conn();
         usergraph::with_conn!(&mut conn, |c| diesel::sql_query(sql).execute(c).await).expect(sql);
     }
@@ -312,7 +331,7 @@ impl TestApp {
     pub async fn audit(&self, action: &str) -> Vec<usergraph::db::audit::AuditEvent> {
         use diesel::{ExpressionMethods as _, QueryDsl as _, SelectableHelper as _};
         use usergraph::db::{audit::AuditEvent, schema::audit_events};
-        let mut db = self.services.db.get().await.expect("connection");
+        let mut db = self.sql().await.get().await.expect("connection");
         let mut conn = db.conn();
         usergraph::with_conn!(&mut conn, |c| {
             audit_events::table

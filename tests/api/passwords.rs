@@ -121,7 +121,7 @@ async fn change_password_revokes_other_sessions(backend: Backend) {
 }
 
 async fn stored_hash(app: &TestApp, email: &str) -> String {
-    let mut db = app.services.db.get().await.unwrap();
+    let mut db = app.sql().await.get().await.unwrap();
     usergraph::db::users::find_user_by_email(&mut db.conn(), email)
         .await
         .unwrap()

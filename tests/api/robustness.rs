@@ -343,7 +343,7 @@ async fn count(app: &TestApp, table: &str) -> i64 {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
         n: i64,
     }
-    let mut db = app.services.db.get().await.unwrap();
+    let mut db = app.sql().await.get().await.unwrap();
     let mut conn = db.conn();
     let sql = format!("SELECT COUNT(*) AS n FROM {table}");
     let rows: Vec<Count> = usergraph::with_conn!(&mut conn, |c| {

@@ -11,6 +11,7 @@ pub mod grants;
 pub mod lockout;
 pub mod profile_update;
 pub mod sessions;
+mod start;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -37,23 +38,23 @@ const PASSWORD_MAX_CHARS: usize = 128;
 #[derive(Clone)]
 pub struct Services {
     /// The settings.
-    pub config: Arc<Config>,
+    pub(super) config: Arc<Config>,
     /// The database.
-    pub db: DbPool,
+    pub(super) db: DbPool,
     /// Password hashing.
-    pub passwords: PasswordHasher,
+    pub(super) passwords: PasswordHasher,
     /// Access-token signing and checking.
-    pub jwt: Arc<JwtKeys>,
+    pub(super) jwt: Arc<JwtKeys>,
     /// Sessions whose access tokens are refused.
-    pub revoked: Arc<RevokedSessions>,
+    pub(super) revoked: Arc<RevokedSessions>,
     /// The accounts behind recent requests.
-    pub callers: Arc<CallerCache>,
+    pub(super) callers: Arc<CallerCache>,
     /// Login checks under way per email.
-    pub login_gate: Arc<lockout::LoginGate>,
+    pub(super) login_gate: Arc<lockout::LoginGate>,
     /// Profile updates waiting to be combined.
-    pub profile_writes: Arc<profile_update::ProfileWrites>,
+    pub(super) profile_writes: Arc<profile_update::ProfileWrites>,
     /// Outbound mail.
-    pub mailer: crate::mail::Mailer,
+    pub(super) mailer: crate::mail::Mailer,
 }
 
 /// What the HTTP layer may ask of the services besides their operations (it does not reach

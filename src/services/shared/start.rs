@@ -1,0 +1,60 @@
+//! How the services are put together at start.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+
+use super::Services;
+use crate::auth::callers::CallerCache;
+use crate::auth::jwt::JwtKeys;
+use crate::auth::password::PasswordHasher;
+use crate::auth::revocation::RevokedSessions;
+use crate::config::Config;
+use crate::db::{self, DbPool};
+use crate::mail;
+
+impl Services {
+    /// The services on `config`: creates the data directory, applies migrations, opens the
+    /// pool, loads (or creates) the signing key, loads the revoked sessions and the account
+    /// changes, and starts the task that reloads them every second.
+    pub async fn start(config: Config) -> anyhow::Result<Self> {
+        config.validate()?;
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!(
+                "USERGRAPH_DATA_DIR: cannot create {}",
+                config.data_dir.display()
+            )
+        })?;
+        let url = config.database()?;
+        let applied = db::migrate(&url).await?;
+        if applied > 0 {
+            tracing::info!(count = applied, "applied database migrations");
+        }
+        let db = DbPool::connect(&url, config.db_pool_size, config.db_timeout).await?;
+        let jwt = JwtKeys::load_or_generate(&config)?;
+        let passwords = PasswordHasher::new(&config).await?;
+        let mailer = mail::Mailer::new(config.mail_outbox_path(), &config.mail_from)?;
+        let revoked = Arc::new(RevokedSessions::new(config.access_token_ttl));
+        revoked
+            .reload(&db)
+            .await
+            .map_err(|e| e.into_report().context("loading revoked sessions"))?;
+        let callers = Arc::new(CallerCache::default());
+        callers
+            .reload(&db)
+            .await
+            .map_err(|e| e.into_report().context("loading account changes"))?;
+        revoked.spawn_reloader(&callers, db.clone());
+        Ok(Self {
+            config: Arc::new(config),
+            db,
+            passwords,
+            jwt: Arc::new(jwt),
+            revoked,
+            callers,
+            profile_writes: Arc::default(),
+            login_gate: Arc::default(),
+            mailer,
+        })
+    }
+}
