@@ -464,4 +464,61 @@ mod tests {
             AppError::bad_field("email", "is not an email address").to_string()
         );
     }
+
+    /// A writer for `tracing` that keeps what it is given.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_cause_shared_by_many_fields_is_logged_once_with_the_request_id() {
+        let failed_batch = AppError::internal(anyhow::anyhow!("loader batch failed"));
+        let outage =
+            AppError::ServiceUnavailable(Outcome::Unknown, anyhow::anyhow!("connection reset"));
+        let server_error = |e: &AppError| {
+            async_graphql::Error::from(e).into_server_error(async_graphql::Pos::default())
+        };
+        // Three fields answered from one failed batch, one from an outage, one user error.
+        let errors = [
+            server_error(&failed_batch),
+            server_error(&failed_batch),
+            server_error(&outage),
+            server_error(&failed_batch),
+            server_error(&AppError::NotFound("user")),
+        ];
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || log_causes(&errors, "req-42"));
+        let log = String::from_utf8(captured.0.lock().map(|b| b.clone()).unwrap_or_default())
+            .unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        assert_eq!(lines.len(), 2, "{log}");
+        assert!(lines.iter().all(|l| l.contains("req-42")), "{log}");
+        assert_eq!(log.matches("loader batch failed").count(), 1, "{log}");
+        assert!(
+            lines[0].contains("ERROR") && lines[0].contains("internal error"),
+            "{log}"
+        );
+        assert!(
+            lines[1].contains("WARN") && lines[1].contains("connection reset"),
+            "{log}"
+        );
+    }
 }
