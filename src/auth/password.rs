@@ -22,14 +22,19 @@ use crate::error::AppError;
 /// Hashes waiting for a thread, per thread, before more are refused.
 const QUEUE_PER_THREAD: usize = 32;
 
-/// One argon2 computation for a hashing thread.
-struct Job {
+/// One argon2 computation.
+struct Work {
     algorithm: Algorithm,
     version: Version,
     params: Params,
     password: Vec<u8>,
     salt: Vec<u8>,
     output_len: usize,
+}
+
+/// Work for a hashing thread, with where its answer goes.
+struct Job {
+    work: Work,
     reply: oneshot::Sender<Result<Vec<u8>, argon2::Error>>,
 }
 
@@ -94,14 +99,14 @@ impl PasswordHasher {
             .output_len()
             .unwrap_or(Params::DEFAULT_OUTPUT_LEN);
         let output = self
-            .compute(
-                Algorithm::Argon2id,
-                Version::V0x13,
-                self.params.clone(),
+            .compute(Work {
+                algorithm: Algorithm::Argon2id,
+                version: Version::V0x13,
+                params: self.params.clone(),
                 password,
-                salt.to_vec(),
+                salt: salt.to_vec(),
                 output_len,
-            )
+            })
             .await?;
         let internal = |e: argon2::password_hash::Error| AppError::internal(anyhow::anyhow!("{e}"));
         let salt = SaltString::encode_b64(&salt).map_err(internal)?;
@@ -139,14 +144,14 @@ impl PasswordHasher {
         let mut salt_buffer = [0u8; 64];
         let salt = salt.decode_b64(&mut salt_buffer).map_err(stored)?.to_vec();
         let output = self
-            .compute(
+            .compute(Work {
                 algorithm,
                 version,
                 params,
-                password.as_bytes().to_vec(),
+                password: password.as_bytes().to_vec(),
                 salt,
-                expected.len(),
-            )
+                output_len: expected.len(),
+            })
             .await?;
         // `Output` compares in constant time.
         let matches = Output::new(&output).is_ok_and(|computed| computed == expected);
@@ -154,25 +159,9 @@ impl PasswordHasher {
     }
 
     /// Queues one argon2 computation and waits for it; `RATE_LIMITED` when the queue is full.
-    async fn compute(
-        &self,
-        algorithm: Algorithm,
-        version: Version,
-        params: Params,
-        password: Vec<u8>,
-        salt: Vec<u8>,
-        output_len: usize,
-    ) -> Result<Vec<u8>, AppError> {
+    async fn compute(&self, work: Work) -> Result<Vec<u8>, AppError> {
         let (reply, answer) = oneshot::channel();
-        let job = Job {
-            algorithm,
-            version,
-            params,
-            password,
-            salt,
-            output_len,
-            reply,
-        };
+        let job = Job { work, reply };
         match self.queue.try_send(job) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
@@ -216,33 +205,26 @@ fn work(jobs: &Mutex<Receiver<Job>>, blocks: usize) {
     lower_priority();
     let mut memory = vec![Block::default(); blocks];
     loop {
-        let job = {
+        let Job { work, reply } = {
             let Ok(queue) = jobs.lock() else { return };
             match queue.recv() {
                 Ok(job) => job,
                 Err(_) => return,
             }
         };
-        let argon2 = Argon2::new(job.algorithm, job.version, job.params.clone());
-        let mut output = vec![0u8; job.output_len];
-        let needed = job.params.block_count();
-        let result = if needed <= memory.len() {
-            argon2.hash_password_into_with_memory(
-                &job.password,
-                &job.salt,
-                &mut output,
-                &mut memory,
-            )
+        let argon2 = Argon2::new(work.algorithm, work.version, work.params.clone());
+        let mut output = vec![0u8; work.output_len];
+        let needed = work.params.block_count();
+        let mut larger = Vec::new();
+        let blocks = if needed <= memory.len() {
+            &mut memory
         } else {
-            let mut larger = vec![Block::default(); needed];
-            argon2.hash_password_into_with_memory(
-                &job.password,
-                &job.salt,
-                &mut output,
-                &mut larger,
-            )
+            larger.resize(needed, Block::default());
+            &mut larger
         };
-        let _ = job.reply.send(result.map(|()| output));
+        let result =
+            argon2.hash_password_into_with_memory(&work.password, &work.salt, &mut output, blocks);
+        let _ = reply.send(result.map(|()| output));
     }
 }
 

@@ -8,9 +8,10 @@ use super::Conn;
 use super::schema::login_failures;
 use crate::db::with_conn;
 
-/// A row of `login_failures`.
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = login_failures)]
+/// A row of `login_failures`; written whole (but its key) by [`save`], after the caller
+/// read it under [`lock_row`]'s lock.
+#[derive(Debug, Clone, Queryable, Selectable, AsChangeset)]
+#[diesel(table_name = login_failures, primary_key(email_key), treat_none_as_null = true)]
 pub struct LoginFailures {
     /// The normalised email.
     pub email_key: String,
@@ -26,37 +27,6 @@ pub struct LoginFailures {
     pub in_flight: i32,
     /// When the latest of them began.
     pub in_flight_at: Option<NaiveDateTime>,
-}
-
-/// The state of a counter, written whole: the caller read it under [`lock_row`]'s lock.
-#[derive(Debug, Clone, AsChangeset)]
-#[diesel(table_name = login_failures, treat_none_as_null = true)]
-pub struct LoginFailuresChanges {
-    /// See [`LoginFailures::failures`].
-    pub failures: i32,
-    /// See [`LoginFailures::lock_count`].
-    pub lock_count: i32,
-    /// See [`LoginFailures::locked_until`].
-    pub locked_until: Option<NaiveDateTime>,
-    /// See [`LoginFailures::last_failure_at`].
-    pub last_failure_at: NaiveDateTime,
-    /// See [`LoginFailures::in_flight`].
-    pub in_flight: i32,
-    /// See [`LoginFailures::in_flight_at`].
-    pub in_flight_at: Option<NaiveDateTime>,
-}
-
-impl From<&LoginFailures> for LoginFailuresChanges {
-    fn from(row: &LoginFailures) -> Self {
-        Self {
-            failures: row.failures,
-            lock_count: row.lock_count,
-            locked_until: row.locked_until,
-            last_failure_at: row.last_failure_at,
-            in_flight: row.in_flight,
-            in_flight_at: row.in_flight_at,
-        }
-    }
 }
 
 /// The counter of `key`, made if missing, locked until the transaction ends: the upsert
@@ -98,11 +68,7 @@ pub async fn find(conn: &mut Conn<'_>, key: &str) -> QueryResult<Option<LoginFai
 }
 
 /// Writes the counter of `key`.
-pub async fn save(
-    conn: &mut Conn<'_>,
-    key: &str,
-    changes: &LoginFailuresChanges,
-) -> QueryResult<()> {
+pub async fn save(conn: &mut Conn<'_>, key: &str, changes: &LoginFailures) -> QueryResult<()> {
     with_conn!(conn, |c| {
         diesel::update(login_failures::table.find(key))
             .set(changes)

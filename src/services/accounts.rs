@@ -213,8 +213,7 @@ impl Services {
             audit::record(conn, event).await?;
             Ok::<_, AppError>(ended)
         })?;
-        self.revoked.insert(ended);
-        self.callers.evict(Some(user));
+        self.committed(user, ended);
         tracing::info!(user.id = %user, "account deleted by its owner");
         Ok(())
     }
@@ -249,8 +248,7 @@ impl Services {
             let keep = Some(session);
             end_sessions(conn, user, keep, at, action::PASSWORD_CHANGED, client).await
         })?;
-        self.revoked.insert(revoked);
-        self.callers.evict(Some(user));
+        self.committed(user, revoked);
         tracing::info!(user.id = %user, "password changed");
         Ok(())
     }

@@ -126,8 +126,7 @@ impl Services {
             audit::record(conn, event).await?;
             Ok::<_, AppError>((user, ended))
         })?;
-        self.revoked.insert(ended);
-        self.callers.evict(Some(id));
+        self.committed(id, ended);
         Ok(user)
     }
 
@@ -148,8 +147,7 @@ impl Services {
             record_admin(conn, actor, action::USER_DELETED, id, client).await?;
             Ok::<_, AppError>((user, ended))
         })?;
-        self.revoked.insert(ended);
-        self.callers.evict(Some(id));
+        self.committed(id, ended);
         Ok(user)
     }
 
@@ -188,8 +186,7 @@ impl Services {
             record_admin(conn, actor, action::USER_PURGED, id, client).await?;
             Ok::<_, AppError>(ended)
         })?;
-        self.revoked.insert(ended);
-        self.callers.evict(Some(id));
+        self.committed(id, ended);
         Ok(())
     }
 

@@ -149,8 +149,7 @@ impl Services {
             login_failures::clear(conn, &user.email).await?;
             end_sessions(conn, user.id, None, at, action::PASSWORD_RESET, client).await
         })?;
-        self.revoked.insert(revoked);
-        self.callers.evict(Some(user.id));
+        self.committed(user.id, revoked);
         tracing::info!(user.id = %user.id, "password reset");
         Ok(())
     }

@@ -27,7 +27,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::audit::{self, Event, action};
 use super::{ClientInfo, Services, delta};
 use crate::db::clock::now;
-use crate::db::login_failures::{self, LoginFailures, LoginFailuresChanges};
+use crate::db::login_failures::{self, LoginFailures};
 use crate::db::transaction;
 use crate::error::{AppError, AppResult};
 use crate::ids::UserId;
@@ -162,7 +162,7 @@ impl Services {
             if let Some(refused) = refusal(&row, at, stale, threshold) {
                 return Err(refused);
             }
-            let mut next = LoginFailuresChanges::from(&row);
+            let mut next = row.clone();
             if row.locked_until.is_some() {
                 // The lock is over (`refusal` saw to a live one): count afresh.
                 next.locked_until = None;
@@ -186,7 +186,7 @@ impl Services {
         let mut db = self.db.get().await?;
         let locked = transaction!(&mut db, |conn| {
             let row = login_failures::lock_row(conn, &check.key, at).await?;
-            let mut next = LoginFailuresChanges::from(&row);
+            let mut next = row.clone();
             next.in_flight = (row.in_flight - 1).max(0);
             let mut locked = None;
             match passed {
@@ -228,7 +228,7 @@ impl Services {
         conn: &mut crate::db::Conn<'_>,
         check: &Check,
         row: &LoginFailures,
-        next: &mut LoginFailuresChanges,
+        next: &mut LoginFailures,
         at: NaiveDateTime,
     ) -> AppResult<u64> {
         let locks = usize::try_from(row.lock_count).unwrap_or(0);

@@ -184,6 +184,16 @@ pub(crate) async fn record_account_change(
     Ok(())
 }
 
+impl Services {
+    /// Applies on this instance, at once, what a committed change to `user` did: the sessions
+    /// it `ended` are refused and the account's cached authority is dropped (other instances
+    /// learn both from the database within a second).
+    pub(crate) fn committed(&self, user: UserId, ended: impl IntoIterator<Item = SessionId>) {
+        self.revoked.insert(ended);
+        self.callers.evict(Some(user));
+    }
+}
+
 /// A configured duration as a chrono delta.
 pub(crate) fn delta(duration: std::time::Duration) -> AppResult<TimeDelta> {
     TimeDelta::from_std(duration).map_err(AppError::internal)
