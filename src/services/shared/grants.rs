@@ -8,6 +8,7 @@
 use std::marker::PhantomData;
 
 use super::Viewer;
+use crate::db::users::User;
 use crate::domain::Permission;
 pub use crate::domain::grant::*;
 use crate::error::{AppError, AppResult};
@@ -48,12 +49,21 @@ impl Viewer {
     pub fn may_read(&self, user: UserId) -> bool {
         self.user.id == user || self.can(Permission::UsersRead)
     }
+
+    /// The email address of `user`, if the caller may read it ([`Self::may_read`]); the
+    /// refusal naming `users:read` otherwise.
+    pub fn email_of<'a>(&self, user: &'a User) -> AppResult<&'a str> {
+        if self.may_read(user.id) {
+            Ok(&user.email)
+        } else {
+            Err(AppError::missing_permission(Permission::UsersRead.as_str()))
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::users::User;
     use crate::services::shared::Credential;
 
     fn viewer(permissions: &[&str]) -> Viewer {
@@ -91,5 +101,13 @@ mod tests {
         assert!(nobody.may_read(nobody.user.id));
         assert!(!nobody.may_read(UserId::new()));
         assert!(reader.may_read(UserId::new()));
+        let someone = nobody.user.clone();
+        let other = User {
+            id: UserId::new(),
+            ..someone.clone()
+        };
+        assert_eq!(nobody.email_of(&someone).ok(), Some(someone.email.as_str()));
+        assert!(matches!(nobody.email_of(&other), Err(AppError::Forbidden(_))));
+        assert!(reader.email_of(&other).is_ok());
     }
 }
