@@ -107,7 +107,10 @@ mod tests {
             ..someone.clone()
         };
         assert_eq!(nobody.email_of(&someone).ok(), Some(someone.email.as_str()));
-        assert!(matches!(nobody.email_of(&other), Err(AppError::Forbidden(_))));
+        assert!(matches!(
+            nobody.email_of(&other),
+            Err(AppError::Forbidden(_))
+        ));
         assert!(reader.email_of(&other).is_ok());
     }
 }
