@@ -26,6 +26,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -141,6 +142,10 @@ class Server:
         self.cli("admin", "create", "--email", ADMIN[0], "--password", ADMIN[1])
 
     def start(self):
+        # Something else on the port would answer in our place and be measured.
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", self.port)) == 0:
+                raise RuntimeError(f"port {self.port} is taken: stop what listens there or pass --port")
         out = open(self.log_path, "ab")
         started = time.time()
         self.proc = subprocess.Popen([self.binary, "serve"], env=self.env, stdout=out, stderr=out)
