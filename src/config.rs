@@ -258,6 +258,12 @@ pub struct Config {
     )]
     pub max_query_complexity: usize,
 
+    /// Serve the GraphiQL playground on `GET /graphql` to browsers, with its files under
+    /// `/graphql/assets/`; off in production if nobody should explore the API there.
+    #[arg(long, env = "USERGRAPH_GRAPHIQL", default_value_t = true,
+          action = clap::ArgAction::Set, global = true)]
+    pub graphiql: bool,
+
     /// Serve the introspection query (GraphiQL needs it).
     #[arg(long, env = "USERGRAPH_INTROSPECTION", default_value_t = true,
           action = clap::ArgAction::Set, global = true)]

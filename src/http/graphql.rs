@@ -8,18 +8,18 @@
 //! answer 413 and 408 (the extractor reads without a limit and turns read errors into
 //! text); no mutations over GET (the extractor runs them); a cap on batches; and
 //! [`admission`](crate::graphql::admission) before anything parses a document. Browsers
-//! asking for HTML get GraphiQL.
+//! asking for HTML get the playground (`playground.rs`).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use async_graphql::http::{GraphiQLSource, MultipartOptions};
+use async_graphql::http::MultipartOptions;
 use async_graphql::parser::types::{DocumentOperations, OperationType};
 use async_graphql::{BatchRequest, ServerError};
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::Response;
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -157,7 +157,8 @@ async fn parse_batch(
     Ok(batch)
 }
 
-/// `GET /graphql`: GraphiQL for browsers, queries (never mutations) for everyone else.
+/// `GET /graphql`: the playground for browsers (unless turned off), queries (never
+/// mutations) for everyone else.
 pub async fn get(State(state): State<HttpState>, request: Request) -> Response {
     let (parts, _) = request.into_parts();
     let wants_html = parts
@@ -165,14 +166,8 @@ pub async fn get(State(state): State<HttpState>, request: Request) -> Response {
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|accept| accept.contains("text/html"));
-    if wants_html {
-        return Html(
-            GraphiQLSource::build()
-                .endpoint("/graphql")
-                .title("usergraph")
-                .finish(),
-        )
-        .into_response();
+    if wants_html && state.services.config().graphiql {
+        return super::playground::page();
     }
     let media = Media::of(&parts.headers);
     let query = parts.uri.query().unwrap_or_default();

@@ -4,6 +4,7 @@ mod deadline;
 mod graphql;
 mod health;
 mod jwks;
+mod playground;
 pub mod serve;
 
 use std::sync::Arc;
@@ -41,7 +42,14 @@ pub fn router(state: HttpState) -> Router {
     let timeout = config.request_timeout;
     let body_timeout = config.body_timeout;
     let cors = cors(&config.cors_origins);
-    Router::new()
+    let mut router = Router::new();
+    if config.graphiql {
+        router = router.route(
+            &format!("{}/{{name}}", playground::ASSETS),
+            get(playground::asset),
+        );
+    }
+    router
         .route("/graphql", get(graphql::get).post(graphql::post))
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))

@@ -17,6 +17,7 @@ mod lockout;
 mod migrations;
 mod passwords;
 mod personal_tokens;
+mod playground;
 mod profiles;
 mod robustness;
 mod schema;

@@ -1,0 +1,116 @@
+// usergraph's playground: GraphiQL with the explorer and history plugins, a short tour in
+// the first tabs, and a headers editor ready for `Authorization: Bearer …`. Served from
+// the binary with every file it needs; nothing is fetched from anywhere else.
+(function () {
+  'use strict';
+
+  // GraphiQL's menus write a <style> to lock scrolling; the page's Content-Security-Policy
+  // lets it apply only with this page's nonce, which react-style-singleton reads from here.
+  var script = document.currentScript;
+  if (script && script.nonce) window.__webpack_nonce__ = script.nonce;
+
+  var PLACEHOLDER = 'Bearer <paste an accessToken here>';
+
+  var START = [
+    '# Welcome to usergraph. These tabs are a short tour; run an operation with the',
+    '# ▶ button or Ctrl-Enter, and pick one when a tab holds several.',
+    '#',
+    '# 1. Sign up: the answer holds an accessToken and a refreshToken.',
+    'mutation Register {',
+    '  register(input: { email: "you@example.com", password: "a passphrase of 15 or more" }) {',
+    '    accessToken',
+    '    refreshToken',
+    '    expiresIn',
+    '    user { id email }',
+    '  }',
+    '}',
+    '',
+    '# 2. Log in later with the same email and password.',
+    'mutation Login {',
+    '  login(input: { email: "you@example.com", password: "a passphrase of 15 or more" }) {',
+    '    accessToken',
+    '    refreshToken',
+    '  }',
+    '}',
+    '',
+    '# 3. Copy the accessToken into the Authorization header (the Headers pane below),',
+    '#    then go on in the next tab.',
+    ''
+  ].join('\n');
+
+  var ME = [
+    '# Who am I? Needs the Authorization header: "Bearer <accessToken>".',
+    'query Me {',
+    '  me {',
+    '    id',
+    '    email',
+    '    emailVerified',
+    '    profile { displayName yearOfBirth description }',
+    '    roles { name }',
+    '    permissions',
+    '  }',
+    '}',
+    '',
+    '# Change what others see of you.',
+    'mutation UpdateProfile {',
+    '  updateMyProfile(input: { displayName: "Ada", description: "Hello" }) {',
+    '    id',
+    '    profile { displayName description }',
+    '  }',
+    '}',
+    ''
+  ].join('\n');
+
+  var ADMIN = [
+    '# For administrators (the token of an account with the admin role; create the',
+    '# first one with `usergraph admin create --email … --password …`).',
+    '#',
+    '# A page of accounts with their roles; pass pageInfo.endCursor as `after` for the next.',
+    'query Users {',
+    '  users(first: 10) {',
+    '    totalCount',
+    '    nodes { id email isActive roles { name } }',
+    '    pageInfo { hasNextPage endCursor }',
+    '  }',
+    '}',
+    '',
+    '# The roles there are, and what each allows.',
+    'query Roles {',
+    '  roles { id name permissions }',
+    '}',
+    '',
+    '# Give an account a role (paste an id from the Users answer).',
+    'mutation AssignRole {',
+    '  assignRole(userId: "<an id>", role: "admin") { id email roles { name } }',
+    '}',
+    ''
+  ].join('\n');
+
+  var HEADERS = '{\n  "Authorization": "' + PLACEHOLDER + '"\n}';
+
+  var base = GraphiQL.createFetcher({ url: new URL('/graphql', window.location.href).href });
+
+  // The tour's placeholder (or an empty value) is not a token: leave the header out rather
+  // than be refused for it, so the schema and the sign-up work before there is a token.
+  function fetcher(params, options) {
+    var headers = Object.assign({}, options && options.headers);
+    Object.keys(headers).forEach(function (name) {
+      var value = String(headers[name]).trim();
+      if (name.toLowerCase() === 'authorization' && (value === PLACEHOLDER || value === '' ||
+          value === 'Bearer')) {
+        delete headers[name];
+      }
+    });
+    return base(params, Object.assign({}, options, { headers: headers }));
+  }
+
+  var root = ReactDOM.createRoot(document.getElementById('graphiql'));
+  root.render(React.createElement(GraphiQL, {
+    fetcher: fetcher,
+    plugins: [GraphiQLPluginExplorer.explorerPlugin()],
+    defaultTabs: [{ query: START }, { query: ME }, { query: ADMIN }],
+    defaultHeaders: HEADERS,
+    defaultEditorToolsVisibility: 'headers',
+    shouldPersistHeaders: true
+  }));
+})();

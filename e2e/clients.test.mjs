@@ -1,0 +1,111 @@
+// Real GraphQL clients against a real server: Apollo Client (normalized cache: every object
+// type with an `id` is stored once, by `__typename:id`) and urql each register, log in, ask
+// for `me`, page through `users` as an administrator, run a mutation, and read the
+// `extensions.code` of what a bad token and bad input get.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { ApolloClient, ApolloLink, HttpLink, InMemoryCache, gql } from '@apollo/client/core/index.js';
+import { Client, fetchExchange, gql as ugql } from '@urql/core';
+import { ADMIN, startServer } from './server.mjs';
+
+const PASSWORD = 'a client passphrase long enough';
+
+const REGISTER = `mutation Register($email: String!, $password: String!) {
+  register(input: { email: $email, password: $password }) { accessToken refreshToken user { id email } } }`;
+const LOGIN = `mutation Login($email: String!, $password: String!) {
+  login(input: { email: $email, password: $password }) { accessToken user { id } } }`;
+const ME = 'query Me { me { id email profile { displayName } roles { id name } } }';
+const USERS = `query Users($after: String) {
+  users(first: 2, after: $after) { totalCount nodes { id email } pageInfo { hasNextPage endCursor } } }`;
+const UPDATE = `mutation Update($name: String!) {
+  updateMyProfile(input: { displayName: $name }) { id profile { displayName } } }`;
+
+let server;
+before(async () => { server = await startServer(); });
+after(async () => { await server?.stop(); });
+
+/// The steps both clients take; `client` runs one operation and answers `{ data, code }`.
+async function journey(name, client) {
+  const email = `${name}-${server.backend}@example.com`;
+  const registered = await client.mutate(REGISTER, { email, password: PASSWORD });
+  assert.equal(registered.data.register.user.email, email);
+  const login = await client.mutate(LOGIN, { email, password: PASSWORD });
+  const token = login.data.login.accessToken;
+  assert.equal(login.data.login.user.id, registered.data.register.user.id);
+
+  const me = await client.query(ME, {}, token);
+  assert.equal(me.data.me.email, email);
+
+  const admin = (await client.mutate(LOGIN, ADMIN)).data.login.accessToken;
+  const seen = [];
+  let after = null;
+  for (let page = 0; page < 10; page++) {
+    const answer = await client.query(USERS, { after }, admin);
+    seen.push(...answer.data.users.nodes.map((n) => n.email));
+    if (!answer.data.users.pageInfo.hasNextPage) break;
+    after = answer.data.users.pageInfo.endCursor;
+  }
+  assert.ok(seen.includes(email) && seen.includes(ADMIN.email), seen.join(', '));
+  assert.equal(new Set(seen).size, seen.length, 'pages do not overlap');
+
+  const updated = await client.mutate(UPDATE, { name: `${name} user` }, token);
+  assert.equal(updated.data.updateMyProfile.profile.displayName, `${name} user`);
+
+  assert.equal((await client.query(ME, {}, 'not-a-token')).code, 'UNAUTHENTICATED');
+  const weak = await client.mutate(REGISTER, { email: `weak-${email}`, password: 'short' });
+  assert.equal(weak.code, 'BAD_USER_INPUT');
+  return { token, userId: registered.data.register.user.id };
+}
+
+describe('Apollo Client', () => {
+  test('register, login, me, users pages, a mutation, and error codes', async () => {
+    const cache = new InMemoryCache();
+    const auth = (token) => new ApolloLink((operation, forward) => {
+      if (token) operation.setContext({ headers: { authorization: `Bearer ${token}` } });
+      return forward(operation);
+    });
+    const http = new HttpLink({ uri: server.url, fetch });
+    const run = async (kind, text, variables, token) => {
+      const apollo = new ApolloClient({ cache, link: auth(token).concat(http) });
+      try {
+        const { data } = kind === 'query'
+          ? await apollo.query({ query: gql(text), variables, fetchPolicy: 'network-only' })
+          : await apollo.mutate({ mutation: gql(text), variables });
+        return { data };
+      } catch (error) {
+        return { code: error.graphQLErrors?.[0]?.extensions?.code, error };
+      }
+    };
+    const client = {
+      query: (text, variables, token) => run('query', text, variables, token),
+      mutate: (text, variables, token) => run('mutate', text, variables, token),
+    };
+    const { userId } = await journey('apollo', client);
+    // The normalized cache holds the account once, with what `me` and the update brought.
+    const stored = cache.extract()[`User:${userId}`];
+    assert.ok(stored, Object.keys(cache.extract()).join(', '));
+    assert.equal(stored.email, `apollo-${server.backend}@example.com`);
+  });
+});
+
+describe('urql', () => {
+  test('register, login, me, users pages, a mutation, and error codes', async () => {
+    const run = async (kind, text, variables, token) => {
+      const urql = new Client({
+        url: server.url,
+        exchanges: [fetchExchange],
+        fetchOptions: () => (token ? { headers: { authorization: `Bearer ${token}` } } : {}),
+        requestPolicy: 'network-only',
+      });
+      const result = kind === 'query'
+        ? await urql.query(ugql(text), variables).toPromise()
+        : await urql.mutation(ugql(text), variables).toPromise();
+      if (result.error) return { code: result.error.graphQLErrors?.[0]?.extensions?.code, error: result.error };
+      return { data: result.data };
+    };
+    await journey('urql', {
+      query: (text, variables, token) => run('query', text, variables, token),
+      mutate: (text, variables, token) => run('mutate', text, variables, token),
+    });
+  });
+});
