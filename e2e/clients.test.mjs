@@ -54,7 +54,7 @@ async function journey(name, client) {
   assert.equal((await client.query(ME, {}, 'not-a-token')).code, 'UNAUTHENTICATED');
   const weak = await client.mutate(REGISTER, { email: `weak-${email}`, password: 'short' });
   assert.equal(weak.code, 'BAD_USER_INPUT');
-  return { token, userId: registered.data.register.user.id };
+  return { token, userId: registered.data.register.user.id, roles: me.data.me.roles };
 }
 
 describe('Apollo Client', () => {
@@ -80,11 +80,13 @@ describe('Apollo Client', () => {
       query: (text, variables, token) => run('query', text, variables, token),
       mutate: (text, variables, token) => run('mutate', text, variables, token),
     };
-    const { userId } = await journey('apollo', client);
+    const { userId, roles } = await journey('apollo', client);
     // The normalized cache holds the account once, with what `me` and the update brought.
     const stored = cache.extract()[`User:${userId}`];
     assert.ok(stored, Object.keys(cache.extract()).join(', '));
     assert.equal(stored.email, `apollo-${server.backend}@example.com`);
+    assert.ok(roles.length > 0, 'a new account has the default role');
+    for (const role of roles) assert.equal(cache.extract()[`Role:${role.id}`]?.name, role.name);
   });
 });
 

@@ -1,7 +1,8 @@
 // GraphiQL in a real browser, with every request to anywhere but the server refused: the
-// page renders, a register mutation typed into the editor runs, `me` with the token typed
-// into the headers editor answers the account, tabs and headers survive a reload, and no
-// Content-Security-Policy violation is reported. A screenshot goes to artifacts/.
+// page renders, the tour's operations run as written, a register mutation typed into the
+// editor runs, `me` with the token typed into the headers editor answers the account, tabs
+// and headers survive a reload, and no Content-Security-Policy violation or page error is
+// reported. Screenshots go to artifacts/.
 import assert from 'node:assert/strict';
 import { mkdirSync, copyFileSync } from 'node:fs';
 import path from 'node:path';
@@ -73,20 +74,37 @@ async function typeInto(page, selector, text) {
   assert.equal((await editorValue(page, `${selector} .CodeMirror`)).trim(), text);
 }
 
+/// Waits for the response editor to show an answer other than `previous`; returns it.
+async function answer(page, previous) {
+  await page.waitForFunction(
+    (before) => {
+      const value = document.querySelector('.graphiql-response .CodeMirror').CodeMirror.getValue();
+      return value !== before && value.trim().startsWith('{');
+    },
+    previous,
+    { timeout: 15_000 },
+  );
+  return JSON.parse(await editorValue(page, '.graphiql-response .CodeMirror'));
+}
+
+/// Runs the tab's only operation with the run button.
 async function run(page) {
   // GraphiQL reads the editor's operations a moment after the last keystroke.
   await page.waitForTimeout(600);
   const before = await editorValue(page, '.graphiql-response .CodeMirror');
   await page.click('.graphiql-execute-button');
-  await page.waitForFunction(
-    (previous) => {
-      const value = document.querySelector('.graphiql-response .CodeMirror').CodeMirror.getValue();
-      return value !== previous && value.trim().startsWith('{');
-    },
-    before,
-    { timeout: 15_000 },
-  );
-  return JSON.parse(await editorValue(page, '.graphiql-response .CodeMirror'));
+  return answer(page, before);
+}
+
+/// Runs the operation `name` of a tab that holds several: the run button asks which.
+async function runNamed(page, name) {
+  const before = await editorValue(page, '.graphiql-response .CodeMirror');
+  await page.click('.graphiql-execute-button');
+  // Chosen with the keyboard: the run button's tooltip opens over the menu's first items.
+  const item = page.locator('[role="menuitem"]', { hasText: new RegExp(`^${name}$`) });
+  await item.focus();
+  await page.keyboard.press('Enter');
+  return answer(page, before);
 }
 
 test('GraphiQL renders from the server alone and runs the tour', async () => {
@@ -100,7 +118,7 @@ test('GraphiQL renders from the server alone and runs the tour', async () => {
   // The tour opens the first tab; the headers editor is ready for a token.
   assert.match(await editorValue(page, '.graphiql-query-editor .CodeMirror'), /mutation Register/);
   assert.match(await editorValue(page, `${HEADERS_EDITOR} .CodeMirror`), /Authorization/);
-  assert.ok(await page.locator('.graphiql-tab').count() >= 3, 'the tour has its tabs');
+  assert.equal(await page.locator('.graphiql-tab').count(), 3, 'the tour has its tabs');
   // The explorer and history plugins are in the sidebar.
   assert.ok(await page.locator('button[aria-label="Show GraphiQL Explorer"]').count() === 1);
   assert.ok(await page.locator('button[aria-label="Show History"]').count() === 1);
@@ -117,12 +135,26 @@ test('GraphiQL renders from the server alone and runs the tour', async () => {
   // README's picture.
   await page.click('button[aria-label="Show GraphiQL Explorer"]');
   await page.waitForSelector('.graphiql-explorer-root, .docExplorerWrap', { timeout: 10_000 });
+  await page.evaluate(() => document.activeElement?.blur());
   mkdirSync(ARTIFACTS, { recursive: true });
   const tour = path.join(ARTIFACTS, 'tour.png');
   await page.screenshot({ path: tour });
   if (process.env.UPDATE_SCREENSHOT) copyFileSync(tour, path.join(HERE, '..', 'docs', 'playground.png'));
   await page.click('button[aria-label="Hide GraphiQL Explorer"]');
 
+  // The tour as written: sign up in the first tab, then `me` in the second one sends the
+  // new token by itself; the administrators' tab answers a plain account FORBIDDEN.
+  const signedUp = await runNamed(page, 'Register');
+  assert.equal(signedUp.data?.register?.user?.email, 'you@example.com', JSON.stringify(signedUp));
+  await page.locator('.graphiql-tab').nth(1).click();
+  const tourMe = await runNamed(page, 'Me');
+  assert.equal(tourMe.data?.me?.email, 'you@example.com', JSON.stringify(tourMe));
+  await page.locator('.graphiql-tab').nth(2).click();
+  const users = await runNamed(page, 'Users');
+  assert.equal(users.errors?.[0]?.extensions?.code, 'FORBIDDEN', JSON.stringify(users));
+
+  // Typed by hand, in a new tab, with a token typed into the headers editor.
+  await page.click('button[aria-label="New tab"]');
   const email = `browser-${server.backend}@example.com`;
   await typeInto(page, '.graphiql-query-editor',
     `mutation { register(input: { email: "${email}", password: "typed into GraphiQL by a browser" }) { accessToken user { id email } } }`);

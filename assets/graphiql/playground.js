@@ -33,13 +33,15 @@
     '  }',
     '}',
     '',
-    '# 3. Copy the accessToken into the Authorization header (the Headers pane below),',
-    '#    then go on in the next tab.',
+    '# 3. Go on in the next tab. The token of your latest register or login here is sent',
+    '#    for you while a tab\'s Authorization header (Headers, below) still reads',
+    '#    "Bearer <paste an accessToken here>"; put another token there to act as someone else.',
     ''
   ].join('\n');
 
   var ME = [
-    '# Who am I? Needs the Authorization header: "Bearer <accessToken>".',
+    '# Who am I? Sent with the token of your latest register or login in this playground,',
+    '# or with the one in this tab\'s Authorization header.',
     'query Me {',
     '  me {',
     '    id',
@@ -62,8 +64,8 @@
   ].join('\n');
 
   var ADMIN = [
-    '# For administrators (the token of an account with the admin role; create the',
-    '# first one with `usergraph admin create --email … --password …`).',
+    '# For administrators: log in (first tab) as an account with the admin role; create the',
+    '# first one with `usergraph admin create --email … --password …`.',
     '#',
     '# A page of accounts with their roles; pass pageInfo.endCursor as `after` for the next.',
     'query Users {',
@@ -90,8 +92,19 @@
 
   var base = GraphiQL.createFetcher({ url: new URL('/graphql', window.location.href).href });
 
-  // The tour's placeholder (or an empty value) is not a token: leave the header out rather
-  // than be refused for it, so the schema and the sign-up work before there is a token.
+  // The token of the latest register, login or refresh run here, for this browser tab.
+  var TOKEN_KEY = 'usergraph.playground.token';
+  function remember(result) {
+    var data = result && result.data;
+    var payload = data && (data.register || data.login || data.refreshToken);
+    if (payload && typeof payload.accessToken === 'string') {
+      window.sessionStorage.setItem(TOKEN_KEY, payload.accessToken);
+    }
+    return result;
+  }
+
+  // While the Authorization header holds the tour's placeholder (or nothing), send the
+  // remembered token, or no header at all: the schema and sign-up need none.
   function fetcher(params, options) {
     var headers = Object.assign({}, options && options.headers);
     Object.keys(headers).forEach(function (name) {
@@ -99,9 +112,22 @@
       if (name.toLowerCase() === 'authorization' && (value === PLACEHOLDER || value === '' ||
           value === 'Bearer')) {
         delete headers[name];
+        var token = window.sessionStorage.getItem(TOKEN_KEY);
+        if (token) headers.Authorization = 'Bearer ' + token;
       }
     });
-    return base(params, Object.assign({}, options, { headers: headers }));
+    var answer = base(params, Object.assign({}, options, { headers: headers }));
+    return answer && typeof answer.then === 'function' ? answer.then(observe) : observe(answer);
+  }
+
+  // An answer, or (GraphiQL streams: incremental delivery) the parts of one as they pass.
+  function observe(answer) {
+    if (answer && typeof answer[Symbol.asyncIterator] === 'function') {
+      return (async function* () {
+        for await (var part of answer) yield remember(part);
+      })();
+    }
+    return remember(answer);
   }
 
   var root = ReactDOM.createRoot(document.getElementById('graphiql'));
