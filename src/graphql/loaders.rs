@@ -63,18 +63,27 @@ impl Loader<RolesOf> for AppLoader {
         keys: &[RolesOf],
     ) -> Result<HashMap<RolesOf, Vec<Arc<Role>>>, Self::Error> {
         let ids: Vec<UserId> = keys.iter().map(|k| k.0).collect();
-        let pairs = self.services.roles_of(&ids).await.map_err(Arc::new)?;
-        // Every key gets an entry: an account without roles has an empty list. A page holds
-        // a few distinct roles many times over; each is kept once.
-        let mut out: HashMap<RolesOf, Vec<Arc<Role>>> =
-            keys.iter().map(|k| (*k, Vec::new())).collect();
-        let mut distinct: HashMap<RoleId, Arc<Role>> = HashMap::new();
-        for (user, role) in pairs {
-            let role = distinct.entry(role.id).or_insert_with(|| Arc::new(role));
-            out.entry(RolesOf(user)).or_default().push(role.clone());
-        }
-        Ok(out)
+        let roles = roles_of(&self.services, &ids).await.map_err(Arc::new)?;
+        Ok(roles.into_iter().map(|(id, r)| (RolesOf(id), r)).collect())
     }
+}
+
+/// The roles of each of `ids`, in one statement. Every id gets an entry (an account without
+/// roles has an empty list); a page holds a few distinct roles many times over, each kept
+/// once. For a batch known whole (a page), called directly: the loader would wait its batch
+/// delay and hand the answer over through a task of its own.
+pub async fn roles_of(
+    services: &Services,
+    ids: &[UserId],
+) -> Result<HashMap<UserId, Vec<Arc<Role>>>, AppError> {
+    let pairs = services.roles_of(ids).await?;
+    let mut out: HashMap<UserId, Vec<Arc<Role>>> = ids.iter().map(|id| (*id, Vec::new())).collect();
+    let mut distinct: HashMap<RoleId, Arc<Role>> = HashMap::new();
+    for (user, role) in pairs {
+        let role = distinct.entry(role.id).or_insert_with(|| Arc::new(role));
+        out.entry(user).or_default().push(role.clone());
+    }
+    Ok(out)
 }
 
 impl Loader<UserOf> for AppLoader {

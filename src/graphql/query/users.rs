@@ -21,7 +21,19 @@ pub struct UsersQuery;
 impl UsersQuery {
     /// The caller's own account; `UNAUTHENTICATED` without a valid token.
     async fn me(&self, ctx: &Context<'_>) -> async_graphql::Result<User> {
-        Ok(User::owned(context::viewer(ctx).await?.user.clone()))
+        let viewer = context::viewer(ctx).await?;
+        let me = User::owned(viewer.user.clone());
+        if !ctx.look_ahead().field("profile").exists() {
+            return Ok(me);
+        }
+        // Read at once: no other key would join the loader's batch, only its delay.
+        let profile = context::services(ctx)
+            .profiles_of(&[viewer.user.id])
+            .await?;
+        Ok(match profile.into_iter().next() {
+            Some(profile) => me.with_profile(profile),
+            None => me,
+        })
     }
 
     /// One account: the caller's own, or any with `users:read`. Null when there is none.

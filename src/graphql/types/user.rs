@@ -11,7 +11,7 @@ use crate::db::{roles, users};
 use crate::domain::{bounded, bounds};
 use crate::error::AppError;
 use crate::graphql::context;
-use crate::graphql::loaders::{ProfileOf, RolesOf};
+use crate::graphql::loaders::{self, ProfileOf, RolesOf};
 use crate::services::shared::profile_update::{Change, ProfileUpdate};
 
 /// An account.
@@ -199,21 +199,15 @@ pub async fn list(
     rows: &[(Arc<users::User>, Arc<users::Profile>)],
 ) -> async_graphql::Result<Vec<User>> {
     let mut roles = if fields.field("roles").exists() || fields.field("permissions").exists() {
-        Some(
-            context::loader(ctx)
-                .load_many(rows.iter().map(|(u, _)| RolesOf(u.id)))
-                .await
-                .map_err(|e| async_graphql::Error::from(&*e))?,
-        )
+        let ids: Vec<_> = rows.iter().map(|(u, _)| u.id).collect();
+        Some(loaders::roles_of(context::services(ctx), &ids).await?)
     } else {
         None
     };
     Ok(rows
         .iter()
         .map(|(u, p)| {
-            let own = roles
-                .as_mut()
-                .map(|r| r.remove(&RolesOf(u.id)).unwrap_or_default());
+            let own = roles.as_mut().map(|r| r.remove(&u.id).unwrap_or_default());
             User::new(u.clone()).with_profile(p.clone()).with_roles(own)
         })
         .collect())
