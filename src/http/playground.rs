@@ -147,17 +147,12 @@ pub fn page() -> Response {
     };
     let mut response = PAGE.replace(NONCE, &nonce).into_response();
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
+    describe(headers, "text/html; charset=utf-8", "no-cache");
     headers.insert(header::CONTENT_SECURITY_POLICY, policy);
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
     );
-    secure(headers);
     response
 }
 
@@ -170,23 +165,23 @@ pub async fn asset(Path(name): Path<String>, request: HeaderMap) -> Response {
     let gzip = file.gzip.filter(|_| accepts_gzip(&request));
     let mut response = gzip.unwrap_or(file.body).into_response();
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(file.content_type),
+    describe(
+        headers,
+        file.content_type,
+        "public, max-age=31536000, immutable",
     );
     if gzip.is_some() {
         headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
     headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=31536000, immutable"),
-    );
-    secure(headers);
     response
 }
 
-fn secure(headers: &mut HeaderMap) {
+/// What every answer of the playground says: its type, how long it may be kept, and that
+/// browsers take the type as given and show it in no frame.
+fn describe(headers: &mut HeaderMap, content_type: &'static str, cache: &'static str) {
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
