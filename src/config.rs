@@ -249,6 +249,13 @@ pub struct Config {
     )]
     pub max_query_depth: usize,
 
+    /// Most fields that hash a password or create an account (login, register,
+    /// changePassword, resetPassword, deleteMyAccount, createUser) in one request, aliases
+    /// and every operation of a batch counted; more is refused with QUERY_TOO_COMPLEX.
+    #[arg(long, env = "USERGRAPH_MAX_PASSWORD_FIELDS", default_value_t = 2,
+          value_parser = clap::value_parser!(u32).range(1..=100), global = true)]
+    pub max_password_fields: u32,
+
     /// Highest accepted query complexity (one point per field).
     #[arg(
         long,

@@ -40,6 +40,7 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
     let limits = graphql::admission::Limits {
         max_depth: services.config().max_query_depth,
         max_fields: services.config().max_query_complexity,
+        max_costly: usize::try_from(services.config().max_password_fields).unwrap_or(1),
     };
     let router = http::router(http::HttpState {
         schema,

@@ -48,6 +48,17 @@ pub const MAX_INTROSPECTION_LISTS: usize = 3;
 
 const INTROSPECTION_LISTS: [&str; 4] = ["fields", "interfaces", "possibleTypes", "inputFields"];
 
+/// The mutations that hash a password (argon2: tens of milliseconds of a core and 19 MiB
+/// each) or create an account. Aliases would let one request run hundreds of them.
+pub const COSTLY_FIELDS: [&str; 6] = [
+    "login",
+    "register",
+    "changePassword",
+    "resetPassword",
+    "deleteMyAccount",
+    "createUser",
+];
+
 /// The limits a document is held to, from the configuration.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -55,6 +66,16 @@ pub struct Limits {
     pub max_depth: usize,
     /// Most fields once fragments are expanded (async-graphql's complexity, one per field).
     pub max_fields: usize,
+    /// Most [`COSTLY_FIELDS`] in one request, aliases and every operation of a batch counted.
+    pub max_costly: usize,
+}
+
+/// The refusal of a request with more than `max` [`COSTLY_FIELDS`].
+pub fn too_costly(max: usize) -> AppError {
+    AppError::QueryTooComplex(format!(
+        "a request may check a password or create an account at most {max} times \
+         (login, register, changePassword, resetPassword, deleteMyAccount, createUser)"
+    ))
 }
 
 /// Most documents remembered as admitted; beyond this the memory starts over.
@@ -68,7 +89,8 @@ const REMEMBERED_TEXT: usize = 16 * 1024;
 /// operations again and again, so a text seen before is not parsed or measured again.
 pub struct Admission {
     limits: Limits,
-    admitted: Mutex<HashMap<String, ExecutableDocument>>,
+    /// Each admitted document with its count of [`COSTLY_FIELDS`].
+    admitted: Mutex<HashMap<String, (ExecutableDocument, usize)>>,
 }
 
 impl Admission {
@@ -81,34 +103,46 @@ impl Admission {
     }
 
     /// Checks `request` and, when it passes, stores its parsed document so it is parsed
-    /// once. A document that does not parse is left for async-graphql to report with
-    /// positions.
-    pub fn admit(&self, request: &mut Request) -> Result<(), AppError> {
+    /// once; answers how many [`COSTLY_FIELDS`] it holds (a batch's must not add up to more
+    /// than the limit either). A document that does not parse is left for async-graphql to
+    /// report with positions.
+    pub fn admit(&self, request: &mut Request) -> Result<usize, AppError> {
         let known = self.remembered().get(&request.query).cloned();
-        if let Some(document) = known {
+        if let Some((document, costly)) = known {
             // The text passed before; only the variables are new.
             check_strings(&document, &request.variables)?;
             request.set_parsed_query(document);
-            return Ok(());
+            return Ok(costly);
         }
         check_nesting(&request.query)?;
         let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
-            return Ok(());
+            return Ok(0);
         };
         check_shape(&document, self.limits)?;
+        let costly = count_costly(&document);
+        if costly > self.limits.max_costly {
+            return Err(too_costly(self.limits.max_costly));
+        }
         check_strings(&document, &request.variables)?;
         if request.query.len() <= REMEMBERED_TEXT {
             let mut remembered = self.remembered();
             if remembered.len() >= REMEMBERED {
                 remembered.clear();
             }
-            remembered.insert(request.query.clone(), document.clone());
+            remembered.insert(request.query.clone(), (document.clone(), costly));
         }
         request.set_parsed_query(document);
-        Ok(())
+        Ok(costly)
     }
 
-    fn remembered(&self) -> std::sync::MutexGuard<'_, HashMap<String, ExecutableDocument>> {
+    /// The most [`COSTLY_FIELDS`] one request may hold.
+    pub fn max_costly(&self) -> usize {
+        self.limits.max_costly
+    }
+
+    fn remembered(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, (ExecutableDocument, usize)>> {
         self.admitted
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -304,6 +338,49 @@ impl<'a> Measure<'a> {
     }
 }
 
+/// How many [`COSTLY_FIELDS`] the root selections of every operation hold, aliases and
+/// fragments expanded (each fragment counted once and multiplied by its spreads, so a
+/// fragment bomb is counted in linear time; a fragment cycle counts nothing, validation
+/// refuses it). Every operation of the document counts, not only the one that will run.
+fn count_costly(document: &ExecutableDocument) -> usize {
+    fn count_in<'a>(
+        document: &'a ExecutableDocument,
+        set: &'a SelectionSet,
+        fragments: &mut HashMap<&'a str, Option<usize>>,
+    ) -> usize {
+        set.items.iter().fold(0usize, |total, item| {
+            total.saturating_add(match &item.node {
+                Selection::Field(field) => {
+                    usize::from(COSTLY_FIELDS.contains(&field.node.name.node.as_str()))
+                }
+                Selection::InlineFragment(inline) => {
+                    count_in(document, &inline.node.selection_set.node, fragments)
+                }
+                Selection::FragmentSpread(spread) => {
+                    let name = spread.node.fragment_name.node.as_str();
+                    match fragments.get(name) {
+                        Some(known) => known.unwrap_or(0),
+                        None => {
+                            fragments.insert(name, None);
+                            let count = document.fragments.get(name).map_or(0, |f| {
+                                count_in(document, &f.node.selection_set.node, fragments)
+                            });
+                            fragments.insert(name, Some(count));
+                            count
+                        }
+                    }
+                }
+            })
+        })
+    }
+    let mut fragments = HashMap::new();
+    document
+        .operations
+        .iter()
+        .map(|(_, op)| count_in(document, &op.node.selection_set.node, &mut fragments))
+        .fold(0usize, usize::saturating_add)
+}
+
 /// Refuses `text` if it holds a control character; the error names the innermost input
 /// field around it.
 fn check_text(field: &str, text: &str) -> Result<(), AppError> {
@@ -433,9 +510,55 @@ mod tests {
         let limits = Limits {
             max_depth: 12,
             max_fields: 1000,
+            max_costly: 2,
         };
         let error = check_shape(&document, limits).unwrap_err();
         assert!(matches!(error, AppError::QueryTooComplex(_)), "{error}");
+    }
+
+    #[test]
+    fn costly_fields_are_counted_through_aliases_fragments_and_operations() {
+        let count = |q: &str| count_costly(&async_graphql::parser::parse_query(q).unwrap());
+        assert_eq!(
+            count(
+                "mutation { a: login(input: {}) { accessToken } b: login(input: {}) { accessToken } }"
+            ),
+            2
+        );
+        assert_eq!(
+            count(
+                "mutation { ...F ...F } fragment F on Mutation { register(input: {}) { accessToken } }"
+            ),
+            2
+        );
+        assert_eq!(
+            count(
+                "mutation A { ... on Mutation { deleteMyAccount(password: \"x\") } } mutation B { logout(refreshToken: \"x\") }"
+            ),
+            1
+        );
+        assert_eq!(
+            count(
+                "query Q { me { id } } mutation M { createUser(input: {}) { id } changePassword(input: {}) }"
+            ),
+            2
+        );
+        assert_eq!(
+            count(
+                "mutation { ...A } fragment A on Mutation { ...B login(input: {}) { accessToken } } fragment B on Mutation { ...A }"
+            ),
+            1
+        );
+        // Each fragment spreads the next twice: 2^40 logins if expanded naively.
+        let mut bomb = String::from("mutation { ...F0 }\n");
+        for i in 0..40 {
+            bomb.push_str(&format!(
+                "fragment F{i} on Mutation {{ ...F{n} ...F{n} }}\n",
+                n = i + 1
+            ));
+        }
+        bomb.push_str("fragment F40 on Mutation { login(input: {}) { accessToken } }\n");
+        assert_eq!(count(&bomb), 1 << 40);
     }
 
     #[test]

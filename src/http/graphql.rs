@@ -27,7 +27,7 @@ use super::{HttpState, REQUEST_ID};
 use crate::auth::Principal;
 use crate::config::Config;
 use crate::error::{AppError, ErrorCode, log_causes, log_error};
-use crate::graphql::admission::Admission;
+use crate::graphql::admission::{Admission, too_costly};
 use crate::graphql::codes;
 use crate::graphql::context::{RequestData, attach};
 use crate::services::ClientInfo;
@@ -85,6 +85,16 @@ pub async fn post(State(state): State<HttpState>, request: Request) -> Response 
             true,
         ),
     };
+    // Each document is held to the limit by admission; a batch's together as well.
+    let costly = items
+        .iter()
+        .filter_map(|item| item.as_ref().ok().map(|(_, n)| *n))
+        .fold(0usize, usize::saturating_add);
+    if costly > admission.max_costly() {
+        let (status, body) = render(refusal(&too_costly(admission.max_costly())), media);
+        return bytes_response(status, media, body);
+    }
+    let items = items.into_iter().map(|item| item.map(|(r, _)| r)).collect();
     execute(&state, &parts, media, items, batched).await
 }
 
@@ -224,8 +234,15 @@ fn is_mutation(request: &mut async_graphql::Request) -> bool {
 /// A request that passed [`admission`], or why it did not.
 type Admitted = Result<async_graphql::Request, AppError>;
 
-fn admit(mut request: async_graphql::Request, admission: &Admission) -> Admitted {
-    admission.admit(&mut request).map(|()| request)
+/// A request that passed admission with its count of password-hashing and account-creating
+/// fields, or why it did not pass.
+fn admit(
+    mut request: async_graphql::Request,
+    admission: &Admission,
+) -> Result<(async_graphql::Request, usize), AppError> {
+    admission
+        .admit(&mut request)
+        .map(|costly| (request, costly))
 }
 
 /// The answer to a request refused before execution: a request error, nothing ran.

@@ -15,6 +15,7 @@ both_backends!(
     user_data_depth_is_still_limited,
     control_characters_never_reach_the_database,
     oversized_and_out_of_range_inputs_are_refused_by_name,
+    aliased_password_checks_are_capped_per_request,
 );
 
 /// The shapes of a deeply nested document, each at `depth`.
@@ -551,4 +552,45 @@ async fn oversized_and_out_of_range_inputs_are_refused_by_name(backend: Backend)
         .await;
     assert!(answer.get("errors").is_none(), "{answer}");
     still_serving(&app).await;
+}
+
+async fn aliased_password_checks_are_capped_per_request(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    app.register("capped@example.com").await;
+    let login = |alias: usize| {
+        format!(
+            "l{alias}: login(input: {{ email: \"capped@example.com\", password: \"not the password at all\" }}) {{ accessToken }}"
+        )
+    };
+    // 450 aliased logins: refused before any password is checked.
+    let many: String = (0..450).map(login).collect::<Vec<_>>().join(" ");
+    let (_, body) = answer(&app, post_query(&format!("mutation {{ {many} }}"))).await;
+    assert_eq!(error_code(&body), "QUERY_TOO_COMPLEX", "{body}");
+    // Through a fragment spread three times.
+    let spread = format!(
+        "mutation {{ ...F ...F ...F }} fragment F on Mutation {{ {} }}",
+        login(0)
+    );
+    let (_, body) = answer(&app, post_query(&spread)).await;
+    assert_eq!(error_code(&body), "QUERY_TOO_COMPLEX", "{body}");
+    // A batch adds its operations up: three single logins are over the default of two.
+    let one = json!({ "query": format!("mutation {{ {} }}", login(0)) });
+    let batch = json!([one, one, one]).to_string();
+    let request = Request::post("/graphql")
+        .header("content-type", "application/json")
+        .body(Body::from(batch))
+        .unwrap();
+    let (_, body) = answer(&app, request).await;
+    assert_eq!(error_code(&body), "QUERY_TOO_COMPLEX", "{body}");
+    assert!(
+        app.audit("user.login_failed").await.is_empty(),
+        "no password was checked"
+    );
+    // Two are allowed, and both are checked.
+    let two = format!("mutation {{ {} {} }}", login(0), login(1));
+    let (_, body) = answer(&app, post_query(&two)).await;
+    assert_eq!(error_code(&body), "UNAUTHENTICATED", "{body}");
+    assert_eq!(app.audit("user.login_failed").await.len(), 2);
 }
