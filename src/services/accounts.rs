@@ -10,8 +10,8 @@ use super::shared::audit::{self, Event, action};
 use super::shared::lockout::{Check, LOGIN_REFUSED};
 use super::shared::sessions::end_sessions;
 use super::shared::{
-    ADMIN_ROLE, AuthGrant, ClientInfo, Credential, DEFAULT_ROLE, IssuedRefresh, Services, Viewer,
-    record_account_change,
+    ADMIN_ROLE, AuthGrant, ClientInfo, Credential, DEFAULT_ROLE, IssuedRefresh, Services,
+    TOKEN_REFUSED, Viewer, record_account_change,
 };
 use crate::auth::Principal;
 use crate::auth::callers::Caller;
@@ -260,7 +260,11 @@ impl Services {
             Principal::Anonymous => {
                 return Err(AppError::Unauthenticated("authentication required"));
             }
-            Principal::Invalid(why) => return Err(AppError::Unauthenticated(why)),
+            Principal::Invalid(why) => {
+                // Why goes to the log only: the answer must not help anyone forge a token.
+                tracing::info!(reason = why, "bearer token refused");
+                return Err(TOKEN_REFUSED);
+            }
             Principal::User {
                 user_id,
                 session_id,
@@ -299,7 +303,10 @@ impl Services {
         let user = users::find_user(&mut conn, id)
             .await?
             .filter(User::can_sign_in)
-            .ok_or(AppError::Unauthenticated("the account is no longer active"))?;
+            .ok_or_else(|| {
+                tracing::info!(user.id = %id, reason = "the account may not sign in", "bearer token refused");
+                TOKEN_REFUSED
+            })?;
         let permissions = roles::roles_of_users(&mut conn, &[id])
             .await?
             .into_iter()

@@ -103,12 +103,38 @@ async fn bad_tokens_are_refused(backend: Backend) {
         ),
         ("refresh token as bearer", refresh.to_owned()),
         ("garbage", "not.a.token".to_owned()),
+        ("unknown personal token", format!("ugp_{}", "x".repeat(40))),
+        ("far too long", "y".repeat(10_000)),
     ];
+    // Every refusal says the same: the reason is for the log, not for whoever sent it.
+    let mut messages = std::collections::BTreeSet::new();
     for (what, bad) in cases {
         let answer = me(bad).await;
         assert_eq!(error_code(&answer), "UNAUTHENTICATED", "{what}: {answer}");
         assert!(answer["data"].is_null(), "{what}: {answer}");
+        messages.insert(
+            answer["errors"][0]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        );
     }
+    // A revoked session's token, once the genuine one worked.
+    app.gql(
+        "mutation($t: String!) { logout(refreshToken: $t) }",
+        json!({ "t": refresh }),
+        Some(token),
+    )
+    .await;
+    let revoked = me(token.to_owned()).await;
+    assert_eq!(error_code(&revoked), "UNAUTHENTICATED", "{revoked}");
+    messages.insert(
+        revoked["errors"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    );
+    assert_eq!(messages.len(), 1, "{messages:?}");
 }
 
 async fn tokens_data_and_key_survive_a_restart(backend: Backend) {

@@ -31,6 +31,13 @@ use crate::domain::{PasswordPolicy, Permission};
 use crate::error::{AppError, AppResult};
 use crate::ids::{PersonalTokenId, RefreshTokenId, SessionId, UserId};
 
+/// The answer to every refused bearer token, whatever the reason (forged, expired, of the
+/// wrong type, malformed, revoked, or its account deactivated or deleted): the reason is
+/// logged, never told.
+pub const TOKEN_REFUSED: AppError = AppError::Unauthenticated(
+    "the token is not valid (it may have expired or been revoked): refresh it or log in again",
+);
+
 /// Longest accepted password, in characters.
 const PASSWORD_MAX_CHARS: usize = 128;
 
