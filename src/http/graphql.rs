@@ -140,20 +140,30 @@ async fn parse_batch(
     config: &Config,
 ) -> Result<BatchRequest, Response> {
     let refuse = |message: &str, code| request_error(media, StatusCode::BAD_REQUEST, message, code);
-    let content_type = parts
+    let Some(content_type) = parts
         .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+        .map(str::to_owned)
+    else {
+        // The GraphQL-over-HTTP spec: a body of unknown type is not guessed at.
+        return Err(request_error(
+            media,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "say what the body is: Content-Type: application/json",
+            ErrorCode::BadUserInput,
+        ));
+    };
     let options = MultipartOptions::default()
         .max_file_size(usize::try_from(config.max_body_bytes).unwrap_or(usize::MAX))
         .max_num_files(1);
-    let batch = async_graphql::http::receive_batch_body(content_type, bytes.as_ref(), options)
-        .await
-        .map_err(|error| {
-            let message = format!("the request is not a valid GraphQL request: {error}");
-            refuse(&message, ErrorCode::BadUserInput)
-        })?;
+    let batch =
+        async_graphql::http::receive_batch_body(Some(content_type), bytes.as_ref(), options)
+            .await
+            .map_err(|error| {
+                let message = format!("the request is not a valid GraphQL request: {error}");
+                refuse(&message, ErrorCode::BadUserInput)
+            })?;
     let max_batch = usize::try_from(config.max_batch).unwrap_or(usize::MAX);
     if let BatchRequest::Batch(requests) = &batch {
         if requests.len() > max_batch {

@@ -16,6 +16,7 @@ use axum::routing::get;
 use tower::ServiceBuilder;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -67,6 +68,20 @@ pub fn router(state: HttpState) -> Router {
                     tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request.id = %id)
                 }))
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                // On every answer; the playground's own (a page, files cached for a year) stay.
+                .layer(SetResponseHeaderLayer::if_not_present(
+                    header::X_CONTENT_TYPE_OPTIONS,
+                    HeaderValue::from_static("nosniff"),
+                ))
+                .layer(SetResponseHeaderLayer::if_not_present(
+                    header::REFERRER_POLICY,
+                    HeaderValue::from_static("no-referrer"),
+                ))
+                // GraphQL answers may carry tokens: no cache may keep them.
+                .layer(SetResponseHeaderLayer::if_not_present(
+                    header::CACHE_CONTROL,
+                    HeaderValue::from_static("no-store"),
+                ))
                 .layer(axum::middleware::from_fn_with_state(timeout, deadline::limit))
                 .layer(RequestBodyTimeoutLayer::new(body_timeout))
                 .layer(cors),

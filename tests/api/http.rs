@@ -16,6 +16,7 @@ both_backends!(
     batches_are_capped,
     health_and_ready,
     ready_is_503_while_the_database_is_unreachable,
+    security_headers_and_a_body_without_a_type,
 );
 
 fn post(body: &str, accept: &str) -> Request<Body> {
@@ -230,4 +231,41 @@ async fn ready_is_503_while_the_database_is_unreachable(backend: Backend) {
     .await
     .unwrap();
     assert_eq!(ready().await, StatusCode::OK);
+}
+
+async fn security_headers_and_a_body_without_a_type(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    // Answers that may carry a token are kept by no cache; none is sniffed or leaks a referrer.
+    let login = json!({ "query": "mutation { register(input: { email: \"h@example.com\", password: \"a header test password\" }) { accessToken } }" });
+    let (status, headers, _) = app.send(post(&login.to_string(), "application/json")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["cache-control"], "no-store");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["referrer-policy"], "no-referrer");
+    assert!(headers.get("server").is_none(), "no version banner");
+    let (_, headers, _) = app
+        .send(Request::get("/health").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    // What sets its own caching keeps it.
+    let (_, headers, _) = app
+        .send(
+            Request::get("/.well-known/jwks.json")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(headers["cache-control"], "public, max-age=300");
+
+    // A POST that does not say what its body is: 415, with a JSON error.
+    let request = Request::post("/graphql")
+        .body(Body::from(r#"{"query":"{ __typename }"}"#))
+        .unwrap();
+    let (status, headers, body) = app.send(request).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(headers["content-type"], "application/json");
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
 }
