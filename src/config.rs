@@ -296,6 +296,51 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..=1_000_000), global = true)]
     pub max_connections: u32,
 
+    /// Rate limits that differ from the defaults, comma-separated `NAME=COUNT/PERIOD` or
+    /// `NAME=off` (e.g. `login.ip=30/1m,register.ip=off`); `off` turns off every limit not
+    /// named (`off` alone: none at all). The names and their defaults are in the README
+    /// ("Rate limits").
+    #[arg(long, env = "USERGRAPH_RATE_LIMITS", default_value = "",
+          value_parser = parse_rate_overrides, global = true)]
+    pub rate_limits: RateOverrides,
+
+    /// Where rate-limit buckets are kept: `auto` (Redis when USERGRAPH_REDIS_URL is set, else
+    /// the database on PostgreSQL, else memory), `memory` (this instance only), `database`
+    /// or `redis` (shared by every instance).
+    #[arg(
+        long,
+        env = "USERGRAPH_RATE_LIMIT_STORE",
+        default_value = "auto",
+        global = true
+    )]
+    pub rate_limit_store: RateLimitStore,
+
+    /// Redis, for state shared by every instance (rate limits): `redis://[:PASSWORD@]HOST[:PORT][/DB]`
+    /// or `rediss://…` for TLS.
+    #[arg(
+        long,
+        env = "USERGRAPH_REDIS_URL",
+        hide_env_values = true,
+        global = true
+    )]
+    pub redis_url: Option<String>,
+
+    /// Prefix of every Redis key usergraph writes (several deployments may share a Redis).
+    #[arg(
+        long,
+        env = "USERGRAPH_REDIS_KEY_PREFIX",
+        default_value = "usergraph:",
+        global = true
+    )]
+    pub redis_key_prefix: String,
+
+    /// Proxies whose `Forwarded` / `X-Forwarded-For` headers are believed, comma-separated
+    /// addresses or CIDR ranges (e.g. `10.0.0.0/8,::1`). Without them the client is the
+    /// socket's peer.
+    #[arg(long, env = "USERGRAPH_TRUSTED_PROXIES", default_value = "",
+          value_parser = parse_proxies, global = true)]
+    pub trusted_proxies: TrustedProxies,
+
     /// Origins allowed by CORS, comma-separated, or `*` for any (tokens travel in a header,
     /// not a cookie, so `*` is safe for browsers).
     #[arg(
@@ -314,6 +359,103 @@ pub enum LogFormat {
     Pretty,
     /// One JSON object per line.
     Json,
+}
+
+/// Where rate-limit buckets are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RateLimitStore {
+    /// Redis when configured, else the database on PostgreSQL, else memory.
+    Auto,
+    /// In this process: each instance counts on its own.
+    Memory,
+    /// In the database, shared by every instance on it.
+    Database,
+    /// In Redis (`USERGRAPH_REDIS_URL`), shared by every instance on it.
+    Redis,
+}
+
+/// A rate: `count` cells per `period`, all of them available at once when the bucket is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    /// Cells per period (the burst).
+    pub count: u32,
+    /// The period.
+    pub period: Duration,
+}
+
+/// The rate limits set apart from their defaults: `(name, None)` turns one off.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RateOverrides {
+    /// Every limit not named is off.
+    pub all_off: bool,
+    /// Each named limit's rate, `None` for off.
+    pub limits: Vec<(String, Option<Rate>)>,
+}
+
+fn parse_rate_overrides(value: &str) -> Result<RateOverrides, String> {
+    let mut overrides = RateOverrides::default();
+    for item in value.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        if item.eq_ignore_ascii_case("off") {
+            overrides.all_off = true;
+            continue;
+        }
+        let Some((name, rate)) = item.split_once('=') else {
+            return Err(format!(
+                "`{item}`: write NAME=COUNT/PERIOD, NAME=off or off"
+            ));
+        };
+        let rate = rate.trim();
+        let rate = if rate.eq_ignore_ascii_case("off") {
+            None
+        } else {
+            Some(parse_rate(rate).map_err(|e| format!("`{item}`: {e}"))?)
+        };
+        overrides.limits.push((name.trim().to_owned(), rate));
+    }
+    Ok(overrides)
+}
+
+/// Parses `COUNT/PERIOD`, e.g. `60/1m`.
+pub fn parse_rate(value: &str) -> Result<Rate, String> {
+    let (count, period) = value
+        .split_once('/')
+        .ok_or_else(|| format!("`{value}` is not COUNT/PERIOD like 60/1m"))?;
+    let count: u32 = count
+        .trim()
+        .parse()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("`{count}` is not a count above zero"))?;
+    let period = parse_duration(period)?;
+    if period.as_micros() < u128::from(count) {
+        return Err(format!("`{value}`: more than one per microsecond"));
+    }
+    Ok(Rate { count, period })
+}
+
+/// The proxies whose forwarding headers are believed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedProxies(pub Vec<ipnet::IpNet>);
+
+impl TrustedProxies {
+    /// Whether `ip` is one of them.
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        self.0.iter().any(|net| net.contains(&ip))
+    }
+}
+
+fn parse_proxies(value: &str) -> Result<TrustedProxies, String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            p.parse::<ipnet::IpNet>()
+                .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| format!("`{p}` is not an IP address or a CIDR range"))
+        })
+        .collect::<Result<_, _>>()
+        .map(TrustedProxies)
 }
 
 /// Which database a [`Config`] points at.
@@ -374,6 +516,9 @@ impl Config {
         }
         if self.argon2_memory_kib < 8 * self.argon2_parallelism {
             bail!("USERGRAPH_ARGON2_MEMORY_KIB: must be at least 8 × USERGRAPH_ARGON2_PARALLELISM");
+        }
+        if self.rate_limit_store == RateLimitStore::Redis && self.redis_url.is_none() {
+            bail!("USERGRAPH_RATE_LIMIT_STORE=redis: set USERGRAPH_REDIS_URL");
         }
         if self.password_hash_concurrency == Some(0) {
             bail!("USERGRAPH_PASSWORD_HASH_CONCURRENCY: must be at least 1");
@@ -458,6 +603,39 @@ mod tests {
         );
         assert!(parse_database_url("mysql://h/db").is_err());
         assert!(parse_database_url("sqlite::memory:").is_err());
+    }
+
+    #[test]
+    fn rates_and_proxies_read_like_people_write_them() {
+        let rate = |count, secs| Rate {
+            count,
+            period: Duration::from_secs(secs),
+        };
+        assert_eq!(parse_rate("60/1m"), Ok(rate(60, 60)));
+        assert!(parse_rate("0/1m").is_err());
+        assert!(parse_rate("60").is_err());
+        assert!(parse_rate("5/soon").is_err());
+        let overrides = parse_rate_overrides("login.ip=30/1m, register.ip=off").unwrap();
+        assert_eq!(
+            overrides.limits,
+            vec![
+                ("login.ip".to_owned(), Some(rate(30, 60))),
+                ("register.ip".to_owned(), None)
+            ]
+        );
+        assert!(!overrides.all_off);
+        assert!(parse_rate_overrides("OFF").unwrap().all_off);
+        let only_ip = parse_rate_overrides("off, ip=5/1s").unwrap();
+        assert!(only_ip.all_off);
+        assert_eq!(only_ip.limits, vec![("ip".to_owned(), Some(rate(5, 1)))]);
+        assert_eq!(parse_rate_overrides(""), Ok(RateOverrides::default()));
+        assert!(parse_rate_overrides("login.ip").is_err());
+        let proxies = parse_proxies("10.0.0.0/8, ::1").unwrap();
+        assert!(proxies.contains("10.1.2.3".parse().unwrap()));
+        assert!(proxies.contains("::1".parse().unwrap()));
+        assert!(!proxies.contains("11.0.0.1".parse().unwrap()));
+        assert!(parse_proxies("10.0.0.0/33").is_err());
+        assert!(parse_proxies("proxy.local").is_err());
     }
 
     #[test]

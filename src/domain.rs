@@ -134,6 +134,17 @@ impl Email {
         Ok(Self(email))
     }
 
+    /// `raw` parsed, if it is an address, and the key attempts on it are counted under (by
+    /// the lockout and the rate limits): the normalised address, or the text as typed,
+    /// trimmed and lower-cased, when it is none.
+    pub fn keyed(raw: &str) -> (Option<Self>, String) {
+        let parsed = Self::parse("email", raw).ok();
+        let key = parsed
+            .as_ref()
+            .map_or_else(|| raw.trim().to_lowercase(), |e| e.0.clone());
+        (parsed, key)
+    }
+
     /// The normalised address.
     pub fn as_str(&self) -> &str {
         &self.0

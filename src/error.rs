@@ -124,7 +124,7 @@ pub enum AppError {
         message: String,
     },
     /// A limit on how often something may be done was reached.
-    #[error("too many attempts at once; try again in {retry_after} seconds")]
+    #[error("too many requests ({limit}); try again in {retry_after} seconds")]
     RateLimited {
         /// Seconds until trying again may succeed.
         retry_after: u64,

@@ -10,6 +10,7 @@ pub mod graphql;
 pub mod http;
 pub mod ids;
 pub mod mail;
+pub mod ratelimit;
 pub mod services;
 
 use std::sync::Arc;

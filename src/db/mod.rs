@@ -12,6 +12,7 @@ pub mod connect;
 pub mod login_failures;
 pub mod password_resets;
 pub mod personal_tokens;
+pub mod rate_limits;
 pub mod roles;
 pub mod schema;
 pub mod sessions;

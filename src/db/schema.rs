@@ -158,6 +158,13 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    rate_limits (key) {
+        key -> Text,
+        tat -> BigInt,
+    }
+}
+
 diesel::joinable!(profiles -> users (user_id));
 diesel::joinable!(user_roles -> users (user_id));
 diesel::joinable!(user_roles -> roles (role_id));
@@ -178,4 +185,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     login_failures,
     audit_events,
     account_changes,
+    rate_limits,
 );

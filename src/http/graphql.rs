@@ -11,18 +11,18 @@
 //! asking for HTML get the playground (`playground.rs`).
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 
 use async_graphql::http::MultipartOptions;
 use async_graphql::parser::types::{DocumentOperations, OperationType};
 use async_graphql::{BatchRequest, ServerError};
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
 use axum::response::Response;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use super::limits::{ClientAddr, refusal_headers, too_many_requests};
 use super::{HttpState, REQUEST_ID};
 use crate::auth::Principal;
 use crate::config::Config;
@@ -77,6 +77,19 @@ pub async fn post(State(state): State<HttpState>, request: Request) -> Response 
         Ok(batch) => batch,
         Err(refusal) => return refusal,
     };
+    let extra = match &batch {
+        BatchRequest::Batch(requests) => u32::try_from(requests.len())
+            .unwrap_or(u32::MAX)
+            .saturating_sub(1),
+        BatchRequest::Single(_) => 0,
+    };
+    if extra > 0 {
+        // The request's own cell was taken by `limits::admit`: each further operation costs one.
+        let addr = parts.extensions.get::<ClientAddr>().and_then(|c| c.0);
+        if let Err(refusal) = state.services.limit_traffic(addr, extra).await {
+            return too_many_requests(&state.services, refusal, &parts.headers);
+        }
+    }
     let admission = &state.admission;
     let (items, batched) = match batch {
         BatchRequest::Single(request) => (vec![admit(request, admission)], false),
@@ -294,12 +307,16 @@ async fn execute(
     };
     // One after the other, as async-graphql runs a batch.
     let mut answers = Vec::with_capacity(items.len());
+    let mut refused_by_limit = None;
     for item in items {
         let response = match item {
             Ok(request) => state.schema.execute(data(request)).await,
             Err(error) => refusal(&error),
         };
         log_causes(&response.errors, request_id);
+        if !batched {
+            refused_by_limit = rate_limit_refusal(&response);
+        }
         answers.push(render(response, media));
     }
     if batched {
@@ -307,7 +324,36 @@ async fn execute(
         return bytes_response(StatusCode::OK, media, json_array(bodies));
     }
     let (status, body) = answers.pop().unwrap_or((StatusCode::OK, b"{}".to_vec()));
-    bytes_response(status, media, body)
+    let mut response = bytes_response(status, media, body);
+    if let Some((limit, retry_after)) = refused_by_limit {
+        refusal_headers(services, &limit, retry_after, response.headers_mut());
+    }
+    response
+}
+
+/// The limit and wait when a rate limit refused the whole operation: no data, and every
+/// error `RATE_LIMITED` (the first one's limit is named).
+fn rate_limit_refusal(response: &async_graphql::Response) -> Option<(String, u64)> {
+    let extension =
+        |e: &ServerError, key: &str| e.extensions.as_ref().and_then(|ext| ext.get(key)).cloned();
+    let all_limited = !response.errors.is_empty()
+        && response.errors.iter().all(|e| {
+            extension(e, "code")
+                == Some(async_graphql::Value::from(ErrorCode::RateLimited.as_str()))
+        });
+    if response.data != async_graphql::Value::Null || !all_limited {
+        return None;
+    }
+    let first = response.errors.first()?;
+    let limit = match extension(first, "limit")? {
+        async_graphql::Value::String(limit) => limit,
+        _ => return None,
+    };
+    let retry_after = match extension(first, "retryAfter")? {
+        async_graphql::Value::Number(n) => n.as_u64()?,
+        _ => return None,
+    };
+    Some((limit, retry_after))
 }
 
 /// The answer when the caller could not be identified because something failed (the
@@ -402,8 +448,9 @@ async fn principal(headers: &HeaderMap, state: &HttpState) -> Result<Principal, 
 fn client_info(parts: &Parts) -> ClientInfo {
     let ip = parts
         .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|info| info.0.ip().to_string());
+        .get::<ClientAddr>()
+        .and_then(|addr| addr.0)
+        .map(|ip| ip.to_string());
     let user_agent = parts
         .headers
         .get(header::USER_AGENT)

@@ -4,6 +4,7 @@ mod deadline;
 mod graphql;
 mod health;
 mod jwks;
+mod limits;
 mod playground;
 pub mod serve;
 
@@ -55,6 +56,10 @@ pub fn router(state: HttpState) -> Router {
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/.well-known/jwks.json", get(jwks::jwks))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limits::admit,
+        ))
         .with_state(state)
         .layer(
             ServiceBuilder::new()

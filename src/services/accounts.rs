@@ -22,6 +22,7 @@ use crate::db::{roles, users};
 use crate::domain::{Email, Password, bounded, bounds};
 use crate::error::{AppError, AppResult};
 use crate::ids::UserId;
+use crate::ratelimit::Operation;
 
 /// What `register` is given.
 #[derive(Debug)]
@@ -52,6 +53,8 @@ impl Services {
     ) -> AppResult<AuthGrant> {
         let (email, password, display_name) =
             self.parse_new_account(input.email, input.password, input.display_name)?;
+        self.limit(Operation::Register, client, Some(email.as_str()))
+            .await?;
         let hash = self.passwords.hash(&password).await?;
         let mut db = self.db.get().await?;
         let (user, refresh) = transaction!(&mut db, |conn| {
@@ -83,7 +86,9 @@ impl Services {
             bounded("email", email, bounds::EMAIL).err(),
             bounded("password", password, bounds::PASSWORD).err(),
         ])?;
-        let (check, user) = self.login_check(email, password, client).await?;
+        let (parsed, key) = Email::keyed(email);
+        self.limit(Operation::Login, client, Some(&key)).await?;
+        let (check, user) = self.login_check(parsed, key, password, client).await?;
         self.check_password(check).await?;
         let Some(user) = user else {
             return Err(LOGIN_REFUSED);
@@ -107,18 +112,16 @@ impl Services {
         )
     }
 
-    /// The lockout check of a login attempt, with the account it names (if any). An email
-    /// that does not parse still gets a check (against a dummy hash), keyed as typed.
+    /// The lockout check of a login attempt under `key`, with the account its `email` names
+    /// (if any). An email that does not parse still gets a check (against a dummy hash),
+    /// keyed as typed.
     async fn login_check(
         &self,
-        email: &str,
+        parsed: Option<Email>,
+        key: String,
         password: &str,
         client: &ClientInfo,
     ) -> AppResult<(Check, Option<User>)> {
-        let parsed = Email::parse("email", email).ok();
-        let key = parsed
-            .as_ref()
-            .map_or_else(|| email.trim().to_lowercase(), |e| e.as_str().to_owned());
         let user = match &parsed {
             Some(email) => {
                 let mut db = self.db.get().await?;

@@ -16,6 +16,7 @@ use crate::db::{login_failures, users};
 use crate::domain::{Email, Password, bounded, bounds};
 use crate::error::{AppError, AppResult};
 use crate::ids::PasswordResetId;
+use crate::ratelimit::Operation;
 
 impl Services {
     /// Starts a reset: mails a token if an active account has this email. Answers at once
@@ -24,9 +25,15 @@ impl Services {
     ///
     /// `BAD_USER_INPUT` only for text that is no email address at all: too long or holding
     /// control characters. Anything else answers alike, account or not.
-    pub fn request_password_reset(&self, email: &str, client: &ClientInfo) -> AppResult<()> {
+    ///
+    /// Rate limited per client and per email whether or not an account has it (so that a
+    /// refusal reveals nothing either), and before anything is looked up.
+    pub async fn request_password_reset(&self, email: &str, client: &ClientInfo) -> AppResult<()> {
         bounded("email", email, bounds::EMAIL)?;
-        let Ok(email) = Email::parse("email", email) else {
+        let (parsed, key) = Email::keyed(email);
+        self.limit(Operation::RequestPasswordReset, client, Some(&key))
+            .await?;
+        let Some(email) = parsed else {
             return Ok(());
         };
         let services = self.clone();
@@ -121,6 +128,7 @@ impl Services {
         if !token.starts_with(RESET_PREFIX) {
             return Err(AppError::bad_field("token", INVALID));
         }
+        self.limit(Operation::ResetPassword, client, None).await?;
         let hash = HashedToken::of(token);
         let at = now();
         // Look first without using the token up, so a weak new password does not burn it.
@@ -128,6 +136,8 @@ impl Services {
             .reset_target(&hash, at)
             .await?
             .ok_or_else(|| AppError::bad_field("token", INVALID))?;
+        self.limit_account(Operation::ResetPassword, client, &user.id.to_string())
+            .await?;
         let email = Email::parse("email", &user.email).ok();
         let password = Password::parse(
             "newPassword",

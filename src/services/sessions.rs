@@ -17,6 +17,7 @@ use crate::db::users;
 use crate::domain::{bounded, bounds};
 use crate::error::{AppError, AppResult};
 use crate::ids::{RefreshTokenId, SessionId};
+use crate::ratelimit::Operation;
 
 const INVALID_REFRESH: AppError = AppError::Unauthenticated("invalid or expired refresh token");
 
@@ -41,6 +42,7 @@ impl Services {
     /// Presented later, it is taken for a stolen copy: the whole session ends.
     pub async fn refresh(&self, token: &str, client: &ClientInfo) -> AppResult<AuthGrant> {
         bounded("refreshToken", token, bounds::TOKEN)?;
+        self.limit(Operation::RefreshToken, client, None).await?;
         if !token.starts_with(REFRESH_PREFIX) {
             return Err(INVALID_REFRESH);
         }

@@ -212,7 +212,15 @@ async fn through_a_failing_proxy() {
             proxy = Some(started);
             via
         },
-        &["--db-timeout", "2s", "--db-pool-size", "4"],
+        // A load from one address: its rate limits are not what this test is about.
+        &[
+            "--db-timeout",
+            "2s",
+            "--db-pool-size",
+            "4",
+            "--rate-limits",
+            "off",
+        ],
     )
     .await;
     let Some(app) = routed else {
@@ -338,7 +346,7 @@ fn check_answers(answers: &[Answer], stored: impl Fn(&str) -> bool) -> Summary {
 }
 
 async fn with_the_file_locked() {
-    let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
+    let Some(app) = TestApp::spawn_with(Backend::Sqlite, &["--rate-limits", "off"]).await else {
         return;
     };
     let app = Arc::new(app);

@@ -1,11 +1,13 @@
 //! The test harness: a fresh database per test on either backend, the app built on it, and
 //! helpers to send GraphQL through the router.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Request, StatusCode};
 use clap::Parser as _;
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
@@ -404,13 +406,24 @@ impl TestApp {
         (address, stop, server)
     }
 
+    /// Like [`twin`](Self::twin) with other extra settings.
+    pub async fn twin_with(&self, extra: &[&str]) -> Self {
+        let extra = extra.iter().map(|s| (*s).to_owned()).collect();
+        Self::build(self.dir.clone(), self.db.clone(), extra).await
+    }
+
     /// The data directory.
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().to_path_buf()
     }
 
-    /// Sends a raw request through the router.
-    pub async fn send(&self, request: Request<Body>) -> (StatusCode, HeaderMap, Vec<u8>) {
+    /// Sends a raw request through the router, from 127.0.0.1 unless the request says from
+    /// where (a `ConnectInfo` extension, as the server adds).
+    pub async fn send(&self, mut request: Request<Body>) -> (StatusCode, HeaderMap, Vec<u8>) {
+        let extensions = request.extensions_mut();
+        if extensions.get::<ConnectInfo<SocketAddr>>().is_none() {
+            extensions.insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40_000))));
+        }
         let response = self.router.clone().oneshot(request).await.expect("router");
         let status = response.status();
         let headers = response.headers().clone();
@@ -451,6 +464,38 @@ impl TestApp {
             .await;
         assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
         serde_json::from_slice(&body).expect("JSON body")
+    }
+
+    /// Posts a GraphQL body from the client at `ip` with extra headers; the status, headers
+    /// and JSON answer.
+    pub async fn post_from(
+        &self,
+        ip: &str,
+        headers: &[(&str, &str)],
+        body: Value,
+    ) -> (StatusCode, HeaderMap, Value) {
+        let addr: std::net::IpAddr = ip.parse().expect("an IP address");
+        let mut request = Request::post("/graphql");
+        for (name, value) in [
+            ("content-type", "application/json"),
+            ("accept", "application/json"),
+        ] {
+            // A test's own header replaces the default.
+            if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+                request = request.header(name, value);
+            }
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let mut request = request.body(Body::from(body.to_string())).expect("request");
+        request
+            .extensions_mut()
+            .insert(ConnectInfo(SocketAddr::new(addr, 40_000)));
+        let (status, headers, body) = self.send(request).await;
+        let answer = serde_json::from_slice(&body)
+            .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&body)));
+        (status, headers, answer)
     }
 
     /// Registers an account; returns the `register` payload.

@@ -12,6 +12,9 @@ both_backends!(
     parallel_correct_logins_never_lock_the_account,
 );
 
+/// The lockout alone: the rate limits would refuse many of these attempts first.
+const UNLIMITED: &[&str] = &["--rate-limits", "off"];
+
 async fn login(app: &TestApp, email: &str, password: &str) -> Value {
     app.gql(
         "mutation($e: String!, $p: String!) { login(input: { email: $e, password: $p }) { accessToken } }",
@@ -28,7 +31,7 @@ fn retry_after(answer: &Value) -> u64 {
 }
 
 async fn five_failures_lock_the_email(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend).await else {
+    let Some(app) = TestApp::spawn_with(backend, UNLIMITED).await else {
         return;
     };
     app.register("target@example.com").await;
@@ -79,7 +82,7 @@ async fn five_failures_lock_the_email(backend: Backend) {
 }
 
 async fn unknown_emails_lock_the_same_way(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend).await else {
+    let Some(app) = TestApp::spawn_with(backend, UNLIMITED).await else {
         return;
     };
     let mut answers = Vec::new();
@@ -104,7 +107,7 @@ async fn unknown_emails_lock_the_same_way(backend: Backend) {
 }
 
 async fn parallel_guesses_cannot_pass_the_threshold(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend).await else {
+    let Some(app) = TestApp::spawn_with(backend, UNLIMITED).await else {
         return;
     };
     app.register("busy@example.com").await;
@@ -144,7 +147,7 @@ async fn parallel_guesses_cannot_pass_the_threshold(backend: Backend) {
 }
 
 async fn parallel_correct_logins_never_lock_the_account(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend).await else {
+    let Some(app) = TestApp::spawn_with(backend, UNLIMITED).await else {
         return;
     };
     app.register("owner@example.com").await;

@@ -19,6 +19,7 @@ mod passwords;
 mod personal_tokens;
 mod playground;
 mod profiles;
+mod rate_limits;
 mod robustness;
 mod schema;
 mod sessions;

@@ -125,7 +125,9 @@ impl SessionsMutation {
         ctx: &Context<'_>,
         email: String,
     ) -> async_graphql::Result<bool> {
-        context::services(ctx).request_password_reset(&email, context::client(ctx))?;
+        context::services(ctx)
+            .request_password_reset(&email, context::client(ctx))
+            .await?;
         Ok(true)
     }
 

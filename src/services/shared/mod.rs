@@ -14,6 +14,7 @@ pub mod sessions;
 mod start;
 
 use std::collections::BTreeSet;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use chrono::{NaiveDateTime, TimeDelta};
@@ -30,6 +31,7 @@ use crate::db::{Conn, DbPool, account_changes};
 use crate::domain::{PasswordPolicy, Permission};
 use crate::error::{AppError, AppResult};
 use crate::ids::{PersonalTokenId, RefreshTokenId, SessionId, UserId};
+use crate::ratelimit::{Operation, RateLimits, Refusal};
 
 /// The answer to every refused bearer token, whatever the reason (forged, expired, of the
 /// wrong type, malformed, revoked, or its account deactivated or deleted): the reason is
@@ -62,6 +64,8 @@ pub struct Services {
     pub(super) profile_writes: Arc<profile_update::ProfileWrites>,
     /// Outbound mail.
     pub(super) mailer: crate::mail::Mailer,
+    /// The rate limits.
+    pub(super) limits: Arc<RateLimits>,
 }
 
 /// What the HTTP layer may ask of the services besides their operations (it does not reach
@@ -85,6 +89,17 @@ impl Services {
     /// Which database backs the services: `postgres` or `sqlite`.
     pub fn backend(&self) -> &'static str {
         self.db.backend()
+    }
+
+    /// Takes `cost` cells (one per operation) of the client's traffic bucket; the refusal
+    /// when it is short.
+    pub async fn limit_traffic(&self, ip: Option<IpAddr>, cost: u32) -> Result<(), Refusal> {
+        self.limits.traffic(ip, cost).await
+    }
+
+    /// The rate of the limit called `name` (for the `RateLimit-Policy` header), when it is on.
+    pub fn rate_limit(&self, name: &str) -> Option<crate::config::Rate> {
+        self.limits.rate(name)
     }
 
     /// The password rules in force.
@@ -178,6 +193,49 @@ pub struct ClientInfo {
     pub ip: Option<String>,
     /// The User-Agent header, cut to a sane length.
     pub user_agent: Option<String>,
+}
+
+impl ClientInfo {
+    /// The client's address.
+    pub fn addr(&self) -> Option<IpAddr> {
+        self.ip.as_deref()?.parse().ok()
+    }
+}
+
+impl Services {
+    /// Counts one field of `operation` from `client` (and against `account`, the normalised
+    /// email or id it names, if any); `RATE_LIMITED` when a limit is reached.
+    pub(crate) async fn limit(
+        &self,
+        operation: Operation,
+        client: &ClientInfo,
+        account: Option<&str>,
+    ) -> AppResult<()> {
+        self.limits
+            .operation(operation, client.addr(), account)
+            .await
+            .map_err(rate_limited)
+    }
+
+    /// Counts `operation` against `account` only, its client counted before by [`Self::limit`].
+    pub(crate) async fn limit_account(
+        &self,
+        operation: Operation,
+        client: &ClientInfo,
+        account: &str,
+    ) -> AppResult<()> {
+        self.limits
+            .account(operation, client.addr(), account)
+            .await
+            .map_err(rate_limited)
+    }
+}
+
+fn rate_limited(refusal: Refusal) -> AppError {
+    AppError::RateLimited {
+        retry_after: refusal.retry_after,
+        limit: refusal.limit,
+    }
 }
 
 /// Records, in the transaction of the change, that what authorises `user` (every account

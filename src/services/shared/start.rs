@@ -12,11 +12,13 @@ use crate::auth::revocation::RevokedSessions;
 use crate::config::Config;
 use crate::db::{self, DbPool};
 use crate::mail;
+use crate::ratelimit::RateLimits;
 
 impl Services {
     /// The services on `config`: creates the data directory, applies migrations, opens the
     /// pool, loads (or creates) the signing key, loads the revoked sessions and the account
-    /// changes, and starts the task that reloads them every second.
+    /// changes, and starts the task that reloads them every second; opens the rate limits'
+    /// store.
     pub async fn start(config: Config) -> anyhow::Result<Self> {
         config.validate()?;
         std::fs::create_dir_all(&config.data_dir).with_context(|| {
@@ -45,6 +47,7 @@ impl Services {
             .await
             .map_err(|e| e.into_report().context("loading account changes"))?;
         revoked.spawn_reloader(&callers, db.clone());
+        let limits = RateLimits::start(&config, &db).await?;
         Ok(Self {
             config: Arc::new(config),
             db,
@@ -55,6 +58,7 @@ impl Services {
             profile_writes: Arc::default(),
             login_gate: Arc::default(),
             mailer,
+            limits,
         })
     }
 }
