@@ -265,6 +265,42 @@ pub struct Config {
     )]
     pub max_query_complexity: usize,
 
+    /// Most aliases in one document, fragments expanded.
+    #[arg(
+        long,
+        env = "USERGRAPH_MAX_ALIASES",
+        default_value_t = 100,
+        global = true
+    )]
+    pub max_aliases: usize,
+
+    /// Most root fields in one operation, fragments expanded.
+    #[arg(
+        long,
+        env = "USERGRAPH_MAX_ROOT_FIELDS",
+        default_value_t = 20,
+        global = true
+    )]
+    pub max_root_fields: usize,
+
+    /// Most directives on one field, fragment or operation.
+    #[arg(
+        long,
+        env = "USERGRAPH_MAX_DIRECTIVES",
+        default_value_t = 5,
+        global = true
+    )]
+    pub max_directives: usize,
+
+    /// Longest accepted query text, in bytes (the body may be larger: variables).
+    #[arg(
+        long,
+        env = "USERGRAPH_MAX_QUERY_BYTES",
+        default_value_t = 65_536,
+        global = true
+    )]
+    pub max_query_bytes: usize,
+
     /// Serve the GraphiQL playground on `GET /graphql` to browsers, with its files under
     /// `/graphql/assets/`; off in production if nobody should explore the API there.
     #[arg(long, env = "USERGRAPH_GRAPHIQL", default_value_t = true,

@@ -42,6 +42,10 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
         max_depth: services.config().max_query_depth,
         max_fields: services.config().max_query_complexity,
         max_costly: usize::try_from(services.config().max_password_fields).unwrap_or(1),
+        max_aliases: services.config().max_aliases,
+        max_root_fields: services.config().max_root_fields,
+        max_directives: services.config().max_directives,
+        max_query_bytes: services.config().max_query_bytes,
     };
     let router = http::router(http::HttpState {
         schema,

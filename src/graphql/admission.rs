@@ -68,6 +68,14 @@ pub struct Limits {
     pub max_fields: usize,
     /// Most [`COSTLY_FIELDS`] in one request, aliases and every operation of a batch counted.
     pub max_costly: usize,
+    /// Most aliases in one document, fragments expanded.
+    pub max_aliases: usize,
+    /// Most root fields of one operation, fragments expanded.
+    pub max_root_fields: usize,
+    /// Most directives on one field, fragment or operation.
+    pub max_directives: usize,
+    /// Longest document text, in bytes.
+    pub max_query_bytes: usize,
 }
 
 /// The refusal of a request with more than `max` [`COSTLY_FIELDS`].
@@ -107,6 +115,13 @@ impl Admission {
     /// than the limit either). A document that does not parse is left for async-graphql to
     /// report with positions.
     pub fn admit(&self, request: &mut Request) -> Result<usize, AppError> {
+        if request.query.len() > self.limits.max_query_bytes {
+            return Err(AppError::QueryTooComplex(format!(
+                "the query text is {} bytes long; at most {} are accepted",
+                request.query.len(),
+                self.limits.max_query_bytes
+            )));
+        }
         let known = self.remembered().get(&request.query).cloned();
         if let Some((document, costly)) = known {
             // The text passed before; only the variables are new.
@@ -208,6 +223,10 @@ struct Shape {
     lists: usize,
     /// Deepest nesting of selection sets ([`MAX_LEVELS`]).
     levels: usize,
+    /// Aliased fields in all.
+    aliases: usize,
+    /// Fields at this level (the root fields of an operation's selection set).
+    top: usize,
 }
 
 impl Shape {
@@ -216,6 +235,8 @@ impl Shape {
         self.lists = self.lists.max(other.lists);
         self.levels = self.levels.max(other.levels);
         self.fields = self.fields.saturating_add(other.fields);
+        self.aliases = self.aliases.saturating_add(other.aliases);
+        self.top = self.top.saturating_add(other.top);
     }
 
     /// The same selections one selection set further in.
@@ -232,10 +253,19 @@ fn check_shape(document: &ExecutableDocument, limits: Limits) -> Result<(), AppE
         document,
         fragments: HashMap::new(),
         chain: 0,
+        max_directives: limits.max_directives,
     };
     let mut shape = Shape::default();
     for (_, operation) in document.operations.iter() {
-        shape.merge(measure.set(&operation.node.selection_set.node)?);
+        measure.directives(&operation.node.directives)?;
+        let operation = measure.set(&operation.node.selection_set.node)?;
+        if operation.top > limits.max_root_fields {
+            return Err(AppError::QueryTooComplex(format!(
+                "an operation selects {} root fields; at most {} are allowed",
+                operation.top, limits.max_root_fields
+            )));
+        }
+        shape.merge(operation);
     }
     if shape.levels > MAX_LEVELS {
         return Err(AppError::QueryTooComplex(format!(
@@ -246,6 +276,12 @@ fn check_shape(document: &ExecutableDocument, limits: Limits) -> Result<(), AppE
         return Err(AppError::QueryTooComplex(format!(
             "the query is nested {} levels deep; at most {} are allowed",
             shape.depth, limits.max_depth
+        )));
+    }
+    if shape.aliases > limits.max_aliases {
+        return Err(AppError::QueryTooComplex(format!(
+            "the query uses {} aliases once its fragments are expanded; at most {} are allowed",
+            shape.aliases, limits.max_aliases
         )));
     }
     if shape.fields > limits.max_fields {
@@ -265,6 +301,8 @@ struct Measure<'a> {
     fragments: HashMap<&'a str, Option<Shape>>,
     /// Fragments being measured now, one inside the other.
     chain: usize,
+    /// Most directives in one place.
+    max_directives: usize,
 }
 
 impl<'a> Measure<'a> {
@@ -274,18 +312,39 @@ impl<'a> Measure<'a> {
             shape.merge(match &item.node {
                 Selection::Field(field) => self.field(&field.node)?,
                 Selection::InlineFragment(inline) => {
+                    self.directives(&inline.node.directives)?;
                     self.set(&inline.node.selection_set.node)?.nested()
                 }
-                Selection::FragmentSpread(spread) => self
-                    .fragment(spread.node.fragment_name.node.as_str())?
-                    .nested(),
+                Selection::FragmentSpread(spread) => {
+                    self.directives(&spread.node.directives)?;
+                    self.fragment(spread.node.fragment_name.node.as_str())?
+                        .nested()
+                }
             });
         }
         Ok(shape)
     }
 
+    fn directives(
+        &self,
+        directives: &[Positioned<async_graphql::parser::types::Directive>],
+    ) -> Result<(), AppError> {
+        if directives.len() > self.max_directives {
+            return Err(AppError::QueryTooComplex(format!(
+                "a field, fragment or operation carries {} directives; at most {} are allowed",
+                directives.len(),
+                self.max_directives
+            )));
+        }
+        Ok(())
+    }
+
     fn field(&mut self, field: &'a Field) -> Result<Shape, AppError> {
+        self.directives(&field.directives)?;
         let children = self.set(&field.selection_set.node)?;
+        let aliases = children
+            .aliases
+            .saturating_add(usize::from(field.alias.is_some()));
         let name = field.name.node.as_str();
         let fields = children.fields.saturating_add(1);
         let levels = if field.selection_set.node.items.is_empty() {
@@ -306,6 +365,8 @@ impl<'a> Measure<'a> {
                 fields,
                 lists: 0,
                 levels,
+                aliases,
+                top: 1,
             });
         }
         Ok(Shape {
@@ -313,6 +374,8 @@ impl<'a> Measure<'a> {
             fields,
             lists: children.lists + usize::from(INTROSPECTION_LISTS.contains(&name)),
             levels,
+            aliases,
+            top: 1,
         })
     }
 
@@ -328,6 +391,7 @@ impl<'a> Measure<'a> {
                 "fragments spread one another more than {MAX_FRAGMENT_CHAIN} deep"
             )));
         }
+        self.directives(&definition.node.directives)?;
         self.fragments.insert(name, None);
         self.chain += 1;
         let shape = self.set(&definition.node.selection_set.node);
@@ -472,6 +536,51 @@ fn check_const(field: &str, value: &ConstValue) -> Result<(), AppError> {
 mod tests {
     use super::*;
 
+    const LIMITS: Limits = Limits {
+        max_depth: 12,
+        max_fields: 1000,
+        max_costly: 2,
+        max_aliases: 3,
+        max_root_fields: 4,
+        max_directives: 2,
+        max_query_bytes: 200,
+    };
+
+    fn refusal(query: &str) -> Option<String> {
+        let mut request = Request::new(query);
+        Admission::new(LIMITS)
+            .admit(&mut request)
+            .err()
+            .map(|error| error.to_string())
+    }
+
+    #[test]
+    fn each_limit_has_its_own_refusal() {
+        assert_eq!(
+            refusal("{ a: __typename b: __typename c: __typename }"),
+            None
+        );
+        let aliases = refusal(
+            "{ a: __typename ...F } fragment F on Query { b: __typename c: __typename d: __typename }",
+        );
+        assert!(aliases.is_some_and(|m| m.contains("4 aliases")));
+        let roots =
+            refusal("{ __typename __typename ... on Query { __typename __typename __typename } }");
+        assert!(roots.is_some_and(|m| m.contains("5 root fields")));
+        // Nested fields are not root fields.
+        assert_eq!(
+            refusal("{ __schema { types { name kind description fields { name } } } }"),
+            None
+        );
+        let directives =
+            refusal("{ __typename @skip(if: false) @include(if: true) @skip(if: false) }");
+        assert!(directives.is_some_and(|m| m.contains("3 directives")));
+        let on_fragment = refusal("{ ...F } fragment F on Query @a @b @c { __typename }");
+        assert!(on_fragment.is_some_and(|m| m.contains("3 directives")));
+        let long = format!("{{ __typename }} # {}", "x".repeat(200));
+        assert!(refusal(&long).is_some_and(|m| m.contains("bytes long")));
+    }
+
     fn nested(open: &str, close: &str, depth: usize) -> String {
         format!(
             "{{__typename(x:{}1{})}}",
@@ -507,11 +616,7 @@ mod tests {
         }
         query.push_str("fragment F30 on Query { __typename }\n");
         let document = async_graphql::parser::parse_query(&query).unwrap();
-        let limits = Limits {
-            max_depth: 12,
-            max_fields: 1000,
-            max_costly: 2,
-        };
+        let limits = LIMITS;
         let error = check_shape(&document, limits).unwrap_err();
         assert!(matches!(error, AppError::QueryTooComplex(_)), "{error}");
     }

@@ -315,7 +315,10 @@ async fn trusted_proxies_name_the_client(backend: Backend) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_buckets_are_shared_by_instances() {
     let Ok(url) = std::env::var("TEST_REDIS_URL") else {
-        assert!(std::env::var_os("CI").is_none(), "CI must set TEST_REDIS_URL");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must set TEST_REDIS_URL"
+        );
         eprintln!("TEST_REDIS_URL is not set: skipping the Redis rate-limit test");
         return;
     };

@@ -16,6 +16,7 @@ both_backends!(
     control_characters_never_reach_the_database,
     oversized_and_out_of_range_inputs_are_refused_by_name,
     aliased_password_checks_are_capped_per_request,
+    each_query_limit_refuses_with_its_own_message,
 );
 
 /// The shapes of a deeply nested document, each at `depth`.
@@ -593,4 +594,87 @@ async fn aliased_password_checks_are_capped_per_request(backend: Backend) {
     let (_, body) = answer(&app, post_query(&two)).await;
     assert_eq!(error_code(&body), "UNAUTHENTICATED", "{body}");
     assert_eq!(app.audit("user.login_failed").await.len(), 2);
+}
+
+async fn each_query_limit_refuses_with_its_own_message(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let repeat = |n: usize, item: &dyn Fn(usize) -> String| -> String {
+        (0..n).map(item).collect::<Vec<_>>().join(" ")
+    };
+    let cases = [
+        (
+            "aliases",
+            format!(
+                "{{ __schema {{ {} }} }}",
+                repeat(101, &|i| format!("a{i}: description"))
+            ),
+            "101 aliases",
+        ),
+        (
+            "root fields",
+            format!("{{ {} }}", repeat(21, &|_| "__typename".to_owned())),
+            "21 root fields",
+        ),
+        (
+            "complexity",
+            format!(
+                "{{ __schema {{ types {{ {} }} }} }}",
+                repeat(1_001, &|_| "name".to_owned())
+            ),
+            "more than 1000 fields",
+        ),
+        (
+            "directives",
+            format!(
+                "{{ __typename {} }}",
+                repeat(6, &|_| "@skip(if: false)".to_owned())
+            ),
+            "6 directives",
+        ),
+        (
+            "text size",
+            format!("{{ __typename }} # {}", "x".repeat(70_000)),
+            "bytes long",
+        ),
+        (
+            "depth",
+            // Measured before validation: names need not exist to be too deep.
+            format!("{{ {} b {} }}", "a { ".repeat(13), "} ".repeat(13)),
+            "14 levels deep",
+        ),
+    ];
+    for (limit, query, message) in cases {
+        let (_, body) = answer(&app, post_query(&query)).await;
+        assert_eq!(error_code(&body), "QUERY_TOO_COMPLEX", "{limit}: {body}");
+        let text = body["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(text.contains(message), "{limit}: {text}");
+    }
+    let batch: Vec<Value> = (0..11)
+        .map(|_| json!({ "query": "{ __typename }" }))
+        .collect();
+    let request = Request::post("/graphql")
+        .header("content-type", "application/json")
+        .body(Body::from(Value::from(batch).to_string()))
+        .unwrap();
+    let (_, body) = answer(&app, request).await;
+    assert_eq!(error_code(&body), "QUERY_TOO_COMPLEX", "batch: {body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("at most 10")
+    );
+
+    // Nothing runs: 21 resets asked for a real account leave no trace.
+    app.register("limits@example.com").await;
+    let resets = repeat(21, &|i| {
+        format!("r{i}: requestPasswordReset(email: \"limits@example.com\")")
+    });
+    let (_, body) = answer(&app, post_query(&format!("mutation {{ {resets} }}"))).await;
+    assert_eq!(error_code(&body), "QUERY_TOO_COMPLEX", "{body}");
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(app.audit("user.password_reset_request").await.is_empty());
+    still_serving(&app).await;
 }
