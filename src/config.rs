@@ -122,14 +122,20 @@ pub struct Config {
     #[arg(long, env = "USERGRAPH_LOG", default_value = "info", global = true)]
     pub log: String,
 
-    /// Log format: `pretty` or `json`.
+    /// `development` or `production`. Production turns off what helps strangers explore the
+    /// API (GraphiQL, introspection, field suggestions) unless each is turned on, logs JSON,
+    /// and refuses to start on insecure settings.
     #[arg(
         long,
-        env = "USERGRAPH_LOG_FORMAT",
-        default_value = "pretty",
+        env = "USERGRAPH_ENV",
+        default_value = "development",
         global = true
     )]
-    pub log_format: LogFormat,
+    pub env: Environment,
+
+    /// Log format: `pretty` or `json` (default: `json` in production, else `pretty`).
+    #[arg(long, env = "USERGRAPH_LOG_FORMAT", global = true)]
+    pub log_format: Option<LogFormat>,
 
     /// Lifetime of an access token (JWT).
     #[arg(long, env = "USERGRAPH_ACCESS_TOKEN_TTL", default_value = "15m", value_parser = parse_duration, global = true)]
@@ -302,15 +308,25 @@ pub struct Config {
     pub max_query_bytes: usize,
 
     /// Serve the GraphiQL playground on `GET /graphql` to browsers, with its files under
-    /// `/graphql/assets/`; off in production if nobody should explore the API there.
-    #[arg(long, env = "USERGRAPH_GRAPHIQL", default_value_t = true,
-          action = clap::ArgAction::Set, global = true)]
-    pub graphiql: bool,
+    /// `/graphql/assets/` (default: on, but off in production).
+    #[arg(long, env = "USERGRAPH_GRAPHIQL", action = clap::ArgAction::Set, global = true)]
+    pub graphiql: Option<bool>,
 
-    /// Serve the introspection query (GraphiQL needs it).
-    #[arg(long, env = "USERGRAPH_INTROSPECTION", default_value_t = true,
-          action = clap::ArgAction::Set, global = true)]
-    pub introspection: bool,
+    /// Answer introspection queries; GraphiQL and code generators need them (default: on,
+    /// but off in production).
+    #[arg(long, env = "USERGRAPH_INTROSPECTION", action = clap::ArgAction::Set, global = true)]
+    pub introspection: Option<bool>,
+
+    /// Suggest field and type names in validation errors ("did you mean …?"); they reveal
+    /// the schema bit by bit (default: on, but off in production).
+    #[arg(long, env = "USERGRAPH_FIELD_SUGGESTIONS", action = clap::ArgAction::Set, global = true)]
+    pub field_suggestions: Option<bool>,
+
+    /// Accept only the operations of this persisted-operation manifest (Apollo's
+    /// `persisted-query-manifest.json`: `{"operations": [{"id": SHA-256, "body": …}]}`);
+    /// clients send the hash as in automatic persisted queries, with or without the text.
+    #[arg(long, env = "USERGRAPH_PERSISTED_OPERATIONS", global = true)]
+    pub persisted_operations: Option<PathBuf>,
 
     /// Longest time a request may take; it is then answered with SERVICE_UNAVAILABLE (its
     /// outcome unknown).
@@ -386,6 +402,15 @@ pub struct Config {
         global = true
     )]
     pub cors_origins: String,
+}
+
+/// Where the server runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Environment {
+    /// A laptop, CI, a staging box: exploring the API is welcome.
+    Development,
+    /// On the internet: safe defaults, insecure settings refused.
+    Production,
 }
 
 /// How log lines are written.
@@ -522,6 +547,35 @@ impl Config {
         parse_database_url(url).context("DATABASE_URL")
     }
 
+    /// Whether this is production.
+    pub fn production(&self) -> bool {
+        self.env == Environment::Production
+    }
+
+    /// Whether the playground is served.
+    pub fn serves_graphiql(&self) -> bool {
+        self.graphiql.unwrap_or(!self.production())
+    }
+
+    /// Whether introspection is answered.
+    pub fn serves_introspection(&self) -> bool {
+        self.introspection.unwrap_or(!self.production())
+    }
+
+    /// Whether validation errors suggest names.
+    pub fn suggests_fields(&self) -> bool {
+        self.field_suggestions.unwrap_or(!self.production())
+    }
+
+    /// How log lines are written.
+    pub fn log_format(&self) -> LogFormat {
+        self.log_format.unwrap_or(if self.production() {
+            LogFormat::Json
+        } else {
+            LogFormat::Pretty
+        })
+    }
+
     /// Where the access-token signing key lives.
     pub fn jwt_key_path(&self) -> PathBuf {
         self.jwt_key_file
@@ -556,8 +610,28 @@ impl Config {
         if self.rate_limit_store == RateLimitStore::Redis && self.redis_url.is_none() {
             bail!("USERGRAPH_RATE_LIMIT_STORE=redis: set USERGRAPH_REDIS_URL");
         }
+        if self.production() {
+            self.validate_production()?;
+        }
         if self.password_hash_concurrency == Some(0) {
             bail!("USERGRAPH_PASSWORD_HASH_CONCURRENCY: must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// The settings production refuses to start with (the signing key's file mode is
+    /// checked where it is read).
+    fn validate_production(&self) -> anyhow::Result<()> {
+        let (memory, iterations) = (self.argon2_memory_kib, self.argon2_iterations);
+        // OWASP's argon2id minimums trade memory for passes: 47104×1 … 19456×2 … 7168×5.
+        if memory < 7_168 || u64::from(memory) * u64::from(iterations) < 35_840 {
+            bail!(
+                "USERGRAPH_ENV=production: argon2id with {memory} KiB × {iterations} passes is \
+                 below OWASP's minimum (19456 KiB × 2, the default); raise \
+                 USERGRAPH_ARGON2_MEMORY_KIB or USERGRAPH_ARGON2_ITERATIONS"
+            );
         }
         Ok(())
     }

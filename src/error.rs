@@ -28,6 +28,11 @@ pub enum ErrorCode {
     QueryTooComplex,
     /// The database or another dependency is down; retry later.
     ServiceUnavailable,
+    /// Only persisted operations are accepted and the hash sent names none (send the text
+    /// as well, as Apollo's persisted-query link then does).
+    PersistedQueryNotFound,
+    /// Only persisted operations are accepted and this one is not on the list.
+    PersistedQueryNotInList,
     /// Something failed inside the server; the details are in its log.
     InternalServerError,
 }
@@ -45,6 +50,8 @@ impl ErrorCode {
             Self::AccountLocked => "ACCOUNT_LOCKED",
             Self::QueryTooComplex => "QUERY_TOO_COMPLEX",
             Self::ServiceUnavailable => "SERVICE_UNAVAILABLE",
+            Self::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
+            Self::PersistedQueryNotInList => "PERSISTED_QUERY_NOT_IN_LIST",
             Self::InternalServerError => "INTERNAL_SERVER_ERROR",
         }
     }
@@ -134,6 +141,12 @@ pub enum AppError {
     /// The document is nested too deep, selects too much, or the batch is too large.
     #[error("{0}")]
     QueryTooComplex(String),
+    /// The persisted operation a hash names is unknown.
+    #[error("PersistedQueryNotFound: no persisted operation has this hash")]
+    PersistedQueryNotFound,
+    /// Only persisted operations are accepted, and this is none of them.
+    #[error("only persisted operations are accepted here, and this one is not on the list")]
+    PersistedQueryNotInList,
     /// Too many failed logins for this email.
     #[error("too many failed logins; try again in {retry_after} seconds")]
     AccountLocked {
@@ -184,6 +197,8 @@ impl AppError {
                 limit,
             },
             Self::QueryTooComplex(why) => Self::QueryTooComplex(why.clone()),
+            Self::PersistedQueryNotFound => Self::PersistedQueryNotFound,
+            Self::PersistedQueryNotInList => Self::PersistedQueryNotInList,
             Self::AccountLocked { retry_after } => Self::AccountLocked {
                 retry_after: *retry_after,
             },
@@ -204,6 +219,8 @@ impl AppError {
             Self::Conflict { .. } => ErrorCode::Conflict,
             Self::AccountLocked { .. } => ErrorCode::AccountLocked,
             Self::QueryTooComplex(_) => ErrorCode::QueryTooComplex,
+            Self::PersistedQueryNotFound => ErrorCode::PersistedQueryNotFound,
+            Self::PersistedQueryNotInList => ErrorCode::PersistedQueryNotInList,
             Self::RateLimited { .. } => ErrorCode::RateLimited,
             Self::ServiceUnavailable(..) => ErrorCode::ServiceUnavailable,
             Self::Internal(_) => ErrorCode::InternalServerError,

@@ -47,10 +47,14 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
         max_directives: services.config().max_directives,
         max_query_bytes: services.config().max_query_bytes,
     };
+    let mut admission = graphql::admission::Admission::new(limits);
+    if let Some(path) = &services.config().persisted_operations {
+        admission = admission.only(graphql::persisted::PersistedOperations::load(path)?);
+    }
     let router = http::router(http::HttpState {
         schema,
         services: services.clone(),
-        admission: Arc::new(graphql::admission::Admission::new(limits)),
+        admission: Arc::new(admission),
     });
     Ok(App { router, services })
 }

@@ -80,7 +80,7 @@ impl JwtKeys {
     pub fn load_or_generate(config: &Config) -> anyhow::Result<Self> {
         let path = config.jwt_key_path();
         let signing = if path.exists() {
-            read_key(&path)?
+            read_key(&path, config.production())?
         } else if config.jwt_key_file.is_some() {
             bail!("USERGRAPH_JWT_KEY_FILE: {} does not exist", path.display());
         } else {
@@ -245,7 +245,8 @@ impl JwtKeys {
     }
 }
 
-fn read_key(path: &Path) -> anyhow::Result<SigningKey> {
+fn read_key(path: &Path, production: bool) -> anyhow::Result<SigningKey> {
+    refuse_if_shared(path, production)?;
     let pem = std::fs::read_to_string(path)
         .with_context(|| format!("USERGRAPH_JWT_KEY_FILE: cannot read {}", path.display()))?;
     SigningKey::from_pkcs8_pem(&pem).map_err(|e| {
@@ -278,7 +279,32 @@ fn generate_key(path: &Path) -> anyhow::Result<SigningKey> {
             Ok(key)
         }
         // Another instance sharing the data directory won the race: use its key.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_key(path),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_key(path, false),
         Err(e) => Err(e).with_context(|| format!("creating {}", path.display())),
     }
+}
+
+/// A secret file that others than its owner may read: refused in production, a warning
+/// otherwise.
+fn refuse_if_shared(path: &Path, production: bool) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(path)
+            .with_context(|| format!("cannot read {}", path.display()))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            if production {
+                bail!(
+                    "USERGRAPH_ENV=production: the signing key {} may be read by others (mode \
+                     {:o}); chmod 600 it",
+                    path.display(),
+                    mode & 0o777
+                );
+            }
+            tracing::warn!(path = %path.display(), mode = format!("{:o}", mode & 0o777), "the signing key may be read by others; chmod 600 it");
+        }
+    }
+    Ok(())
 }

@@ -22,6 +22,7 @@ use async_graphql::parser::types::{ExecutableDocument, Field, Selection, Selecti
 use async_graphql::{Name, Positioned, Request};
 use async_graphql_value::{ConstValue, Value};
 
+use super::persisted::PersistedOperations;
 use crate::domain::clean;
 use crate::error::AppError;
 
@@ -97,6 +98,8 @@ const REMEMBERED_TEXT: usize = 16 * 1024;
 /// operations again and again, so a text seen before is not parsed or measured again.
 pub struct Admission {
     limits: Limits,
+    /// The only operations accepted, when there is such a list.
+    persisted: Option<PersistedOperations>,
     /// Each admitted document with its count of [`COSTLY_FIELDS`].
     admitted: Mutex<HashMap<String, (ExecutableDocument, usize)>>,
 }
@@ -106,7 +109,16 @@ impl Admission {
     pub fn new(limits: Limits) -> Self {
         Self {
             limits,
+            persisted: None,
             admitted: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The same checks, accepting only the operations of `persisted`.
+    pub fn only(self, persisted: PersistedOperations) -> Self {
+        Self {
+            persisted: Some(persisted),
+            ..self
         }
     }
 
@@ -115,6 +127,9 @@ impl Admission {
     /// than the limit either). A document that does not parse is left for async-graphql to
     /// report with positions.
     pub fn admit(&self, request: &mut Request) -> Result<usize, AppError> {
+        if let Some(persisted) = &self.persisted {
+            persisted.resolve(request)?;
+        }
         if request.query.len() > self.limits.max_query_bytes {
             return Err(AppError::QueryTooComplex(format!(
                 "the query text is {} bytes long; at most {} are accepted",

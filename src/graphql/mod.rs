@@ -6,6 +6,7 @@ pub mod context;
 pub mod guards;
 pub mod loaders;
 pub mod mutation;
+pub mod persisted;
 pub mod query;
 pub mod types;
 
@@ -36,9 +37,11 @@ pub fn build_schema(config: &Config, services: Services) -> AppSchema {
         // `QUERY_TOO_COMPLEX`: async-graphql's own limit errors carry no code and could be
         // told from its validation errors only by their wording. Its recursion limit cannot
         // be switched off; admission checks the same bound first.
-        .limit_recursive_depth(admission::MAX_LEVELS)
-        .disable_suggestions();
-    if !config.introspection {
+        .limit_recursive_depth(admission::MAX_LEVELS);
+    if !config.suggests_fields() {
+        builder = builder.disable_suggestions();
+    }
+    if !config.serves_introspection() {
         builder = builder.disable_introspection();
     }
     builder.finish()

@@ -199,7 +199,7 @@ pub async fn get(State(state): State<HttpState>, request: Request) -> Response {
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|accept| accept.contains("text/html"));
-    if wants_html && state.services.config().graphiql {
+    if wants_html && state.services.config().serves_graphiql() {
         return super::playground::page();
     }
     let media = Media::of(&parts.headers);

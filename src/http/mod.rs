@@ -45,7 +45,7 @@ pub fn router(state: HttpState) -> Router {
     let body_timeout = config.body_timeout;
     let cors = cors(&config.cors_origins);
     let mut router = Router::new();
-    if config.graphiql {
+    if config.serves_graphiql() {
         router = router.route(
             &format!("{}/{{name}}", playground::ASSETS),
             get(playground::asset),

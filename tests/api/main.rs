@@ -18,6 +18,7 @@ mod migrations;
 mod passwords;
 mod personal_tokens;
 mod playground;
+mod production;
 mod profiles;
 mod rate_limits;
 mod robustness;
