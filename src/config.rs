@@ -45,6 +45,12 @@ pub enum Command {
         #[command(subcommand)]
         command: DevCommand,
     },
+    /// The access-token signing keys.
+    Keys {
+        /// What to do with them.
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Ask the server at `USERGRAPH_LISTEN` for `/health`; exit 0 when it answers 200 (for
     /// container health checks, with no curl in the image).
     Healthcheck,
@@ -62,6 +68,22 @@ pub enum AdminCommand {
         #[arg(long, env = "USERGRAPH_ADMIN_PASSWORD", hide_env_values = true)]
         password: String,
     },
+}
+
+/// The sub-commands of `usergraph keys`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Add a signing key to the key directory. Every instance reading the directory
+    /// publishes it within 10 s and signs with it from its start.
+    Rotate {
+        /// How long until it starts signing: on a fleet, longer than the key directory
+        /// takes to reach every instance (and their JWKS, the verifiers that cache it).
+        #[arg(long, default_value = "0s", value_parser = parse_duration_or_zero)]
+        starts_in: Duration,
+    },
+    /// List the keys: their `kid`, when each starts signing, and whether it signs, waits,
+    /// still verifies or is retired.
+    List,
 }
 
 /// The sub-commands of `usergraph dev`.
@@ -205,8 +227,13 @@ pub struct Config {
     )]
     pub jwt_audience: String,
 
-    /// Ed25519 private key (PKCS#8 PEM) that signs access tokens. Default: `jwt-ed25519.pem` in
-    /// the data directory, generated on first start.
+    /// Directory of the Ed25519 keys (PKCS#8 PEM) that sign access tokens, each named after
+    /// the UTC time it starts signing (`20261201T120000Z.pem`); `usergraph keys rotate` adds
+    /// one. Default: `keys` in the data directory, with a first key made on first start.
+    #[arg(long, env = "USERGRAPH_JWT_KEY_DIR", global = true)]
+    pub jwt_key_dir: Option<PathBuf>,
+
+    /// One fixed Ed25519 key (PKCS#8 PEM) instead of the key directory: no rotation.
     #[arg(long, env = "USERGRAPH_JWT_KEY_FILE", global = true)]
     pub jwt_key_file: Option<PathBuf>,
 
@@ -393,8 +420,16 @@ pub struct Config {
           value_parser = parse_proxies, global = true)]
     pub trusted_proxies: TrustedProxies,
 
+    /// Cookie mode for browser apps: the refresh token is set as an `HttpOnly; Secure;
+    /// SameSite=Strict` cookie for `/graphql` instead of being returned in the body;
+    /// requests carrying it must send `X-Usergraph-CSRF` and a JSON body, and CORS allows
+    /// credentials for the listed origins only (`*` is refused).
+    #[arg(long, env = "USERGRAPH_REFRESH_COOKIE", default_value_t = false,
+          action = clap::ArgAction::Set, global = true)]
+    pub refresh_cookie: bool,
+
     /// Origins allowed by CORS, comma-separated, or `*` for any (tokens travel in a header,
-    /// not a cookie, so `*` is safe for browsers).
+    /// not a cookie, so `*` is safe for browsers; not in cookie mode).
     #[arg(
         long,
         env = "USERGRAPH_CORS_ORIGINS",
@@ -576,11 +611,11 @@ impl Config {
         })
     }
 
-    /// Where the access-token signing key lives.
-    pub fn jwt_key_path(&self) -> PathBuf {
-        self.jwt_key_file
+    /// The directory of the access-token signing keys.
+    pub fn jwt_key_dir(&self) -> PathBuf {
+        self.jwt_key_dir
             .clone()
-            .unwrap_or_else(|| self.data_dir.join("jwt-ed25519.pem"))
+            .unwrap_or_else(|| self.data_dir.join("keys"))
     }
 
     /// Where outgoing mail is written.
@@ -612,6 +647,12 @@ impl Config {
         }
         if self.production() {
             self.validate_production()?;
+        }
+        if self.refresh_cookie && self.cors_origins.split(',').any(|o| o.trim() == "*") {
+            bail!(
+                "USERGRAPH_REFRESH_COOKIE: a cookie must not be sent from any origin; list \
+                 your app's origins in USERGRAPH_CORS_ORIGINS instead of `*`"
+            );
         }
         if self.password_hash_concurrency == Some(0) {
             bail!("USERGRAPH_PASSWORD_HASH_CONCURRENCY: must be at least 1");
@@ -677,6 +718,11 @@ fn parse_durations(value: &str) -> Result<Durations, String> {
         return Err("give at least one duration".into());
     }
     Ok(Durations(list))
+}
+
+fn parse_duration_or_zero(value: &str) -> Result<Duration, String> {
+    humantime::parse_duration(value.trim())
+        .map_err(|e| format!("`{value}` is not a duration like 10m ({e})"))
 }
 
 /// Parses durations written like `15m`, `7d` or `1h 30m`.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{CommandFactory as _, Parser as _};
 use tracing_subscriber::EnvFilter;
-use usergraph::config::{AdminCommand, Cli, Command, Config, DevCommand, LogFormat};
+use usergraph::config::{AdminCommand, Cli, Command, Config, DevCommand, KeysCommand, LogFormat};
 use usergraph::services::accounts::AdminOutcome;
 
 /// A GraphQL answer is built from many small allocations (a value tree, then its JSON):
@@ -69,12 +69,43 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Healthcheck => healthcheck(config.listen),
+        Command::Keys { command } => keys(&config, command),
         Command::Dev {
             command: DevCommand::Seed { users },
         } => seed(config, users).await,
         Command::Dev {
             command: DevCommand::HashTiming { hashes },
         } => hash_timing(config, hashes).await,
+    }
+}
+
+/// `keys rotate` and `keys list`.
+fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
+    init_logging(config)?;
+    config.validate()?;
+    let print_list = || -> anyhow::Result<()> {
+        for key in usergraph::auth::jwt::JwtKeys::load_or_generate(config)?.states() {
+            let starts = chrono::DateTime::from_timestamp(key.starts, 0).unwrap_or_default();
+            println!("{}  starts {}  {}", key.kid, starts.to_rfc3339(), key.state);
+        }
+        Ok(())
+    };
+    match command {
+        KeysCommand::List => print_list(),
+        KeysCommand::Rotate { starts_in } => {
+            if config.jwt_key_file.is_some() {
+                anyhow::bail!(
+                    "USERGRAPH_JWT_KEY_FILE names one fixed key; rotation needs the key \
+                     directory (USERGRAPH_JWT_KEY_DIR)"
+                );
+            }
+            // Make sure the directory has its first key before a newer one joins it.
+            usergraph::auth::jwt::JwtKeys::load_or_generate(config)?;
+            let starts = chrono::Utc::now() + chrono::TimeDelta::from_std(starts_in)?;
+            let (path, _) = usergraph::auth::keys::add(&config.jwt_key_dir(), starts)?;
+            println!("added {}", path.display());
+            print_list()
+        }
     }
 }
 

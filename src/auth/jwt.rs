@@ -1,23 +1,22 @@
 //! Access tokens: JWTs signed with Ed25519 (EdDSA), explicitly typed `at+jwt` (RFC 9068), with
-//! a `kid` that `/.well-known/jwks.json` publishes. The key is generated into the data
-//! directory on first start when none is configured.
+//! a `kid` that `/.well-known/jwks.json` publishes. The keys and their rotation are
+//! [`keys`](super::keys)'.
 
 use std::collections::HashMap;
-use std::path::Path;
-use std::sync::Mutex;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::SigningKey;
-use ed25519_dalek::pkcs8::{
-    DecodePrivateKey as _, EncodePrivateKey as _, spki::der::pem::LineEnding,
-};
+use ed25519_dalek::pkcs8::EncodePrivateKey as _;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
+use super::keys::KeySource;
 use crate::config::Config;
 use crate::ids::{SessionId, UserId};
 
@@ -50,13 +49,87 @@ pub struct AccessToken {
     pub expires_in: i64,
 }
 
-/// The signing key, its public half and the rules tokens are checked against.
-pub struct JwtKeys {
-    rotation_key: [u8; 32],
+/// One key: what signs with it, what checks with it, and how it is published.
+struct Key {
+    /// When it starts signing (seconds since the epoch).
+    starts: i64,
     encoding: EncodingKey,
     decoding: DecodingKey,
     kid: String,
     x: String,
+}
+
+impl Key {
+    fn of(signing: &SigningKey, starts: i64) -> Self {
+        let x = URL_SAFE_NO_PAD.encode(signing.verifying_key().as_bytes());
+        // RFC 7638 thumbprint: SHA-256 of the required members in lexical order.
+        let thumbprint = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
+        let kid = URL_SAFE_NO_PAD.encode(Sha256::digest(thumbprint.as_bytes()));
+        let der = signing
+            .to_pkcs8_der()
+            .expect("an Ed25519 key always encodes as PKCS#8");
+        Self {
+            starts,
+            encoding: EncodingKey::from_ed_der(der.as_bytes()),
+            decoding: DecodingKey::from_ed_der(signing.verifying_key().as_bytes()),
+            kid,
+            x,
+        }
+    }
+}
+
+/// The keys as last read from disk, oldest first.
+struct KeySet {
+    /// The files they came from (a reload happens only when these change).
+    listing: Vec<PathBuf>,
+    keys: Vec<Key>,
+    /// The secret refresh successors are derived with (from the oldest key, so it stays
+    /// when newer keys come).
+    rotation_key: [u8; 32],
+}
+
+impl KeySet {
+    /// The key that signs at `now`: the latest whose start has passed (the oldest when
+    /// none has).
+    fn signing(&self, now: i64) -> &Key {
+        self.keys
+            .iter()
+            .rev()
+            .find(|k| k.starts <= now)
+            .or(self.keys.first())
+            .expect("a key set is never empty")
+    }
+
+    /// The keys whose tokens may still be valid at `now`: the signing key, the ones still
+    /// to start, and older ones whose successor has signed for less than `lifetime`.
+    fn valid(&self, now: i64, lifetime: i64) -> impl Iterator<Item = &Key> {
+        self.keys
+            .iter()
+            .enumerate()
+            .filter(move |(i, key)| {
+                let successor = self.keys.get(i + 1).filter(|next| next.starts <= now);
+                key.starts > now || successor.is_none_or(|next| next.starts > now - lifetime)
+            })
+            .map(|(_, key)| key)
+    }
+}
+
+/// A key as `usergraph keys list` shows it.
+#[derive(Debug, Clone)]
+pub struct KeyState {
+    /// Its `kid` (RFC 7638 thumbprint).
+    pub kid: String,
+    /// When it starts signing (seconds since the epoch).
+    pub starts: i64,
+    /// `signing`, `waiting (published)`, `verifying` or `retired`.
+    pub state: &'static str,
+}
+
+/// The signing keys and the rules tokens are checked against.
+pub struct JwtKeys {
+    source: KeySource,
+    production: bool,
+    set: RwLock<Arc<KeySet>>,
     issuer: String,
     audience: String,
     ttl: Duration,
@@ -75,51 +148,100 @@ struct Verified {
 /// Most tokens remembered as verified; beyond this the memory starts over.
 const VERIFIED_CAPACITY: usize = 10_000;
 
-impl JwtKeys {
-    /// Loads the configured key, or generates and saves one at the default path.
-    pub fn load_or_generate(config: &Config) -> anyhow::Result<Self> {
-        let path = config.jwt_key_path();
-        let signing = if path.exists() {
-            read_key(&path, config.production())?
-        } else if config.jwt_key_file.is_some() {
-            bail!("USERGRAPH_JWT_KEY_FILE: {} does not exist", path.display());
-        } else {
-            generate_key(&path)?
-        };
-        Ok(Self::from_signing_key(&signing, config))
-    }
+/// How often the key directory is looked at for new keys.
+pub const RELOAD_INTERVAL: Duration = Duration::from_secs(10);
 
-    fn from_signing_key(signing: &SigningKey, config: &Config) -> Self {
-        let x = URL_SAFE_NO_PAD.encode(signing.verifying_key().as_bytes());
-        // RFC 7638 thumbprint: SHA-256 of the required members in lexical order.
-        let thumbprint = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
-        let kid = URL_SAFE_NO_PAD.encode(Sha256::digest(thumbprint.as_bytes()));
-        let der = signing
-            .to_pkcs8_der()
-            .expect("an Ed25519 key always encodes as PKCS#8");
+fn read_set(source: &KeySource, production: bool) -> anyhow::Result<KeySet> {
+    let files = source.load(production)?;
+    let listing = source.listing()?;
+    let mut derive = Sha256::new();
+    derive.update(b"usergraph refresh rotation v1");
+    derive.update(files.first().map(|f| f.key.to_bytes()).unwrap_or_default());
+    Ok(KeySet {
+        listing,
+        keys: files.iter().map(|f| Key::of(&f.key, f.starts)).collect(),
+        rotation_key: derive.finalize().into(),
+    })
+}
+
+impl JwtKeys {
+    /// Loads the configured keys, generating the first one into the key directory when
+    /// there is none.
+    pub fn load_or_generate(config: &Config) -> anyhow::Result<Self> {
+        let source = KeySource::of(config);
+        let set = read_set(&source, config.production())?;
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_audience(&[&config.jwt_audience]);
         validation.set_issuer(&[&config.jwt_issuer]);
         validation.set_required_spec_claims(&["exp", "nbf", "aud", "iss", "sub"]);
         validation.validate_nbf = true;
         validation.leeway = LEEWAY_SECS;
-        // A separate secret for refresh rotation, derived so that it needs no storage of its
-        // own and is shared by every instance that shares the signing key.
-        let mut derive = Sha256::new();
-        derive.update(b"usergraph refresh rotation v1");
-        derive.update(signing.to_bytes());
-        Self {
-            rotation_key: derive.finalize().into(),
-            encoding: EncodingKey::from_ed_der(der.as_bytes()),
-            decoding: DecodingKey::from_ed_der(signing.verifying_key().as_bytes()),
-            kid,
-            x,
+        Ok(Self {
+            source,
+            production: config.production(),
+            set: RwLock::new(Arc::new(set)),
             issuer: config.jwt_issuer.clone(),
             audience: config.jwt_audience.clone(),
             ttl: config.access_token_ttl,
             validation,
             verified: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Reads the key directory again if its files changed: keys added by `usergraph keys
+    /// rotate` (here or on another instance sharing it) count from now on.
+    pub fn reload(&self) -> anyhow::Result<()> {
+        if self.source.listing()? == self.current().listing {
+            return Ok(());
         }
+        let set = read_set(&self.source, self.production)?;
+        tracing::info!(keys = set.keys.len(), "signing keys reloaded");
+        *self
+            .set
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(set);
+        // A key may have been retired: what was verified under it is checked again.
+        self.remembered().clear();
+        Ok(())
+    }
+
+    /// Every key with its state now, oldest first.
+    pub fn states(&self) -> Vec<KeyState> {
+        let set = self.current();
+        let now = now_secs();
+        let signing = set.signing(now).kid.clone();
+        let valid: Vec<&str> = set
+            .valid(now, self.lifetime())
+            .map(|k| k.kid.as_str())
+            .collect();
+        set.keys
+            .iter()
+            .map(|key| KeyState {
+                kid: key.kid.clone(),
+                starts: key.starts,
+                state: if key.kid == signing {
+                    "signing"
+                } else if key.starts > now {
+                    "waiting (published)"
+                } else if valid.contains(&key.kid.as_str()) {
+                    "verifying"
+                } else {
+                    "retired"
+                },
+            })
+            .collect()
+    }
+
+    fn current(&self) -> Arc<KeySet> {
+        self.set
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// How long after its successor starts a key may still have valid tokens.
+    fn lifetime(&self) -> i64 {
+        i64::try_from(self.ttl.as_secs() + LEEWAY_SECS).unwrap_or(i64::MAX)
     }
 
     /// Signs the access token that pairs with a refresh token: `jti` is the refresh token's
@@ -144,10 +266,12 @@ impl JwtKeys {
             nbf: iat,
             exp: iat + ttl,
         };
+        let set = self.current();
+        let key = set.signing(now_secs());
         let mut header = Header::new(Algorithm::EdDSA);
         header.typ = Some(ACCESS_TOKEN_TYPE.to_owned());
-        header.kid = Some(self.kid.clone());
-        let token = jsonwebtoken::encode(&header, &claims, &self.encoding).context("signing")?;
+        header.kid = Some(key.kid.clone());
+        let token = jsonwebtoken::encode(&header, &claims, &key.encoding).context("signing")?;
         Ok(AccessToken {
             token,
             expires_in: ttl,
@@ -190,10 +314,12 @@ impl JwtKeys {
         if header.alg != Algorithm::EdDSA || header.typ.as_deref() != Some(ACCESS_TOKEN_TYPE) {
             return Err("not an access token");
         }
-        if header.kid.as_deref() != Some(self.kid.as_str()) {
-            return Err("access token signed with an unknown key");
-        }
-        let data = jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation)
+        let set = self.current();
+        let key = set
+            .valid(now_secs(), self.lifetime())
+            .find(|key| header.kid.as_deref() == Some(key.kid.as_str()))
+            .ok_or("access token signed with an unknown or retired key")?;
+        let data = jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &self.validation)
             .map_err(|e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => "access token expired",
                 _ => "invalid access token",
@@ -220,7 +346,7 @@ impl JwtKeys {
     /// gets the same successor; unpredictable without the secret.
     pub fn successor_token(&self, token: &str) -> String {
         use hmac::Mac as _;
-        let mut mac = hmac::Hmac::<Sha256>::new_from_slice(&self.rotation_key)
+        let mut mac = hmac::Hmac::<Sha256>::new_from_slice(&self.current().rotation_key)
             .expect("HMAC accepts keys of any length");
         mac.update(token.as_bytes());
         format!(
@@ -230,81 +356,31 @@ impl JwtKeys {
         )
     }
 
-    /// The JSON Web Key Set that verifies our tokens.
+    /// The JSON Web Key Set that verifies our tokens: every key whose tokens may be valid
+    /// now or soon, the signing key first.
     pub fn jwks(&self) -> serde_json::Value {
-        serde_json::json!({
-            "keys": [{
-                "kty": "OKP",
-                "crv": "Ed25519",
-                "x": self.x,
-                "kid": self.kid,
-                "alg": "EdDSA",
-                "use": "sig",
-            }]
-        })
+        let set = self.current();
+        let now = now_secs();
+        let signing = set.signing(now).kid.clone();
+        let mut keys: Vec<&Key> = set.valid(now, self.lifetime()).collect();
+        keys.sort_by_key(|k| k.kid != signing);
+        let keys: Vec<serde_json::Value> = keys
+            .iter()
+            .map(|key| {
+                serde_json::json!({
+                    "kty": "OKP",
+                    "crv": "Ed25519",
+                    "x": key.x,
+                    "kid": key.kid,
+                    "alg": "EdDSA",
+                    "use": "sig",
+                })
+            })
+            .collect();
+        serde_json::json!({ "keys": keys })
     }
 }
 
-fn read_key(path: &Path, production: bool) -> anyhow::Result<SigningKey> {
-    refuse_if_shared(path, production)?;
-    let pem = std::fs::read_to_string(path)
-        .with_context(|| format!("USERGRAPH_JWT_KEY_FILE: cannot read {}", path.display()))?;
-    SigningKey::from_pkcs8_pem(&pem).map_err(|e| {
-        anyhow::anyhow!(
-            "USERGRAPH_JWT_KEY_FILE: {} is not an Ed25519 PKCS#8 PEM key ({e})",
-            path.display()
-        )
-    })
-}
-
-fn generate_key(path: &Path) -> anyhow::Result<SigningKey> {
-    let mut seed = [0u8; 32];
-    getrandom::fill(&mut seed).context("random source")?;
-    let key = SigningKey::from_bytes(&seed);
-    let pem = key
-        .to_pkcs8_pem(LineEnding::LF)
-        .map_err(|e| anyhow::anyhow!("encoding the signing key: {e}"))?;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    match options.open(path) {
-        Ok(mut file) => {
-            std::io::Write::write_all(&mut file, pem.as_bytes())
-                .with_context(|| format!("writing {}", path.display()))?;
-            tracing::info!(path = %path.display(), "generated a new token signing key");
-            Ok(key)
-        }
-        // Another instance sharing the data directory won the race: use its key.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_key(path, false),
-        Err(e) => Err(e).with_context(|| format!("creating {}", path.display())),
-    }
-}
-
-/// A secret file that others than its owner may read: refused in production, a warning
-/// otherwise.
-fn refuse_if_shared(path: &Path, production: bool) -> anyhow::Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        let mode = std::fs::metadata(path)
-            .with_context(|| format!("cannot read {}", path.display()))?
-            .permissions()
-            .mode();
-        if mode & 0o077 != 0 {
-            if production {
-                bail!(
-                    "USERGRAPH_ENV=production: the signing key {} may be read by others (mode \
-                     {:o}); chmod 600 it",
-                    path.display(),
-                    mode & 0o777
-                );
-            }
-            tracing::warn!(path = %path.display(), mode = format!("{:o}", mode & 0o777), "the signing key may be read by others; chmod 600 it");
-        }
-    }
-    Ok(())
+fn now_secs() -> i64 {
+    jsonwebtoken::get_current_timestamp().cast_signed()
 }

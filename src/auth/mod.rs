@@ -3,6 +3,7 @@
 
 pub mod callers;
 pub mod jwt;
+pub mod keys;
 pub mod password;
 pub mod revocation;
 pub mod token;

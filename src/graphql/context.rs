@@ -4,6 +4,7 @@ use async_graphql::Context;
 use async_graphql::dataloader::{DataLoader, HashMapCache};
 use tokio::sync::OnceCell;
 
+use super::cookie::RefreshCookie;
 use super::loaders::AppLoader;
 use crate::auth::Principal;
 use crate::domain::Permission;
@@ -21,6 +22,8 @@ pub struct RequestData {
     pub principal: Principal,
     /// Where it came from.
     pub client: ClientInfo,
+    /// The refresh cookie it carried (cookie mode).
+    pub refresh_cookie: RefreshCookie,
 }
 
 /// Adds the per-request data to `request`.
@@ -32,6 +35,7 @@ pub fn attach(
     request
         .data(data.principal)
         .data(data.client)
+        .data(data.refresh_cookie)
         .data(ViewerCell::default())
         .data(Loaders::with_cache(
             AppLoader::new(services.clone()),

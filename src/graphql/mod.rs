@@ -3,6 +3,7 @@
 pub mod admission;
 pub mod codes;
 pub mod context;
+pub mod cookie;
 pub mod guards;
 pub mod loaders;
 pub mod mutation;

@@ -17,7 +17,7 @@ use async_graphql::parser::types::{DocumentOperations, OperationType};
 use async_graphql::{BatchRequest, ServerError};
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header, request::Parts};
 use axum::response::Response;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -30,6 +30,7 @@ use crate::error::{AppError, ErrorCode, log_causes, log_error};
 use crate::graphql::admission::{Admission, too_costly};
 use crate::graphql::codes;
 use crate::graphql::context::{RequestData, attach};
+use crate::graphql::cookie::{self, RefreshCookie};
 use crate::services::ClientInfo;
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
@@ -64,11 +65,21 @@ impl Media {
     }
 }
 
+/// The header a request carrying the refresh cookie must send (any value): a custom header
+/// makes a cross-site request preflighted, which CORS then refuses for unlisted origins.
+pub const CSRF_HEADER: HeaderName = HeaderName::from_static("x-usergraph-csrf");
+
 /// `POST /graphql`.
 pub async fn post(State(state): State<HttpState>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let media = Media::of(&parts.headers);
     let config = state.services.config();
+    if config.refresh_cookie
+        && refresh_cookie(&parts.headers).is_some()
+        && let Some(refusal) = csrf_refusal(&parts.headers, media)
+    {
+        return refusal;
+    }
     let bytes = match read_body(&parts, body, media, config.max_body_bytes).await {
         Ok(bytes) => bytes,
         Err(refusal) => return refusal,
@@ -109,6 +120,42 @@ pub async fn post(State(state): State<HttpState>, request: Request) -> Response 
     }
     let items = items.into_iter().map(|item| item.map(|(r, _)| r)).collect();
     execute(&state, &parts, media, items, batched).await
+}
+
+/// The refusal of a request carrying the refresh cookie, unless it sends [`CSRF_HEADER`]
+/// and a JSON body, which no cross-site form or simple request can.
+fn csrf_refusal(headers: &HeaderMap, media: Media) -> Option<Response> {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| {
+            t.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        });
+    if headers.contains_key(CSRF_HEADER) && json {
+        return None;
+    }
+    Some(request_error(
+        media,
+        StatusCode::FORBIDDEN,
+        "a request carrying the refresh cookie must send the X-Usergraph-CSRF header and a \
+         JSON body (Content-Type: application/json)",
+        ErrorCode::Forbidden,
+    ))
+}
+
+/// The value of the refresh cookie, if the request carries it.
+fn refresh_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| {
+            let (name, value) = pair.trim().split_once('=')?;
+            (name == cookie::NAME && !value.is_empty()).then(|| value.to_owned())
+        })
 }
 
 /// The request body, at most `max` bytes whatever Content-Length said (or with a chunked
@@ -298,22 +345,34 @@ async fn execute(
     };
     let client = client_info(parts);
     let services = &state.services;
+    // Only POST: over GET no mutation runs, and a cross-site GET may carry the cookie.
+    let cookie = RefreshCookie(
+        (services.config().refresh_cookie && parts.method == axum::http::Method::POST)
+            .then(|| refresh_cookie(&parts.headers))
+            .flatten(),
+    );
     let data = |request| {
         let data = RequestData {
             principal: principal.clone(),
             client: client.clone(),
+            refresh_cookie: cookie.clone(),
         };
         attach(request, data, services)
     };
     // One after the other, as async-graphql runs a batch.
     let mut answers = Vec::with_capacity(items.len());
     let mut refused_by_limit = None;
+    let mut set_headers = HeaderMap::new();
     for item in items {
         let response = match item {
             Ok(request) => state.schema.execute(data(request)).await,
             Err(error) => refusal(&error),
         };
         log_causes(&response.errors, request_id);
+        // What resolvers set (the refresh cookie), from every operation of a batch.
+        for (name, value) in &response.http_headers {
+            set_headers.append(name, value.clone());
+        }
         if !batched {
             refused_by_limit = rate_limit_refusal(&response);
         }
@@ -321,10 +380,13 @@ async fn execute(
     }
     if batched {
         let bodies = answers.into_iter().map(|(_, body)| body);
-        return bytes_response(StatusCode::OK, media, json_array(bodies));
+        let mut response = bytes_response(StatusCode::OK, media, json_array(bodies));
+        response.headers_mut().extend(set_headers);
+        return response;
     }
     let (status, body) = answers.pop().unwrap_or((StatusCode::OK, b"{}".to_vec()));
     let mut response = bytes_response(status, media, body);
+    response.headers_mut().extend(set_headers);
     if let Some((limit, retry_after)) = refused_by_limit {
         refusal_headers(services, &limit, retry_after, response.headers_mut());
     }

@@ -43,7 +43,7 @@ pub fn router(state: HttpState) -> Router {
     let config = state.services.config();
     let timeout = config.request_timeout;
     let body_timeout = config.body_timeout;
-    let cors = cors(&config.cors_origins);
+    let cors = cors(&config.cors_origins, config.refresh_cookie);
     let mut router = Router::new();
     if config.serves_graphiql() {
         router = router.route(
@@ -93,15 +93,23 @@ pub fn router(state: HttpState) -> Router {
         )
 }
 
-fn cors(origins: &str) -> CorsLayer {
+/// CORS: any origin, or the listed ones; with credentials (the refresh cookie) only for
+/// listed ones, which `Config::validate` makes sure of.
+fn cors(origins: &str, credentials: bool) -> CorsLayer {
     let layer = CorsLayer::new()
         .allow_methods([Method::GET, Method::POST])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::ACCEPT,
+            graphql::CSRF_HEADER,
+        ])
         .expose_headers([REQUEST_ID])
         .max_age(Duration::from_secs(600));
     if origins.trim() == "*" {
         return layer.allow_origin(Any);
     }
+    let layer = layer.allow_credentials(credentials);
     let list: Vec<HeaderValue> = origins
         .split(',')
         .map(str::trim)

@@ -80,7 +80,10 @@ async fn production_shows_no_schema_to_strangers(backend: Backend) {
     // In development the same server explores itself.
     let dev = app.restart_with(&[]).await;
     let answer = post(&dev, json!({ "query": "{ mySesions { id } }" })).await;
-    assert!(message(&answer).contains("Did you mean \"mySessions\""), "{answer}");
+    assert!(
+        message(&answer).contains("Did you mean \"mySessions\""),
+        "{answer}"
+    );
     let answer = post(
         &dev,
         json!({ "query": "{ __schema { queryType { name } } }" }),

@@ -17,7 +17,9 @@ both_backends!(
 /// Signs `claims` with the app's own key, with the given `typ` header.
 fn sign(app: &TestApp, claims: &Value, typ: &str, kid: &str) -> String {
     use ed25519_dalek::pkcs8::{DecodePrivateKey as _, EncodePrivateKey as _};
-    let pem = std::fs::read_to_string(app.data_dir().join("jwt-ed25519.pem")).expect("key file");
+    // The first key, made on first start.
+    let first = app.data_dir().join("keys").join("19700101T000000Z.pem");
+    let pem = std::fs::read_to_string(first).expect("key file");
     let signing = ed25519_dalek::SigningKey::from_pkcs8_pem(&pem).expect("key");
     let key = EncodingKey::from_ed_der(signing.to_pkcs8_der().expect("der").as_bytes());
     let mut header = Header::new(Algorithm::EdDSA);

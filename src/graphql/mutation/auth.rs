@@ -2,8 +2,8 @@
 
 use async_graphql::{Context, Object};
 
-use crate::graphql::context;
 use crate::graphql::types::auth::{AuthPayload, LoginInput, RegisterInput};
+use crate::graphql::{context, cookie};
 use crate::services::accounts::Registration;
 
 /// Sign-up and login.
@@ -27,7 +27,7 @@ impl AuthMutation {
         let grant = context::services(ctx)
             .register(registration, context::client(ctx))
             .await?;
-        Ok(AuthPayload(grant))
+        Ok(AuthPayload(cookie::deliver(ctx, grant)))
     }
 
     /// Logs in with email and password and opens a session. A wrong password and an unknown
@@ -40,6 +40,6 @@ impl AuthMutation {
         let grant = context::services(ctx)
             .login(&input.email, &input.password, context::client(ctx))
             .await?;
-        Ok(AuthPayload(grant))
+        Ok(AuthPayload(cookie::deliver(ctx, grant)))
     }
 }

@@ -3,12 +3,12 @@
 use async_graphql::{Context, ID, Object};
 
 use crate::error::AppError;
-use crate::graphql::context;
 use crate::graphql::types::auth::AuthPayload;
 use crate::graphql::types::session::{
     ChangePasswordInput, CreatePersonalAccessTokenInput, CreatedPersonalAccessToken,
     PersonalAccessToken,
 };
+use crate::graphql::{context, cookie};
 use crate::services::personal_tokens::NewTokenRequest;
 
 /// Session and token management.
@@ -19,36 +19,44 @@ pub struct SessionsMutation;
 impl SessionsMutation {
     /// Exchanges a refresh token for a new pair; the old one is retired. Sent again within
     /// the grace window (two tabs at once) it returns the same new pair; sent later it is
-    /// treated as stolen and the whole session ends.
+    /// treated as stolen and the whole session ends. In cookie mode send `""`: the cookie's
+    /// token is used, and the new one set as the cookie.
     async fn refresh_token(
         &self,
         ctx: &Context<'_>,
         refresh_token: String,
     ) -> async_graphql::Result<AuthPayload> {
+        let token = cookie::presented(ctx, refresh_token);
         let grant = context::services(ctx)
-            .refresh(&refresh_token, context::client(ctx))
+            .refresh(&token, context::client(ctx))
             .await?;
-        Ok(AuthPayload(grant))
+        Ok(AuthPayload(cookie::deliver(ctx, grant)))
     }
 
     /// Ends the session of this refresh token; its access tokens stop working at once.
-    /// False when the token names no live session.
+    /// False when the token names no live session. In cookie mode send `""`: the cookie's
+    /// session ends and the cookie is dropped.
     async fn logout(
         &self,
         ctx: &Context<'_>,
         refresh_token: String,
     ) -> async_graphql::Result<bool> {
-        Ok(context::services(ctx)
-            .logout(&refresh_token, context::client(ctx))
-            .await?)
+        let token = cookie::presented(ctx, refresh_token);
+        let ended = context::services(ctx)
+            .logout(&token, context::client(ctx))
+            .await?;
+        cookie::clear(ctx);
+        Ok(ended)
     }
 
-    /// Ends every one of your sessions, this one included.
+    /// Ends every one of your sessions, this one included (and drops the refresh cookie in
+    /// cookie mode).
     async fn logout_all(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
         let viewer = context::viewer(ctx).await?;
         context::services(ctx)
             .logout_all(viewer, context::client(ctx))
             .await?;
+        cookie::clear(ctx);
         Ok(true)
     }
 

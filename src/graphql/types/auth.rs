@@ -35,7 +35,8 @@ impl AuthPayload {
         &self.0.access_token
     }
 
-    /// Opaque refresh token: single use, rotated on every refresh. Store it safely.
+    /// Opaque refresh token: single use, rotated on every refresh. Store it safely. Empty in
+    /// cookie mode, where it is an `HttpOnly` cookie instead.
     async fn refresh_token(&self) -> &str {
         &self.0.refresh_token
     }

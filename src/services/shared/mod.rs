@@ -81,6 +81,12 @@ impl Services {
         self.jwt.jwks()
     }
 
+    /// Reads the key directory now rather than at the next tick (for `keys rotate` run
+    /// by tests and tools in this process).
+    pub fn reload_signing_keys(&self) -> anyhow::Result<()> {
+        self.jwt.reload()
+    }
+
     /// Whether the database answers.
     pub async fn ping_database(&self) -> AppResult<()> {
         self.db.ping().await

@@ -6,7 +6,7 @@ use anyhow::Context as _;
 
 use super::Services;
 use crate::auth::callers::CallerCache;
-use crate::auth::jwt::JwtKeys;
+use crate::auth::jwt::{JwtKeys, RELOAD_INTERVAL};
 use crate::auth::password::PasswordHasher;
 use crate::auth::revocation::RevokedSessions;
 use crate::config::Config;
@@ -48,11 +48,13 @@ impl Services {
             .map_err(|e| e.into_report().context("loading account changes"))?;
         revoked.spawn_reloader(&callers, db.clone());
         let limits = RateLimits::start(&config, &db).await?;
+        let jwt = Arc::new(jwt);
+        spawn_key_reloader(&jwt);
         Ok(Self {
             config: Arc::new(config),
             db,
             passwords,
-            jwt: Arc::new(jwt),
+            jwt,
             revoked,
             callers,
             profile_writes: Arc::default(),
@@ -61,4 +63,23 @@ impl Services {
             limits,
         })
     }
+}
+
+/// Looks at the key directory every [`RELOAD_INTERVAL`] for keys another process added.
+fn spawn_key_reloader(jwt: &Arc<JwtKeys>) {
+    let weak = Arc::downgrade(jwt);
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(RELOAD_INTERVAL);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks.tick().await;
+        loop {
+            ticks.tick().await;
+            let Some(jwt) = weak.upgrade() else {
+                break;
+            };
+            if let Err(error) = jwt.reload() {
+                tracing::warn!(error = %format!("{error:#}"), "reloading the signing keys failed; the ones loaded before stay");
+            }
+        }
+    });
 }
