@@ -204,6 +204,52 @@ pub struct Config {
     )]
     pub mail_from: String,
 
+    /// SMTP server mail is sent through: `smtps://user:pass@host:465` (TLS),
+    /// `smtp://user:pass@host:587?tls=required` (STARTTLS), `smtp://host:25` (plain, for a
+    /// local relay). Without it mail is written to the outbox directory.
+    #[arg(
+        long,
+        env = "USERGRAPH_SMTP_URL",
+        hide_env_values = true,
+        global = true
+    )]
+    pub smtp_url: Option<String>,
+
+    /// SMTP user name, when not in the URL.
+    #[arg(long, env = "USERGRAPH_SMTP_USERNAME", global = true)]
+    pub smtp_username: Option<String>,
+
+    /// SMTP password, when not in the URL.
+    #[arg(
+        long,
+        env = "USERGRAPH_SMTP_PASSWORD",
+        hide_env_values = true,
+        global = true
+    )]
+    pub smtp_password: Option<String>,
+
+    /// Delay before the first retry of a message the mail server refused; each retry waits
+    /// twice as long (at most an hour), and a message is given up after 12 attempts.
+    #[arg(long, env = "USERGRAPH_MAIL_RETRY_DELAY", default_value = "5s", value_parser = parse_duration, global = true)]
+    pub mail_retry_delay: Duration,
+
+    /// Base URL of your app's pages that take a mailed token: mails link to
+    /// `<URL>/verify-email?token=…`, `<URL>/cancel-email-change?token=…` and, unless
+    /// USERGRAPH_PASSWORD_RESET_URL says otherwise, `<URL>/reset-password?token=…`. Without
+    /// it mails show the token to paste.
+    #[arg(long, env = "USERGRAPH_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+
+    /// How long an email verification or address-change token stays valid.
+    #[arg(long, env = "USERGRAPH_EMAIL_TOKEN_TTL", default_value = "24h", value_parser = parse_duration, global = true)]
+    pub email_token_ttl: Duration,
+
+    /// Refuse logins of accounts whose email is not verified (EMAIL_NOT_VERIFIED; a new
+    /// verification mail is sent).
+    #[arg(long, env = "USERGRAPH_REQUIRE_VERIFIED_EMAIL", default_value_t = false,
+          action = clap::ArgAction::Set, global = true)]
+    pub require_verified_email: bool,
+
     /// Page of your app that completes a password reset; the mail links to it with
     /// `?token=…` appended. Without it the mail shows the token alone.
     #[arg(long, env = "USERGRAPH_PASSWORD_RESET_URL", global = true)]

@@ -28,6 +28,9 @@ pub enum ErrorCode {
     QueryTooComplex,
     /// The database or another dependency is down; retry later.
     ServiceUnavailable,
+    /// The account's email address is not verified and `USERGRAPH_REQUIRE_VERIFIED_EMAIL`
+    /// is on; a new verification mail was sent.
+    EmailNotVerified,
     /// Only persisted operations are accepted and the hash sent names none (send the text
     /// as well, as Apollo's persisted-query link then does).
     PersistedQueryNotFound,
@@ -50,6 +53,7 @@ impl ErrorCode {
             Self::AccountLocked => "ACCOUNT_LOCKED",
             Self::QueryTooComplex => "QUERY_TOO_COMPLEX",
             Self::ServiceUnavailable => "SERVICE_UNAVAILABLE",
+            Self::EmailNotVerified => "EMAIL_NOT_VERIFIED",
             Self::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
             Self::PersistedQueryNotInList => "PERSISTED_QUERY_NOT_IN_LIST",
             Self::InternalServerError => "INTERNAL_SERVER_ERROR",
@@ -141,6 +145,12 @@ pub enum AppError {
     /// The document is nested too deep, selects too much, or the batch is too large.
     #[error("{0}")]
     QueryTooComplex(String),
+    /// The account's address must be verified before it may log in.
+    #[error(
+        "verify your email address first: follow the link in the mail we just sent to it \
+         (or call requestEmailVerification once logged in)"
+    )]
+    EmailNotVerified,
     /// The persisted operation a hash names is unknown.
     #[error("PersistedQueryNotFound: no persisted operation has this hash")]
     PersistedQueryNotFound,
@@ -197,6 +207,7 @@ impl AppError {
                 limit,
             },
             Self::QueryTooComplex(why) => Self::QueryTooComplex(why.clone()),
+            Self::EmailNotVerified => Self::EmailNotVerified,
             Self::PersistedQueryNotFound => Self::PersistedQueryNotFound,
             Self::PersistedQueryNotInList => Self::PersistedQueryNotInList,
             Self::AccountLocked { retry_after } => Self::AccountLocked {
@@ -219,6 +230,7 @@ impl AppError {
             Self::Conflict { .. } => ErrorCode::Conflict,
             Self::AccountLocked { .. } => ErrorCode::AccountLocked,
             Self::QueryTooComplex(_) => ErrorCode::QueryTooComplex,
+            Self::EmailNotVerified => ErrorCode::EmailNotVerified,
             Self::PersistedQueryNotFound => ErrorCode::PersistedQueryNotFound,
             Self::PersistedQueryNotInList => ErrorCode::PersistedQueryNotInList,
             Self::RateLimited { .. } => ErrorCode::RateLimited,

@@ -122,3 +122,11 @@ id_type!(
     /// The id of a recorded change to what authorises an account.
     AccountChangeId
 );
+id_type!(
+    /// The id of a message in the mail outbox.
+    MailId
+);
+id_type!(
+    /// The id of an emailed token (address verification, address change).
+    EmailTokenId
+);

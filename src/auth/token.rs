@@ -11,6 +11,8 @@ pub const REFRESH_PREFIX: &str = "ugr_";
 pub const PERSONAL_PREFIX: &str = "ugp_";
 /// Prefix of password reset tokens.
 pub const RESET_PREFIX: &str = "ugpr_";
+/// Prefix of emailed address tokens (verification, change, cancellation).
+pub const EMAIL_PREFIX: &str = "ugem_";
 
 /// A token as handed to a client, once.
 #[derive(Clone)]

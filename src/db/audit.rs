@@ -151,6 +151,29 @@ pub async fn list(
     })
 }
 
+/// The events an account took part in, as actor or as target, newest first, at most
+/// `limit`.
+pub async fn involving(
+    conn: &mut Conn<'_>,
+    user: UserId,
+    limit: i64,
+) -> QueryResult<Vec<AuditEvent>> {
+    let id = user.to_string();
+    with_conn!(conn, |c| {
+        audit_events::table
+            .filter(
+                audit_events::actor_id.eq(user).or(audit_events::target_type
+                    .eq("user")
+                    .and(audit_events::target_id.eq(&id))),
+            )
+            .select(AuditEvent::as_select())
+            .order(audit_events::id.desc())
+            .limit(limit)
+            .load(c)
+            .await
+    })
+}
+
 /// How many events match.
 pub async fn count(conn: &mut Conn<'_>, filter: &AuditQuery) -> QueryResult<i64> {
     with_conn!(conn, |c| {

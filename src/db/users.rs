@@ -277,6 +277,46 @@ pub async fn record_login(conn: &mut Conn<'_>, id: UserId, at: NaiveDateTime) ->
     .map(drop)
 }
 
+/// Marks the account's address verified, if it is still `email` (a token for an address
+/// the account no longer has proves nothing); returns the account when it was.
+pub async fn mark_email_verified(
+    conn: &mut Conn<'_>,
+    id: UserId,
+    email: &str,
+    at: NaiveDateTime,
+) -> QueryResult<Option<User>> {
+    with_conn!(conn, |c| {
+        diesel::update(users::table.find(id).filter(users::email.eq(email)))
+            .set((users::email_verified.eq(true), users::updated_at.eq(at)))
+            .returning(User::as_returning())
+            .get_result(c)
+            .await
+            .optional()
+    })
+}
+
+/// Gives the account the (normalised) address `email`, verified; a unique violation when
+/// another account has it.
+pub async fn set_verified_email(
+    conn: &mut Conn<'_>,
+    id: UserId,
+    email: &str,
+    at: NaiveDateTime,
+) -> QueryResult<Option<User>> {
+    with_conn!(conn, |c| {
+        diesel::update(users::table.find(id))
+            .set((
+                users::email.eq(email),
+                users::email_verified.eq(true),
+                users::updated_at.eq(at),
+            ))
+            .returning(User::as_returning())
+            .get_result(c)
+            .await
+            .optional()
+    })
+}
+
 /// Replaces the password hash.
 pub async fn set_password_hash(
     conn: &mut Conn<'_>,

@@ -30,6 +30,14 @@ pub enum Operation {
     RequestPasswordReset,
     /// `resetPassword`.
     ResetPassword,
+    /// `requestEmailVerification` (and the mail a refused login sends).
+    RequestEmailVerification,
+    /// `verifyEmail`.
+    VerifyEmail,
+    /// `changeEmail`.
+    ChangeEmail,
+    /// `cancelEmailChange`.
+    CancelEmailChange,
 }
 
 impl Operation {
@@ -41,6 +49,10 @@ impl Operation {
             Self::RefreshToken => "refreshToken",
             Self::RequestPasswordReset => "requestPasswordReset",
             Self::ResetPassword => "resetPassword",
+            Self::RequestEmailVerification => "requestEmailVerification",
+            Self::VerifyEmail => "verifyEmail",
+            Self::ChangeEmail => "changeEmail",
+            Self::CancelEmailChange => "cancelEmailChange",
         }
     }
 }
@@ -50,7 +62,7 @@ pub const TRAFFIC: &str = "ip";
 
 /// Every limit with its scope and default rate (count per seconds). The defaults are meant
 /// to be kept: a person never meets them, a script does at once.
-pub(super) const DEFAULTS: [(&str, Scope, u32, u64); 11] = [
+pub(super) const DEFAULTS: [(&str, Scope, u32, u64); 17] = [
     (TRAFFIC, Scope::Ip, 1_200, 60),
     ("login.ip", Scope::Ip, 60, 60),
     ("login.account", Scope::Account, 50, 3_600),
@@ -62,6 +74,12 @@ pub(super) const DEFAULTS: [(&str, Scope, u32, u64); 11] = [
     ("requestPasswordReset.account", Scope::Account, 3, 3_600),
     ("resetPassword.ip", Scope::Ip, 30, 3_600),
     ("resetPassword.account", Scope::Account, 10, 3_600),
+    ("requestEmailVerification.ip", Scope::Ip, 20, 3_600),
+    ("requestEmailVerification.account", Scope::Account, 3, 3_600),
+    ("verifyEmail.ip", Scope::Ip, 30, 3_600),
+    ("changeEmail.ip", Scope::Ip, 20, 3_600),
+    ("changeEmail.account", Scope::Account, 5, 3_600),
+    ("cancelEmailChange.ip", Scope::Ip, 30, 3_600),
 ];
 
 /// One limit as configured.

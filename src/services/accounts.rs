@@ -7,6 +7,7 @@ use serde_json::json;
 
 use super::shared::accounts::{create_account, erase_account, grant_role};
 use super::shared::audit::{self, Event, action};
+use super::shared::email_tokens::Proof;
 use super::shared::lockout::{Check, LOGIN_REFUSED};
 use super::shared::sessions::end_sessions;
 use super::shared::{
@@ -64,8 +65,11 @@ impl Services {
             let event = Event::on(None, action::REGISTER, ("user", user.id), client)
                 .with_details(json!({ "session": refresh.session.to_string() }));
             audit::record(conn, event).await?;
+            self.mail_email_token(conn, &user, Proof::Verify, &[])
+                .await?;
             Ok::<_, AppError>((user, refresh))
         })?;
+        self.mail_queued();
         tracing::info!(user.id = %user.id, "account registered");
         self.grant(user, refresh)
     }
@@ -93,6 +97,10 @@ impl Services {
         let Some(user) = user else {
             return Err(LOGIN_REFUSED);
         };
+        if self.config.require_verified_email && !user.email_verified {
+            self.resend_verification(&user, client).await;
+            return Err(AppError::EmailNotVerified);
+        }
         let rehash = if self.passwords.needs_rehash(&user.password_hash) {
             Some(self.passwords.hash(&Password::verified(password)).await?)
         } else {
@@ -110,6 +118,23 @@ impl Services {
             },
             refresh,
         )
+    }
+
+    /// After a login refused for an unverified address (its password was right): a new
+    /// link, unless the account asked for too many already. Failing to send refuses nothing
+    /// more.
+    async fn resend_verification(&self, user: &User, client: &ClientInfo) {
+        let account = user.id.to_string();
+        if self
+            .limit(Operation::RequestEmailVerification, client, Some(&account))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        if let Err(error) = self.send_verification(user, client).await {
+            tracing::warn!(user.id = %user.id, error = %error, "verification mail not queued");
+        }
     }
 
     /// The lockout check of a login attempt under `key`, with the account its `email` names
@@ -165,32 +190,6 @@ impl Services {
             audit::record(conn, event).await?;
             Ok::<_, AppError>(refresh)
         })
-    }
-
-    /// Checks the caller's password before a sensitive change. Counted like a login: a
-    /// stolen access token cannot be used to guess the password either.
-    async fn confirm_password(
-        &self,
-        viewer: &Viewer,
-        field: &str,
-        password: &str,
-        client: &ClientInfo,
-    ) -> AppResult<()> {
-        bounded(field, password, bounds::PASSWORD)?;
-        let check = Check {
-            key: viewer.user.email.clone(),
-            user: Some(viewer.user.id),
-            hash: Some(viewer.user.password_hash.clone()),
-            allowed: true,
-            password: password.to_owned(),
-            client: client.clone(),
-        };
-        match self.check_password(check).await {
-            Err(AppError::Unauthenticated(_)) => {
-                Err(AppError::bad_field(field, "is not your current password"))
-            }
-            other => other,
-        }
     }
 
     /// Erases the caller's account for good, after checking its password: every session

@@ -3,6 +3,8 @@
 pub mod accounts;
 pub mod admin;
 pub mod audit_log;
+pub mod email;
+pub mod export;
 pub mod password_reset;
 pub mod personal_tokens;
 pub mod profiles;

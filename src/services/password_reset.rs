@@ -6,7 +6,7 @@ use chrono::NaiveDateTime;
 use super::shared::audit::{self, Event, action};
 use super::shared::delta;
 use super::shared::sessions::end_sessions;
-use super::shared::{ClientInfo, Services, record_account_change};
+use super::shared::{ClientInfo, Services, mail, record_account_change};
 use crate::auth::token::{HashedToken, PlainToken, RESET_PREFIX};
 use crate::db::clock::now;
 use crate::db::password_resets::{self, NewPasswordReset};
@@ -16,6 +16,7 @@ use crate::db::{login_failures, users};
 use crate::domain::{Email, Password, bounded, bounds};
 use crate::error::{AppError, AppResult};
 use crate::ids::PasswordResetId;
+use crate::mail::Letter;
 use crate::ratelimit::Operation;
 
 impl Services {
@@ -76,31 +77,33 @@ impl Services {
                 client,
             );
             audit::record(conn, event).await?;
-            Ok::<_, AppError>(())
+            let letter = self.reset_letter(&token.expose());
+            mail::enqueue(conn, &user.email, &letter).await
         })?;
-        let body = self.reset_mail_body(&token.expose());
-        self.mailer
-            .send(&user.email, "Reset your password", body)
-            .await
-            .map_err(AppError::internal)
+        self.mail_queued();
+        Ok(())
     }
 
-    /// The text of the reset mail for `token`: a link when `USERGRAPH_PASSWORD_RESET_URL`
-    /// is set, the bare code otherwise.
-    fn reset_mail_body(&self, token: &str) -> String {
+    /// The reset mail for `token`: a link to USERGRAPH_PASSWORD_RESET_URL (or the public
+    /// URL's `/reset-password`) when one is set, the bare code otherwise.
+    fn reset_letter(&self, token: &str) -> Letter {
         let minutes = self.config.password_reset_ttl.as_secs() / 60;
-        let how = match &self.config.password_reset_url {
-            Some(url) => {
-                let sep = if url.contains('?') { '&' } else { '?' };
-                format!("Open this link to choose a new password:\n\n{url}{sep}token={token}\n")
-            }
-            None => format!("Use this code to choose a new password:\n\n{token}\n"),
+        let letter = Letter::new("Reset your password")
+            .paragraph("Someone asked to reset the password of this account.");
+        let letter = match self.token_link(
+            self.config.password_reset_url.as_deref(),
+            "reset-password",
+            token,
+        ) {
+            Some(url) => letter.link("Choose a new password", url),
+            None => letter
+                .paragraph("Use this code to choose a new password:")
+                .code(token),
         };
-        format!(
-            "Someone asked to reset the password of this account.\n\n{how}\nIt works once, \
-             within {minutes} minutes. If you did not ask for it, ignore this mail: your \
-             password stays as it is.\n"
-        )
+        letter.paragraph(format!(
+            "It works once, within {minutes} minutes. If you did not ask for it, ignore this \
+             mail: your password stays as it is."
+        ))
     }
 
     /// The account a live reset token (by its hash) is for, if it may still sign in; the

@@ -2,6 +2,7 @@
 
 mod admin;
 mod auth;
+mod email;
 mod profile;
 mod sessions;
 
@@ -12,6 +13,7 @@ use async_graphql::MergedObject;
 pub struct Mutation(
     auth::AuthMutation,
     sessions::SessionsMutation,
+    email::EmailMutation,
     profile::ProfileMutation,
     admin::AdminMutation,
 );

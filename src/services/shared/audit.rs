@@ -60,6 +60,18 @@ pub mod action {
     pub const PAT_CREATED: &str = "pat.create";
     /// A personal access token was revoked.
     pub const PAT_REVOKED: &str = "pat.revoke";
+    /// A verification mail was asked for (or sent after a refused login).
+    pub const EMAIL_VERIFICATION_REQUESTED: &str = "user.email_verification_request";
+    /// The account's address was verified.
+    pub const EMAIL_VERIFIED: &str = "user.email_verify";
+    /// A change of address was asked for (nothing changes until it is confirmed).
+    pub const EMAIL_CHANGE_REQUESTED: &str = "user.email_change_request";
+    /// The account's address changed (the new one confirmed).
+    pub const EMAIL_CHANGED: &str = "user.email_change";
+    /// The old address cancelled a change ("it was not me"): every session ended.
+    pub const EMAIL_CHANGE_CANCELLED: &str = "user.email_change_cancel";
+    /// The account's owner exported their data.
+    pub const DATA_EXPORTED: &str = "user.data_export";
 }
 
 /// One event to append.

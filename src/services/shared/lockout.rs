@@ -25,10 +25,11 @@ use serde_json::json;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::audit::{self, Event, action};
-use super::{ClientInfo, Services, delta};
+use super::{ClientInfo, Services, Viewer, delta};
 use crate::db::clock::now;
 use crate::db::login_failures::{self, LoginFailures};
 use crate::db::transaction;
+use crate::domain::{bounded, bounds};
 use crate::error::{AppError, AppResult};
 use crate::ids::UserId;
 
@@ -283,6 +284,34 @@ fn refusal(
 
 fn seconds_until(now: NaiveDateTime, until: NaiveDateTime) -> u64 {
     u64::try_from((until - now).num_seconds().max(1)).unwrap_or(1)
+}
+
+impl Services {
+    /// Checks the caller's password before a sensitive change. Counted like a login: a
+    /// stolen access token cannot be used to guess the password either.
+    pub(crate) async fn confirm_password(
+        &self,
+        viewer: &Viewer,
+        field: &str,
+        password: &str,
+        client: &ClientInfo,
+    ) -> AppResult<()> {
+        bounded(field, password, bounds::PASSWORD)?;
+        let check = Check {
+            key: viewer.user.email.clone(),
+            user: Some(viewer.user.id),
+            hash: Some(viewer.user.password_hash.clone()),
+            allowed: true,
+            password: password.to_owned(),
+            client: client.clone(),
+        };
+        match self.check_password(check).await {
+            Err(AppError::Unauthenticated(_)) => {
+                Err(AppError::bad_field(field, "is not your current password"))
+            }
+            other => other,
+        }
+    }
 }
 
 #[cfg(test)]

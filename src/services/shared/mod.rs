@@ -7,8 +7,10 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod email_tokens;
 pub mod grants;
 pub mod lockout;
+pub mod mail;
 pub mod profile_update;
 pub mod sessions;
 mod start;
@@ -62,8 +64,8 @@ pub struct Services {
     pub(super) login_gate: Arc<lockout::LoginGate>,
     /// Profile updates waiting to be combined.
     pub(super) profile_writes: Arc<profile_update::ProfileWrites>,
-    /// Outbound mail.
-    pub(super) mailer: crate::mail::Mailer,
+    /// Wakes the mail sender.
+    pub(super) mail_queue: Arc<mail::MailQueue>,
     /// The rate limits.
     pub(super) limits: Arc<RateLimits>,
 }
@@ -262,6 +264,22 @@ impl Services {
     pub(crate) fn committed(&self, user: UserId, ended: impl IntoIterator<Item = SessionId>) {
         self.revoked.insert(ended);
         self.callers.evict(Some(user));
+    }
+}
+
+impl Services {
+    /// The link a mail gives for `token`: `page` if the configuration names one, else the
+    /// public URL's `path`; `None` when neither is set (the mail shows the token).
+    pub(crate) fn token_link(&self, page: Option<&str>, path: &str, token: &str) -> Option<String> {
+        let page = match page {
+            Some(page) => page.to_owned(),
+            None => format!(
+                "{}/{path}",
+                self.config.public_url.as_deref()?.trim_end_matches('/')
+            ),
+        };
+        let separator = if page.contains('?') { '&' } else { '?' };
+        Some(format!("{page}{separator}token={token}"))
     }
 }
 

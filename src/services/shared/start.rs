@@ -35,7 +35,9 @@ impl Services {
         let db = DbPool::connect(&url, config.db_pool_size, config.db_timeout).await?;
         let jwt = JwtKeys::load_or_generate(&config)?;
         let passwords = PasswordHasher::new(&config).await?;
-        let mailer = mail::Mailer::new(config.mail_outbox_path(), &config.mail_from)?;
+        let mailer = mail::Mailer::new(&config)?;
+        let mail_queue = Arc::new(super::mail::MailQueue::default());
+        super::mail::spawn_sender(&mail_queue, db.clone(), mailer, config.mail_retry_delay);
         let revoked = Arc::new(RevokedSessions::new(config.access_token_ttl));
         revoked
             .reload(&db)
@@ -59,7 +61,7 @@ impl Services {
             callers,
             profile_writes: Arc::default(),
             login_gate: Arc::default(),
-            mailer,
+            mail_queue,
             limits,
         })
     }
