@@ -313,6 +313,17 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1024..), global = true)]
     pub max_body_bytes: u64,
 
+    /// Largest avatar upload, in bytes (the multipart body may be this much larger than
+    /// USERGRAPH_MAX_BODY_BYTES); enforced while the body arrives.
+    #[arg(long, env = "USERGRAPH_MAX_UPLOAD_BYTES", default_value_t = 10_485_760,
+          value_parser = clap::value_parser!(u64).range(1024..=1_073_741_824), global = true)]
+    pub max_upload_bytes: u64,
+
+    /// Most pixels of an uploaded picture, read from its header before it is decoded.
+    #[arg(long, env = "USERGRAPH_MAX_UPLOAD_PIXELS", default_value_t = 40_000_000,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000_000), global = true)]
+    pub max_upload_pixels: u64,
+
     /// Most operations accepted in one batched request.
     #[arg(long, env = "USERGRAPH_MAX_BATCH", default_value_t = 10,
           value_parser = clap::value_parser!(u32).range(1..=1000), global = true)]
@@ -662,6 +673,11 @@ impl Config {
         self.jwt_key_dir
             .clone()
             .unwrap_or_else(|| self.data_dir.join("keys"))
+    }
+
+    /// Where avatar files are kept.
+    pub fn uploads_path(&self) -> PathBuf {
+        self.data_dir.join("uploads")
     }
 
     /// Where outgoing mail is written.

@@ -2,6 +2,7 @@
 //! configuration, database pool, services, schema, router — for the binary and the tests.
 
 pub mod auth;
+pub mod avatars;
 pub mod config;
 pub mod db;
 pub mod domain;

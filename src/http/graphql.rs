@@ -80,7 +80,15 @@ pub async fn post(State(state): State<HttpState>, request: Request) -> Response 
     {
         return refusal;
     }
-    let bytes = match read_body(&parts, body, media, config.max_body_bytes).await {
+    // A multipart body carries one file besides its operations.
+    let limit = if is_multipart(&parts.headers) {
+        config
+            .max_body_bytes
+            .saturating_add(config.max_upload_bytes)
+    } else {
+        config.max_body_bytes
+    };
+    let bytes = match read_body(&parts, body, media, limit).await {
         Ok(bytes) => bytes,
         Err(refusal) => return refusal,
     };
@@ -133,7 +141,8 @@ fn csrf_refusal(headers: &HeaderMap, media: Media) -> Option<Response> {
                 .to_ascii_lowercase()
                 .starts_with("application/json")
         });
-    if headers.contains_key(CSRF_HEADER) && json {
+    // An upload is multipart: allowed with the header, which no form can add.
+    if headers.contains_key(CSRF_HEADER) && (json || is_multipart(headers)) {
         return None;
     }
     Some(request_error(
@@ -143,6 +152,18 @@ fn csrf_refusal(headers: &HeaderMap, media: Media) -> Option<Response> {
          JSON body (Content-Type: application/json)",
         ErrorCode::Forbidden,
     ))
+}
+
+/// Whether the body is `multipart/form-data` (the GraphQL multipart request spec).
+fn is_multipart(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| {
+            t.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("multipart/form-data")
+        })
 }
 
 /// The value of the refresh cookie, if the request carries it.
@@ -215,7 +236,7 @@ async fn parse_batch(
         ));
     };
     let options = MultipartOptions::default()
-        .max_file_size(usize::try_from(config.max_body_bytes).unwrap_or(usize::MAX))
+        .max_file_size(usize::try_from(config.max_upload_bytes).unwrap_or(usize::MAX))
         .max_num_files(1);
     let batch =
         async_graphql::http::receive_batch_body(Some(content_type), bytes.as_ref(), options)
@@ -224,6 +245,16 @@ async fn parse_batch(
                 let message = format!("the request is not a valid GraphQL request: {error}");
                 refuse(&message, ErrorCode::BadUserInput)
             })?;
+    let files: usize = match &batch {
+        BatchRequest::Single(request) => request.uploads.len(),
+        BatchRequest::Batch(requests) => requests.iter().map(|r| r.uploads.len()).sum(),
+    };
+    if files > 1 {
+        return Err(refuse(
+            "a request may carry one file; send each upload on its own",
+            ErrorCode::BadUserInput,
+        ));
+    }
     let max_batch = usize::try_from(config.max_batch).unwrap_or(usize::MAX);
     if let BatchRequest::Batch(requests) = &batch {
         if requests.len() > max_batch {

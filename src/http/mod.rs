@@ -7,6 +7,7 @@ mod jwks;
 mod limits;
 mod playground;
 pub mod serve;
+mod uploads;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,6 +57,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/.well-known/jwks.json", get(jwks::jwks))
+        .route("/uploads/{name}", get(uploads::file))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             limits::admit,

@@ -207,15 +207,16 @@ impl Services {
         let user = viewer.user.id;
         let at = now();
         let mut db = self.db.get().await?;
-        let ended = transaction!(&mut db, |conn| {
-            let ended = erase_account(conn, user, at).await?;
+        let erased = transaction!(&mut db, |conn| {
+            let erased = erase_account(conn, user, at).await?;
             record_account_change(conn, Some(user)).await?;
             let event = Event::on(Some(user), action::ACCOUNT_DELETED, ("user", user), client)
-                .with_details(json!({ "sessionsEnded": ended.len() }));
+                .with_details(json!({ "sessionsEnded": erased.sessions.len() }));
             audit::record(conn, event).await?;
-            Ok::<_, AppError>(ended)
+            Ok::<_, AppError>(erased)
         })?;
-        self.committed(user, ended);
+        self.committed(user, erased.sessions);
+        self.delete_avatar_files(erased.avatar.as_deref()).await;
         tracing::info!(user.id = %user, "account deleted by its owner");
         Ok(())
     }

@@ -180,13 +180,14 @@ impl Services {
         let at = now();
         let actor = by.actor();
         let mut db = self.db.get().await?;
-        let ended = transaction!(&mut db, |conn| {
-            let ended = erase_account(conn, id, at).await?;
+        let erased = transaction!(&mut db, |conn| {
+            let erased = erase_account(conn, id, at).await?;
             record_account_change(conn, Some(id)).await?;
             record_admin(conn, actor, action::USER_PURGED, id, client).await?;
-            Ok::<_, AppError>(ended)
+            Ok::<_, AppError>(erased)
         })?;
-        self.committed(id, ended);
+        self.committed(id, erased.sessions);
+        self.delete_avatar_files(erased.avatar.as_deref()).await;
         Ok(())
     }
 

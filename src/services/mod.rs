@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod audit_log;
+pub mod avatars;
 pub mod email;
 pub mod export;
 pub mod password_reset;

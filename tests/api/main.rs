@@ -7,6 +7,7 @@ mod access;
 mod admin;
 mod audit;
 mod auth;
+mod avatars;
 mod callers;
 mod cli;
 mod connections;

@@ -98,10 +98,7 @@ const PENDING: &[&str] = &[
     "Mutation.reauthenticate(password)",
     "Mutation.regenerateRecoveryCodes",
     "Mutation.regenerateRecoveryCodes(code)",
-    "Mutation.removeAvatar",
     "Mutation.startTotpEnrollment",
-    "Mutation.uploadAvatar",
-    "Mutation.uploadAvatar(file)",
     "Mutation.verifyMfa",
     "Mutation.verifyMfa(challenge)",
     "Mutation.verifyMfa(code)",
@@ -116,7 +113,6 @@ const PENDING: &[&str] = &[
     "TotpEnrollment.otpauthUri",
     "TotpEnrollment.qrCodeSvg",
     "TotpEnrollment.secret",
-    "Upload",
 ];
 
 /// Everything of the contract that the server implements has the contract's exact name,

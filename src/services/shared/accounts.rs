@@ -97,19 +97,32 @@ pub(crate) async fn guard_last_admin(conn: &mut Conn<'_>, user: UserId) -> AppRe
     Ok(())
 }
 
-/// Erases an account and everything that belongs to it (not its audit rows); returns the
-/// sessions it ended, for the revocation set. The last active administrator stays.
+/// What erasing an account leaves to do once it is committed.
+#[derive(Debug)]
+pub(crate) struct Erased {
+    /// The sessions it ended, for the revocation set.
+    pub sessions: Vec<SessionId>,
+    /// Its avatar's URL, whose files go too.
+    pub avatar: Option<String>,
+}
+
+/// Erases an account and everything that belongs to it (not its audit rows). The last
+/// active administrator stays.
 pub(crate) async fn erase_account(
     conn: &mut Conn<'_>,
     user: UserId,
     at: chrono::NaiveDateTime,
-) -> AppResult<Vec<SessionId>> {
+) -> AppResult<Erased> {
     guard_last_admin(conn, user).await?;
-    let ended = crate::db::sessions::revoke_sessions_of(conn, user, None, at).await?;
+    let avatar = users::profiles_of(conn, &[user])
+        .await?
+        .into_iter()
+        .find_map(|p| p.avatar_url);
+    let sessions = crate::db::sessions::revoke_sessions_of(conn, user, None, at).await?;
     if !users::purge_user(conn, user).await? {
         return Err(AppError::NotFound("user"));
     }
-    Ok(ended)
+    Ok(Erased { sessions, avatar })
 }
 
 /// `CONFLICT` on `email` for a unique violation of the address, the error itself otherwise.

@@ -70,6 +70,10 @@ pub mod action {
     pub const EMAIL_CHANGED: &str = "user.email_change";
     /// The old address cancelled a change ("it was not me"): every session ended.
     pub const EMAIL_CHANGE_CANCELLED: &str = "user.email_change_cancel";
+    /// An avatar was uploaded.
+    pub const AVATAR_UPLOADED: &str = "user.avatar_upload";
+    /// The avatar was removed.
+    pub const AVATAR_REMOVED: &str = "user.avatar_remove";
     /// The account's owner exported their data.
     pub const DATA_EXPORTED: &str = "user.data_export";
 }

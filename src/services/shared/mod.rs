@@ -68,6 +68,10 @@ pub struct Services {
     pub(super) mail_queue: Arc<mail::MailQueue>,
     /// The rate limits.
     pub(super) limits: Arc<RateLimits>,
+    /// Where avatar files are kept.
+    pub(super) avatars: crate::avatars::SharedStore,
+    /// Pictures being decoded at once (each may take a few hundred MB).
+    pub(super) decoding: Arc<tokio::sync::Semaphore>,
 }
 
 /// What the HTTP layer may ask of the services besides their operations (it does not reach
@@ -280,6 +284,33 @@ impl Services {
         };
         let separator = if page.contains('?') { '&' } else { '?' };
         Some(format!("{page}{separator}token={token}"))
+    }
+}
+
+impl Services {
+    /// The avatar file `name` (for `/uploads`), if it is one of ours and exists.
+    pub async fn avatar_file(
+        &self,
+        name: &str,
+    ) -> AppResult<Option<(crate::avatars::picture::Kind, Vec<u8>)>> {
+        let Some(kind) = crate::avatars::served(name) else {
+            return Ok(None);
+        };
+        let bytes = self.avatars.get(name).await.map_err(AppError::internal)?;
+        Ok(bytes.map(|bytes| (kind, bytes)))
+    }
+
+    /// Removes the files behind an avatar URL of ours (after the commit that dropped it);
+    /// a failure is logged, never the caller's: an orphan file harms no one.
+    pub(crate) async fn delete_avatar_files(&self, url: Option<&str>) {
+        let Some(files) = url.and_then(crate::avatars::AvatarFiles::of_url) else {
+            return;
+        };
+        for name in [&files.full, &files.thumb] {
+            if let Err(error) = self.avatars.delete(name).await {
+                tracing::warn!(file = %name, error = %format!("{error:#}"), "an avatar file could not be removed");
+            }
+        }
     }
 }
 

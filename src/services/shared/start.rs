@@ -50,6 +50,7 @@ impl Services {
             .map_err(|e| e.into_report().context("loading account changes"))?;
         revoked.spawn_reloader(&callers, db.clone());
         let limits = RateLimits::start(&config, &db).await?;
+        let config_uploads = config.uploads_path();
         let jwt = Arc::new(jwt);
         spawn_key_reloader(&jwt);
         Ok(Self {
@@ -63,6 +64,8 @@ impl Services {
             login_gate: Arc::default(),
             mail_queue,
             limits,
+            avatars: Arc::new(crate::avatars::Directory::new(config_uploads)?),
+            decoding: Arc::new(tokio::sync::Semaphore::new(2)),
         })
     }
 }
