@@ -1,11 +1,13 @@
 // Real GraphQL clients against a real server: Apollo Client (normalized cache: every object
 // type with an `id` is stored once, by `__typename:id`) and urql each register, log in, ask
 // for `me`, page through `users` as an administrator, run a mutation, and read the
-// `extensions.code` of what a bad token and bad input get.
+// `extensions.code` of what a bad token and bad input get; and both upload an avatar as
+// the GraphQL multipart request spec has it (apollo-upload-client, urql's own fetch).
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { ApolloClient, ApolloLink, HttpLink, InMemoryCache, gql } from '@apollo/client/core/index.js';
 import { Client, fetchExchange, gql as ugql } from '@urql/core';
+import createUploadLink from 'apollo-upload-client/createUploadLink.mjs';
 import { ADMIN, startServer } from './server.mjs';
 
 const PASSWORD = 'a client passphrase long enough';
@@ -109,5 +111,59 @@ describe('urql', () => {
       query: (text, variables, token) => run('query', text, variables, token),
       mutate: (text, variables, token) => run('mutate', text, variables, token),
     });
+  });
+});
+
+// A 1×1 PNG.
+const PNG = Buffer.from(
+  'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==',
+  'base64',
+);
+const UPLOAD = 'mutation Upload($file: Upload!) { uploadAvatar(file: $file) { id profile { avatarUrl } } }';
+
+/// Registers `email` and returns its access token.
+async function tokenFor(email) {
+  const response = await fetch(server.url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ query: REGISTER, variables: { email, password: PASSWORD } }),
+  });
+  return (await response.json()).data.register.accessToken;
+}
+
+/// Fetches what `avatarUrl` names and checks it is a 256 px square PNG.
+async function assertServed(avatarUrl) {
+  assert.match(avatarUrl, /^\/uploads\/[0-9a-f-]{36}-256\.png$/);
+  const response = await fetch(new URL(avatarUrl, server.url));
+  assert.equal(response.status, 200);
+  assert.equal(response.headers.get('content-type'), 'image/png');
+  const bytes = Buffer.from(await response.arrayBuffer());
+  assert.equal(bytes.readUInt32BE(16), 256, 'width');
+  assert.equal(bytes.readUInt32BE(20), 256, 'height');
+}
+
+describe('uploads', () => {
+  test('apollo-upload-client uploads an avatar', async () => {
+    const token = await tokenFor(`upload-apollo-${server.backend}@example.com`);
+    const apollo = new ApolloClient({
+      cache: new InMemoryCache(),
+      link: createUploadLink({ uri: server.url, fetch, headers: { authorization: `Bearer ${token}` } }),
+    });
+    const file = new File([PNG], 'me.png', { type: 'image/png' });
+    const { data } = await apollo.mutate({ mutation: gql(UPLOAD), variables: { file } });
+    await assertServed(data.uploadAvatar.profile.avatarUrl);
+  });
+
+  test('urql uploads an avatar', async () => {
+    const token = await tokenFor(`upload-urql-${server.backend}@example.com`);
+    const urql = new Client({
+      url: server.url,
+      exchanges: [fetchExchange],
+      fetchOptions: { headers: { authorization: `Bearer ${token}` } },
+    });
+    const file = new File([PNG], 'me.png', { type: 'image/png' });
+    const result = await urql.mutation(ugql(UPLOAD), { file }).toPromise();
+    assert.equal(result.error, undefined, String(result.error));
+    await assertServed(result.data.uploadAvatar.profile.avatarUrl);
   });
 });
