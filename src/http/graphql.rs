@@ -133,14 +133,7 @@ pub async fn post(State(state): State<HttpState>, request: Request) -> Response 
 /// The refusal of a request carrying the refresh cookie, unless it sends [`CSRF_HEADER`]
 /// and a JSON body, which no cross-site form or simple request can.
 fn csrf_refusal(headers: &HeaderMap, media: Media) -> Option<Response> {
-    let json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|t| {
-            t.trim_start()
-                .to_ascii_lowercase()
-                .starts_with("application/json")
-        });
+    let json = body_is(headers, "application/json");
     // An upload is multipart: allowed with the header, which no form can add.
     if headers.contains_key(CSRF_HEADER) && (json || is_multipart(headers)) {
         return None;
@@ -156,14 +149,15 @@ fn csrf_refusal(headers: &HeaderMap, media: Media) -> Option<Response> {
 
 /// Whether the body is `multipart/form-data` (the GraphQL multipart request spec).
 fn is_multipart(headers: &HeaderMap) -> bool {
+    body_is(headers, "multipart/form-data")
+}
+
+/// Whether the `Content-Type` is `media` (parameters aside, in any letter case).
+fn body_is(headers: &HeaderMap, media: &str) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|t| {
-            t.trim_start()
-                .to_ascii_lowercase()
-                .starts_with("multipart/form-data")
-        })
+        .is_some_and(|t| t.trim_start().to_ascii_lowercase().starts_with(media))
 }
 
 /// The value of the refresh cookie, if the request carries it.

@@ -110,24 +110,16 @@ impl Services {
             .await?;
         self.confirm_password(viewer, "password", password, client)
             .await?;
-        let mut db = self.db.get().await?;
-        transaction!(&mut db, |conn| {
-            let replaced = [Purpose::Change, Purpose::Cancel];
-            let new = new.as_str();
-            self.mail_email_token(conn, user, Proof::Change { new }, &replaced)
-                .await?;
-            self.mail_email_token(conn, user, Proof::Cancel { new }, &[])
-                .await?;
-            let event = Event::on(
-                Some(user.id),
-                action::EMAIL_CHANGE_REQUESTED,
-                ("user", user.id),
-                client,
-            );
-            audit::record(conn, event).await
-        })?;
-        self.mail_queued();
-        Ok(())
+        let new = new.as_str();
+        let proofs = [
+            (
+                Proof::Change { new },
+                &[Purpose::Change, Purpose::Cancel][..],
+            ),
+            (Proof::Cancel { new }, &[][..]),
+        ];
+        self.mail_proofs(user, &proofs, action::EMAIL_CHANGE_REQUESTED, client)
+            .await
     }
 
     /// "It was not me", from the old address: the pending change is voided, or undone if it

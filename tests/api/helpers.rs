@@ -19,6 +19,17 @@ use tower::ServiceExt as _;
 use usergraph::config::Cli;
 use usergraph::services::Services;
 
+/// The `usergraph` binary on the data directory `dir`, with none of the settings of the
+/// environment that runs the tests.
+pub fn usergraph_in(dir: &std::path::Path) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_usergraph"));
+    for var in ["DATABASE_URL", "USERGRAPH_LISTEN", "USERGRAPH_JWT_KEY_FILE"] {
+        command.env_remove(var);
+    }
+    command.env("USERGRAPH_DATA_DIR", dir);
+    command
+}
+
 /// A password that meets the default policy.
 pub const PASSWORD: &str = "correct horse battery staple";
 

@@ -2,13 +2,11 @@
 //! valid until they expire; keys published ahead wait; retired keys are refused; instances
 //! sharing the key directory agree; the `keys` commands.
 
-use std::process::Command;
-
 use chrono::{TimeDelta, Utc};
 use serde_json::{Value, json};
 
 use crate::both_backends;
-use crate::helpers::{Backend, TestApp, error_code};
+use crate::helpers::{Backend, TestApp, error_code, usergraph_in};
 
 both_backends!(
     rotation_keeps_sessions_alive_on_every_instance,
@@ -116,21 +114,10 @@ async fn keys_published_ahead_wait_and_retired_keys_are_refused(backend: Backend
     );
 }
 
-const BIN: &str = env!("CARGO_BIN_EXE_usergraph");
-
-fn usergraph(dir: &std::path::Path) -> Command {
-    let mut command = Command::new(BIN);
-    for var in ["DATABASE_URL", "USERGRAPH_LISTEN", "USERGRAPH_JWT_KEY_FILE"] {
-        command.env_remove(var);
-    }
-    command.env("USERGRAPH_DATA_DIR", dir);
-    command
-}
-
 #[test]
 fn keys_rotate_adds_a_key_and_keys_list_shows_their_states() {
     let dir = tempfile::tempdir().unwrap();
-    let output = usergraph(dir.path())
+    let output = usergraph_in(dir.path())
         .args(["keys", "rotate", "--starts-in", "1m"])
         .output()
         .unwrap();
@@ -141,7 +128,7 @@ fn keys_rotate_adds_a_key_and_keys_list_shows_their_states() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(stdout.contains("added "), "{stdout}");
-    let list = usergraph(dir.path())
+    let list = usergraph_in(dir.path())
         .args(["keys", "list"])
         .output()
         .unwrap();
@@ -162,7 +149,7 @@ fn keys_rotate_adds_a_key_and_keys_list_shows_their_states() {
         assert_eq!(mode & 0o077, 0, "{mode:o}");
     }
     // One fixed key cannot rotate.
-    let fixed = usergraph(dir.path())
+    let fixed = usergraph_in(dir.path())
         .env(
             "USERGRAPH_JWT_KEY_FILE",
             dir.path().join("keys").join("19700101T000000Z.pem"),

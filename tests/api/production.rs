@@ -1,8 +1,6 @@
 //! `USERGRAPH_ENV=production`: no schema for strangers unless asked for, JSON logs, a refusal
 //! to start on insecure settings, and persisted operations only when configured.
 
-use std::process::Command;
-
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use clap::Parser as _;
@@ -10,7 +8,7 @@ use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
 use crate::both_backends;
-use crate::helpers::{Backend, TestApp, error_code};
+use crate::helpers::{Backend, TestApp, error_code, usergraph_in};
 
 both_backends!(
     production_shows_no_schema_to_strangers,
@@ -207,22 +205,11 @@ async fn only_persisted_operations_run_when_a_manifest_is_given(backend: Backend
     );
 }
 
-const BIN: &str = env!("CARGO_BIN_EXE_usergraph");
-
-fn usergraph(dir: &std::path::Path) -> Command {
-    let mut command = Command::new(BIN);
-    for var in ["DATABASE_URL", "USERGRAPH_LISTEN"] {
-        command.env_remove(var);
-    }
-    command.env("USERGRAPH_DATA_DIR", dir);
-    command
-}
-
 #[test]
 fn production_refuses_insecure_settings_and_logs_json() {
     let dir = tempfile::tempdir().unwrap();
     // Weak hashing.
-    let output = usergraph(dir.path())
+    let output = usergraph_in(dir.path())
         .args([
             "--env",
             "production",
@@ -249,7 +236,7 @@ fn production_refuses_insecure_settings_and_logs_json() {
         use std::os::unix::fs::PermissionsExt as _;
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
         let admin = |env: &str| {
-            usergraph(dir.path())
+            usergraph_in(dir.path())
                 .env("USERGRAPH_ENV", env)
                 .env("USERGRAPH_JWT_KEY_FILE", &key)
                 .env(
@@ -277,7 +264,7 @@ fn production_refuses_insecure_settings_and_logs_json() {
     // Production logs are JSON, one object per line (a fresh start logs its migrations and
     // the key it generated).
     let fresh = tempfile::tempdir().unwrap();
-    let output = usergraph(fresh.path())
+    let output = usergraph_in(fresh.path())
         .env("USERGRAPH_ENV", "production")
         .env(
             "USERGRAPH_ADMIN_PASSWORD",

@@ -37,17 +37,30 @@ impl Services {
         user: &User,
         client: &ClientInfo,
     ) -> AppResult<()> {
+        let proofs = [(Proof::Verify, &[Purpose::Verify][..])];
+        self.mail_proofs(user, &proofs, action::EMAIL_VERIFICATION_REQUESTED, client)
+            .await
+    }
+
+    /// Issues the tokens of `proofs` (each with the purposes it voids) and queues their mail,
+    /// in one transaction with the audit row `done`.
+    pub(crate) async fn mail_proofs(
+        &self,
+        user: &User,
+        proofs: &[(Proof<'_>, &[Purpose])],
+        done: &'static str,
+        client: &ClientInfo,
+    ) -> AppResult<()> {
         let mut db = self.db.get().await?;
         transaction!(&mut db, |conn| {
-            self.mail_email_token(conn, user, Proof::Verify, &[Purpose::Verify])
-                .await?;
-            let event = Event::on(
-                Some(user.id),
-                action::EMAIL_VERIFICATION_REQUESTED,
-                ("user", user.id),
-                client,
-            );
-            audit::record(conn, event).await
+            for (proof, voids) in proofs {
+                self.mail_email_token(conn, user, *proof, voids).await?;
+            }
+            audit::record(
+                conn,
+                Event::on(Some(user.id), done, ("user", user.id), client),
+            )
+            .await
         })?;
         self.mail_queued();
         Ok(())
