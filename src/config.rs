@@ -477,6 +477,11 @@ pub struct Config {
           value_parser = parse_proxies, global = true)]
     pub trusted_proxies: TrustedProxies,
 
+    /// Serve `/metrics` on this address instead of on `USERGRAPH_LISTEN` (keep it off the
+    /// public network).
+    #[arg(long, env = "USERGRAPH_METRICS_LISTEN", global = true)]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// Cookie mode for browser apps: the refresh token is set as an `HttpOnly; Secure;
     /// SameSite=Strict` cookie for `/graphql` instead of being returned in the body;
     /// requests carrying it must send `X-Usergraph-CSRF` and a JSON body, and CORS allows

@@ -10,6 +10,7 @@ pub mod error;
 pub mod graphql;
 pub mod http;
 pub mod ids;
+pub mod instruments;
 pub mod mail;
 pub mod ratelimit;
 pub mod services;
@@ -37,6 +38,8 @@ pub async fn build_services(config: Config) -> anyhow::Result<Services> {
 
 /// Builds the whole application.
 pub async fn build(config: Config) -> anyhow::Result<App> {
+    // Before anything is counted: until a recorder is installed, metrics go nowhere.
+    instruments::handle();
     let services = build_services(config).await?;
     let schema = graphql::build_schema(services.config(), services.clone());
     let limits = graphql::admission::Limits {

@@ -221,6 +221,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         // Every in-flight request has at most the request timeout left.
         shutdown_grace: app.services.config().request_timeout + Duration::from_secs(1),
     };
+    if let Some(address) = app.services.config().metrics_listen {
+        let metrics = tokio::net::TcpListener::bind(address)
+            .await
+            .with_context(|| format!("USERGRAPH_METRICS_LISTEN: cannot listen on {address}"))?;
+        tracing::info!(address = %address, "serving metrics at http://{address}/metrics");
+        let router = usergraph::http::scrape::router(app.services.clone());
+        tokio::spawn(async move { axum::serve(metrics, router).await });
+    }
     usergraph::http::serve::serve(listener, app.router, options, shutdown_signal()).await;
     tracing::info!("stopped");
     Ok(())

@@ -7,6 +7,7 @@
 //! a hash is refused at once with `RATE_LIMITED` instead of piling up. The threads run at a
 //! lower priority than request handling.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 
@@ -18,6 +19,7 @@ use tokio::sync::oneshot;
 use crate::config::Config;
 use crate::domain::Password;
 use crate::error::AppError;
+use crate::instruments;
 
 /// Hashes waiting for a thread, per thread, before more are refused.
 const QUEUE_PER_THREAD: usize = 32;
@@ -43,6 +45,8 @@ struct Job {
 pub struct PasswordHasher {
     params: Params,
     queue: SyncSender<Job>,
+    /// Hashes queued or running (for the metrics).
+    in_queue: Arc<AtomicUsize>,
     /// A hash of a random password with the current parameters: verified against when an
     /// email is unknown, so that answer takes as long as a wrong password.
     dummy_hash: Arc<str>,
@@ -74,6 +78,7 @@ impl PasswordHasher {
         let mut hasher = Self {
             params,
             queue,
+            in_queue: Arc::default(),
             dummy_hash: Arc::from(""),
         };
         let mut random = [0u8; 24];
@@ -162,8 +167,12 @@ impl PasswordHasher {
     async fn compute(&self, work: Work) -> Result<Vec<u8>, AppError> {
         let (reply, answer) = oneshot::channel();
         let job = Job { work, reply };
+        let started = std::time::Instant::now();
         match self.queue.try_send(job) {
-            Ok(()) => {}
+            Ok(()) => {
+                let depth = self.in_queue.fetch_add(1, Ordering::Relaxed) + 1;
+                metrics::gauge!(instruments::HASH_QUEUE).set(depth as f64);
+            }
             Err(TrySendError::Full(_)) => {
                 return Err(AppError::RateLimited {
                     retry_after: 1,
@@ -176,8 +185,14 @@ impl PasswordHasher {
                 )));
             }
         }
+        let answer = answer.await;
+        let depth = self
+            .in_queue
+            .fetch_sub(1, Ordering::Relaxed)
+            .saturating_sub(1);
+        metrics::gauge!(instruments::HASH_QUEUE).set(depth as f64);
+        metrics::histogram!(instruments::HASH_DURATION).record(started.elapsed().as_secs_f64());
         answer
-            .await
             .map_err(|e| AppError::internal(anyhow::anyhow!("hashing thread failed: {e}")))?
             .map_err(|e| AppError::internal(anyhow::anyhow!("hashing: {e}")))
     }

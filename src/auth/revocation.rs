@@ -27,6 +27,8 @@ const LOCAL_GRACE: Duration = Duration::from_secs(10);
 pub struct RevokedSessions {
     entries: RwLock<HashMap<SessionId, Instant>>,
     window: Duration,
+    /// When the set was last read from the database.
+    reloaded: std::sync::Mutex<Option<Instant>>,
 }
 
 impl RevokedSessions {
@@ -35,7 +37,29 @@ impl RevokedSessions {
         Self {
             entries: RwLock::new(HashMap::new()),
             window: access_token_ttl,
+            reloaded: std::sync::Mutex::new(None),
         }
+    }
+
+    /// How many sessions the set holds.
+    pub fn len(&self) -> usize {
+        self.entries
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
+    }
+
+    /// Whether the set holds no session.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// How long ago the set was last read from the database (`None` before the first read).
+    pub fn reload_age(&self) -> Option<Duration> {
+        self.reloaded
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .map(|at| at.elapsed())
     }
 
     /// Whether `session` was revoked.
@@ -73,6 +97,10 @@ impl RevokedSessions {
         // Keep recent local entries a reload may have raced past; drop the rest.
         entries.retain(|_, added| at.duration_since(*added) < LOCAL_GRACE);
         entries.extend(ids.into_iter().map(|id| (id, at)));
+        *self
+            .reloaded
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(at);
         Ok(())
     }
 

@@ -185,6 +185,15 @@ impl DbPool {
         .map_err(|e| AppError::ServiceUnavailable(Outcome::Unknown, e.into()))
     }
 
+    /// The pool's state: its maximum size, connections open, idle ones, and requests
+    /// waiting for one.
+    pub fn status(&self) -> deadpool::Status {
+        match self {
+            Self::Postgres(pool) => pool.status(),
+            Self::Sqlite(pool) => pool.status(),
+        }
+    }
+
     /// Which backend this pool talks to, for logs.
     pub fn backend(&self) -> &'static str {
         match self {

@@ -48,6 +48,39 @@ pub fn build_schema(config: &Config, services: Services) -> AppSchema {
     builder.finish()
 }
 
+/// Whether `name` is a root field of the `Query` (`query`) or `Mutation` (`mutation`) type:
+/// what metrics may name an operation by (anything a client invents is not).
+pub fn is_root_field(kind: &str, name: &str) -> bool {
+    static FIELDS: std::sync::OnceLock<std::collections::HashSet<String>> =
+        std::sync::OnceLock::new();
+    FIELDS
+        .get_or_init(|| {
+            let sdl = sdl();
+            let Ok(document) = async_graphql::parser::parse_schema(&sdl) else {
+                return std::collections::HashSet::new();
+            };
+            let mut fields = std::collections::HashSet::new();
+            for definition in document.definitions {
+                let async_graphql::parser::types::TypeSystemDefinition::Type(ty) = definition
+                else {
+                    continue;
+                };
+                let kind = match ty.node.name.node.as_str() {
+                    "Query" => "query",
+                    "Mutation" => "mutation",
+                    _ => continue,
+                };
+                if let async_graphql::parser::types::TypeKind::Object(object) = ty.node.kind {
+                    for field in object.fields {
+                        fields.insert(format!("{kind}.{}", field.node.name.node));
+                    }
+                }
+            }
+            fields
+        })
+        .contains(&format!("{kind}.{name}"))
+}
+
 /// The SDL of the schema, as committed in `schema.graphql`.
 pub fn sdl() -> String {
     builder()

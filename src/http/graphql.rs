@@ -31,6 +31,7 @@ use crate::graphql::admission::{Admission, too_costly};
 use crate::graphql::codes;
 use crate::graphql::context::{RequestData, attach};
 use crate::graphql::cookie::{self, RefreshCookie};
+use crate::instruments;
 use crate::services::ClientInfo;
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
@@ -390,7 +391,21 @@ async fn execute(
     let mut set_headers = HeaderMap::new();
     for item in items {
         let response = match item {
-            Ok(request) => state.schema.execute(data(request)).await,
+            Ok(mut request) => {
+                let (kind, field) = operation_label(&mut request);
+                let started = std::time::Instant::now();
+                let response = state.schema.execute(data(request)).await;
+                let outcome = if response.errors.is_empty() {
+                    "ok"
+                } else {
+                    "error"
+                };
+                metrics::counter!(instruments::OPERATIONS, "type" => kind, "field" => field.clone(), "outcome" => outcome)
+                    .increment(1);
+                metrics::histogram!(instruments::OPERATION_DURATION, "type" => kind, "field" => field)
+                    .record(started.elapsed().as_secs_f64());
+                response
+            }
             Err(error) => refusal(&error),
         };
         log_causes(&response.errors, request_id);
@@ -418,11 +433,74 @@ async fn execute(
     response
 }
 
+/// The operation's type and first root field, for the metrics: `other` for a field the
+/// schema does not have (and `unknown` for a document that does not parse).
+fn operation_label(request: &mut async_graphql::Request) -> (&'static str, String) {
+    let name = request.operation_name.clone();
+    let Ok(document) = request.parsed_query() else {
+        return ("unknown", "unknown".to_owned());
+    };
+    let operation = match (&document.operations, name.as_deref()) {
+        (DocumentOperations::Single(op), _) => Some(&op.node),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops
+            .iter()
+            .find(|(n, _)| n.as_str() == name)
+            .map(|(_, op)| &op.node),
+        (DocumentOperations::Multiple(ops), None) => ops.values().next().map(|op| &op.node),
+    };
+    let Some(operation) = operation else {
+        return ("unknown", "unknown".to_owned());
+    };
+    let kind = match operation.ty {
+        OperationType::Query => "query",
+        OperationType::Mutation => "mutation",
+        OperationType::Subscription => "subscription",
+    };
+    let field = operation
+        .selection_set
+        .node
+        .items
+        .iter()
+        .find_map(|item| match &item.node {
+            async_graphql::parser::types::Selection::Field(field) => {
+                Some(field.node.name.node.to_string())
+            }
+            _ => None,
+        });
+    match field {
+        Some(field) if field.starts_with("__") => (kind, "introspection".to_owned()),
+        Some(field) if crate::graphql::is_root_field(kind, &field) => (kind, field),
+        _ => (kind, "other".to_owned()),
+    }
+}
+
+/// The value of `key` in an error's extensions.
+fn extension(error: &ServerError, key: &str) -> Option<async_graphql::Value> {
+    error
+        .extensions
+        .as_ref()
+        .and_then(|ext| ext.get(key))
+        .cloned()
+}
+
+/// Counts errors by code, and rate-limit refusals by limit (both bounded sets).
+fn count_errors(errors: &[ServerError]) {
+    for error in errors {
+        let Some(async_graphql::Value::String(code)) = extension(error, "code") else {
+            continue;
+        };
+        if code == ErrorCode::RateLimited.as_str()
+            && let Some(async_graphql::Value::String(limit)) = extension(error, "limit")
+        {
+            metrics::counter!(instruments::RATE_LIMITED, "limit" => limit).increment(1);
+        }
+        metrics::counter!(instruments::ERRORS, "code" => code).increment(1);
+    }
+}
+
 /// The limit and wait when a rate limit refused the whole operation: no data, and every
 /// error `RATE_LIMITED` (the first one's limit is named).
 fn rate_limit_refusal(response: &async_graphql::Response) -> Option<(String, u64)> {
-    let extension =
-        |e: &ServerError, key: &str| e.extensions.as_ref().and_then(|ext| ext.get(key)).cloned();
     let all_limited = !response.errors.is_empty()
         && response.errors.iter().all(|e| {
             extension(e, "code")
@@ -479,6 +557,7 @@ fn render(mut response: async_graphql::Response, media: Media) -> (StatusCode, V
         );
     }
     codes::complete(&mut response.errors);
+    count_errors(&response.errors);
     let request_error = response.data == async_graphql::Value::Null
         && response.errors.iter().all(|e| e.path.is_empty());
     if request_error && media == Media::GraphqlResponseJson {

@@ -38,7 +38,7 @@ pub async fn admit(State(state): State<HttpState>, mut request: Request, next: N
     let config = state.services.config();
     let addr = resolve(request.headers(), peer, &config.trusted_proxies);
     request.extensions_mut().insert(ClientAddr(addr));
-    if matches!(request.uri().path(), "/health" | "/ready") {
+    if matches!(request.uri().path(), "/health" | "/ready" | "/metrics") {
         return next.run(request).await;
     }
     if let Err(refusal) = state.services.limit_traffic(addr, 1).await {
@@ -147,6 +147,8 @@ pub fn refusal_headers(
 /// the client accepts.
 pub fn too_many_requests(services: &Services, refusal: Refusal, request: &HeaderMap) -> Response {
     let Refusal { limit, retry_after } = refusal;
+    metrics::counter!(crate::instruments::RATE_LIMITED, "limit" => limit).increment(1);
+    metrics::counter!(crate::instruments::ERRORS, "code" => "RATE_LIMITED").increment(1);
     let error = AppError::RateLimited { retry_after, limit };
     let body = json!({ "errors": [{
         "message": error.to_string(),

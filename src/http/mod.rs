@@ -6,6 +6,7 @@ mod health;
 mod jwks;
 mod limits;
 mod playground;
+pub mod scrape;
 pub mod serve;
 mod uploads;
 
@@ -37,6 +38,12 @@ pub struct HttpState {
     pub admission: Arc<Admission>,
 }
 
+impl axum::extract::FromRef<HttpState> for Services {
+    fn from_ref(state: &HttpState) -> Self {
+        state.services.clone()
+    }
+}
+
 pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The application's router with its middleware.
@@ -52,12 +59,16 @@ pub fn router(state: HttpState) -> Router {
             get(playground::asset),
         );
     }
+    if config.metrics_listen.is_none() {
+        router = router.route("/metrics", get(scrape::metrics));
+    }
     router
         .route("/graphql", get(graphql::get).post(graphql::post))
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/.well-known/jwks.json", get(jwks::jwks))
         .route("/uploads/{name}", get(uploads::file))
+        .route_layer(axum::middleware::from_fn(crate::instruments::track_http))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             limits::admit,

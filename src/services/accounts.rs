@@ -85,6 +85,26 @@ impl Services {
         password: &str,
         client: &ClientInfo,
     ) -> AppResult<AuthGrant> {
+        let result = self.attempt_login(email, password, client).await;
+        let outcome = match &result {
+            Ok(_) => "success",
+            Err(AppError::Unauthenticated(_)) => "refused",
+            Err(AppError::AccountLocked { .. }) => "locked",
+            Err(AppError::RateLimited { .. }) => "rate_limited",
+            Err(AppError::EmailNotVerified) => "unverified",
+            Err(AppError::BadUserInput(_)) => "bad_input",
+            Err(_) => "error",
+        };
+        metrics::counter!(crate::instruments::LOGINS, "outcome" => outcome).increment(1);
+        result
+    }
+
+    async fn attempt_login(
+        &self,
+        email: &str,
+        password: &str,
+        client: &ClientInfo,
+    ) -> AppResult<AuthGrant> {
         // Before the lockout counter: its key must be bounded, clean text.
         AppError::check([
             bounded("email", email, bounds::EMAIL).err(),

@@ -19,6 +19,7 @@ mod keys;
 mod listing;
 mod lockout;
 mod mailbox;
+mod metrics;
 mod migrations;
 mod passwords;
 mod personal_tokens;

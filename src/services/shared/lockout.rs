@@ -235,6 +235,7 @@ impl Services {
         let locks = usize::try_from(row.lock_count).unwrap_or(0);
         let duration = self.config.lockout_durations.nth_or_last(locks);
         next.locked_until = Some(at + delta(duration)?);
+        metrics::counter!(crate::instruments::LOCKOUTS).increment(1);
         next.failures = 0;
         next.lock_count = row.lock_count.saturating_add(1);
         let event = Event {

@@ -114,6 +114,25 @@ impl Services {
         self.limits.rate(name)
     }
 
+    /// Sets the gauges read at scrape time: the pool, the mail queue, the revocation set.
+    pub async fn record_gauges(&self) {
+        use crate::instruments as names;
+        let pool = self.db.status();
+        metrics::gauge!(names::POOL_MAX).set(pool.max_size as f64);
+        let idle = pool.available.min(pool.size);
+        metrics::gauge!(names::POOL_CONNECTIONS, "state" => "in_use")
+            .set((pool.size - idle) as f64);
+        metrics::gauge!(names::POOL_CONNECTIONS, "state" => "idle").set(idle as f64);
+        metrics::gauge!(names::POOL_WAITING).set(pool.waiting as f64);
+        metrics::gauge!(names::REVOKED_SESSIONS).set(self.revoked.len() as f64);
+        if let Some(age) = self.revoked.reload_age() {
+            metrics::gauge!(names::REVOCATION_AGE).set(age.as_secs_f64());
+        }
+        if let Ok(pending) = self.mail_pending().await {
+            metrics::gauge!(names::MAIL_QUEUE).set(pending as f64);
+        }
+    }
+
     /// The password rules in force.
     pub fn password_policy(&self) -> PasswordPolicy {
         PasswordPolicy {
