@@ -48,18 +48,19 @@ pub fn build_schema(config: &Config, services: Services) -> AppSchema {
     builder.finish()
 }
 
-/// Whether `name` is a root field of the `Query` (`query`) or `Mutation` (`mutation`) type:
-/// what metrics may name an operation by (anything a client invents is not).
-pub fn is_root_field(kind: &str, name: &str) -> bool {
-    static FIELDS: std::sync::OnceLock<std::collections::HashSet<String>> =
-        std::sync::OnceLock::new();
+/// `name` if it is a root field of the `Query` (`query`) or `Mutation` (`mutation`) type:
+/// what metrics may name an operation by (anything a client invents is not). The names are
+/// the schema's, kept for the life of the process.
+pub fn root_field(kind: &str, name: &str) -> Option<&'static str> {
+    use std::collections::HashMap;
+    type Fields = HashMap<&'static str, HashMap<String, &'static str>>;
+    static FIELDS: std::sync::OnceLock<Fields> = std::sync::OnceLock::new();
     FIELDS
         .get_or_init(|| {
-            let sdl = sdl();
-            let Ok(document) = async_graphql::parser::parse_schema(&sdl) else {
-                return std::collections::HashSet::new();
+            let mut fields = Fields::new();
+            let Ok(document) = async_graphql::parser::parse_schema(sdl()) else {
+                return fields;
             };
-            let mut fields = std::collections::HashSet::new();
             for definition in document.definitions {
                 let async_graphql::parser::types::TypeSystemDefinition::Type(ty) = definition
                 else {
@@ -72,13 +73,18 @@ pub fn is_root_field(kind: &str, name: &str) -> bool {
                 };
                 if let async_graphql::parser::types::TypeKind::Object(object) = ty.node.kind {
                     for field in object.fields {
-                        fields.insert(format!("{kind}.{}", field.node.name.node));
+                        let name = field.node.name.node.to_string();
+                        // Leaked once: a bounded set, read by every request's metrics.
+                        let label: &'static str = Box::leak(name.clone().into_boxed_str());
+                        fields.entry(kind).or_default().insert(name, label);
                     }
                 }
             }
             fields
         })
-        .contains(&format!("{kind}.{name}"))
+        .get(kind)?
+        .get(name)
+        .copied()
 }
 
 /// The SDL of the schema, as committed in `schema.graphql`.

@@ -400,7 +400,7 @@ async fn execute(
                 } else {
                     "error"
                 };
-                metrics::counter!(instruments::OPERATIONS, "type" => kind, "field" => field.clone(), "outcome" => outcome)
+                metrics::counter!(instruments::OPERATIONS, "type" => kind, "field" => field, "outcome" => outcome)
                     .increment(1);
                 metrics::histogram!(instruments::OPERATION_DURATION, "type" => kind, "field" => field)
                     .record(started.elapsed().as_secs_f64());
@@ -435,10 +435,10 @@ async fn execute(
 
 /// The operation's type and first root field, for the metrics: `other` for a field the
 /// schema does not have (and `unknown` for a document that does not parse).
-fn operation_label(request: &mut async_graphql::Request) -> (&'static str, String) {
+fn operation_label(request: &mut async_graphql::Request) -> (&'static str, &'static str) {
     let name = request.operation_name.clone();
     let Ok(document) = request.parsed_query() else {
-        return ("unknown", "unknown".to_owned());
+        return ("unknown", "unknown");
     };
     let operation = match (&document.operations, name.as_deref()) {
         (DocumentOperations::Single(op), _) => Some(&op.node),
@@ -449,7 +449,7 @@ fn operation_label(request: &mut async_graphql::Request) -> (&'static str, Strin
         (DocumentOperations::Multiple(ops), None) => ops.values().next().map(|op| &op.node),
     };
     let Some(operation) = operation else {
-        return ("unknown", "unknown".to_owned());
+        return ("unknown", "unknown");
     };
     let kind = match operation.ty {
         OperationType::Query => "query",
@@ -463,14 +463,17 @@ fn operation_label(request: &mut async_graphql::Request) -> (&'static str, Strin
         .iter()
         .find_map(|item| match &item.node {
             async_graphql::parser::types::Selection::Field(field) => {
-                Some(field.node.name.node.to_string())
+                Some(field.node.name.node.as_str())
             }
             _ => None,
         });
     match field {
-        Some(field) if field.starts_with("__") => (kind, "introspection".to_owned()),
-        Some(field) if crate::graphql::is_root_field(kind, &field) => (kind, field),
-        _ => (kind, "other".to_owned()),
+        Some(field) if field.starts_with("__") => (kind, "introspection"),
+        Some(field) => (
+            kind,
+            crate::graphql::root_field(kind, field).unwrap_or("other"),
+        ),
+        None => (kind, "other"),
     }
 }
 
