@@ -225,8 +225,9 @@ def measured(url, body_file, conc, a, auth=None, pids=()):
 
 def statements_per_request(url, query, variables, token, n):
     """Sequential requests between two readings of pg_stat_statements, on the bench database;
-    the server's once-a-second reloads (revoked sessions, account changes) and the set-up of
-    newly opened pool connections are left out."""
+    the server's background work on its own clocks (the once-a-second reloads of revoked
+    sessions and account changes, the mail sender's look at its outbox, the rate-limit
+    sweeper) and the set-up of newly opened pool connections are left out."""
     post(url, query, variables, token)
     psql("SELECT pg_stat_statements_reset()", db=BENCH_DB)
     for _ in range(n):
@@ -237,7 +238,8 @@ def statements_per_request(url, query, variables, token, n):
     total, kept = 0, []
     for row in rows.splitlines():
         calls, _, text = row.partition("|")
-        reload = '"revoked_at" >' in text or '"account_changes"' in text
+        reload = any(mark in text for mark in
+                     ('"revoked_at" >', '"account_changes"', '"mail_outbox"', '"rate_limits"'))
         # A pool connection opened meanwhile sets itself up once; that is not the request's.
         setup = text.startswith("SET ") or text.startswith("SELECT pg_type.oid")
         if reload or setup:
