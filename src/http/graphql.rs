@@ -81,14 +81,7 @@ pub async fn post(State(state): State<HttpState>, request: Request) -> Response 
     {
         return refusal;
     }
-    // A multipart body carries one file besides its operations.
-    let limit = if is_multipart(&parts.headers) {
-        config
-            .max_body_bytes
-            .saturating_add(config.max_upload_bytes)
-    } else {
-        config.max_body_bytes
-    };
+    let limit = body_limit(config, &parts.headers);
     let bytes = match read_body(&parts, body, media, limit).await {
         Ok(bytes) => bytes,
         Err(refusal) => return refusal,
@@ -97,18 +90,8 @@ pub async fn post(State(state): State<HttpState>, request: Request) -> Response 
         Ok(batch) => batch,
         Err(refusal) => return refusal,
     };
-    let extra = match &batch {
-        BatchRequest::Batch(requests) => u32::try_from(requests.len())
-            .unwrap_or(u32::MAX)
-            .saturating_sub(1),
-        BatchRequest::Single(_) => 0,
-    };
-    if extra > 0 {
-        // The request's own cell was taken by `limits::admit`: each further operation costs one.
-        let addr = parts.extensions.get::<ClientAddr>().and_then(|c| c.0);
-        if let Err(refusal) = state.services.limit_traffic(addr, extra).await {
-            return too_many_requests(&state.services, refusal, &parts.headers);
-        }
+    if let Some(refusal) = charge_batch(&state, &parts, &batch).await {
+        return refusal;
     }
     let admission = &state.admission;
     let (items, batched) = match batch {
@@ -129,6 +112,34 @@ pub async fn post(State(state): State<HttpState>, request: Request) -> Response 
     }
     let items = items.into_iter().map(|item| item.map(|(r, _)| r)).collect();
     execute(&state, &parts, media, items, batched).await
+}
+
+/// The most body bytes read: a multipart body carries one file besides its operations.
+fn body_limit(config: &Config, headers: &HeaderMap) -> u64 {
+    if is_multipart(headers) {
+        config
+            .max_body_bytes
+            .saturating_add(config.max_upload_bytes)
+    } else {
+        config.max_body_bytes
+    }
+}
+
+/// Takes a traffic cell for each operation of a batch past the first (whose cell
+/// `limits::admit` took with the request); the 429 when the bucket is short.
+async fn charge_batch(state: &HttpState, parts: &Parts, batch: &BatchRequest) -> Option<Response> {
+    let BatchRequest::Batch(requests) = batch else {
+        return None;
+    };
+    let extra = u32::try_from(requests.len())
+        .unwrap_or(u32::MAX)
+        .saturating_sub(1);
+    if extra == 0 {
+        return None;
+    }
+    let addr = parts.extensions.get::<ClientAddr>().and_then(|c| c.0);
+    let refusal = state.services.limit_traffic(addr, extra).await.err()?;
+    Some(too_many_requests(&state.services, refusal, &parts.headers))
 }
 
 /// The refusal of a request carrying the refresh cookie, unless it sends [`CSRF_HEADER`]
@@ -240,11 +251,7 @@ async fn parse_batch(
                 let message = format!("the request is not a valid GraphQL request: {error}");
                 refuse(&message, ErrorCode::BadUserInput)
             })?;
-    let files: usize = match &batch {
-        BatchRequest::Single(request) => request.uploads.len(),
-        BatchRequest::Batch(requests) => requests.iter().map(|r| r.uploads.len()).sum(),
-    };
-    if files > 1 {
+    if files_in(&batch) > 1 {
         return Err(refuse(
             "a request may carry one file; send each upload on its own",
             ErrorCode::BadUserInput,
@@ -261,6 +268,14 @@ async fn parse_batch(
         }
     }
     Ok(batch)
+}
+
+/// How many files the operations of `batch` carry.
+fn files_in(batch: &BatchRequest) -> usize {
+    match batch {
+        BatchRequest::Single(request) => request.uploads.len(),
+        BatchRequest::Batch(requests) => requests.iter().map(|r| r.uploads.len()).sum(),
+    }
 }
 
 /// `GET /graphql`: the playground for browsers (unless turned off), queries (never
@@ -371,12 +386,7 @@ async fn execute(
     };
     let client = client_info(parts);
     let services = &state.services;
-    // Only POST: over GET no mutation runs, and a cross-site GET may carry the cookie.
-    let cookie = RefreshCookie(
-        (services.config().refresh_cookie && parts.method == axum::http::Method::POST)
-            .then(|| refresh_cookie(&parts.headers))
-            .flatten(),
-    );
+    let cookie = request_cookie(services.config(), parts);
     let data = |request| {
         let data = RequestData {
             principal: principal.clone(),
@@ -391,21 +401,7 @@ async fn execute(
     let mut set_headers = HeaderMap::new();
     for item in items {
         let response = match item {
-            Ok(mut request) => {
-                let (kind, field) = operation_label(&mut request);
-                let started = std::time::Instant::now();
-                let response = state.schema.execute(data(request)).await;
-                let outcome = if response.errors.is_empty() {
-                    "ok"
-                } else {
-                    "error"
-                };
-                metrics::counter!(instruments::OPERATIONS, "type" => kind, "field" => field, "outcome" => outcome)
-                    .increment(1);
-                metrics::histogram!(instruments::OPERATION_DURATION, "type" => kind, "field" => field)
-                    .record(started.elapsed().as_secs_f64());
-                response
-            }
+            Ok(request) => run_counted(state, request, data).await,
             Err(error) => refusal(&error),
         };
         log_causes(&response.errors, request_id);
@@ -430,6 +426,37 @@ async fn execute(
     if let Some((limit, retry_after)) = refused_by_limit {
         refusal_headers(services, &limit, retry_after, response.headers_mut());
     }
+    response
+}
+
+/// The refresh cookie the resolvers may use: in cookie mode, on POST only (over GET no
+/// mutation runs, and a cross-site GET may carry the cookie).
+fn request_cookie(config: &Config, parts: &Parts) -> RefreshCookie {
+    RefreshCookie(
+        (config.refresh_cookie && parts.method == axum::http::Method::POST)
+            .then(|| refresh_cookie(&parts.headers))
+            .flatten(),
+    )
+}
+
+/// Runs one operation, counted and timed by its type and root field.
+async fn run_counted(
+    state: &HttpState,
+    mut request: async_graphql::Request,
+    data: impl FnOnce(async_graphql::Request) -> async_graphql::Request,
+) -> async_graphql::Response {
+    let (kind, field) = operation_label(&mut request);
+    let started = std::time::Instant::now();
+    let response = state.schema.execute(data(request)).await;
+    let outcome = if response.errors.is_empty() {
+        "ok"
+    } else {
+        "error"
+    };
+    metrics::counter!(instruments::OPERATIONS, "type" => kind, "field" => field, "outcome" => outcome)
+        .increment(1);
+    metrics::histogram!(instruments::OPERATION_DURATION, "type" => kind, "field" => field)
+        .record(started.elapsed().as_secs_f64());
     response
 }
 

@@ -52,22 +52,7 @@ pub fn router(state: HttpState) -> Router {
     let timeout = config.request_timeout;
     let body_timeout = config.body_timeout;
     let cors = cors(&config.cors_origins, config.refresh_cookie);
-    let mut router = Router::new();
-    if config.serves_graphiql() {
-        router = router.route(
-            &format!("{}/{{name}}", playground::ASSETS),
-            get(playground::asset),
-        );
-    }
-    if config.metrics_listen.is_none() {
-        router = router.route("/metrics", get(scrape::metrics));
-    }
-    router
-        .route("/graphql", get(graphql::get).post(graphql::post))
-        .route("/health", get(health::health))
-        .route("/ready", get(health::ready))
-        .route("/.well-known/jwks.json", get(jwks::jwks))
-        .route("/uploads/{name}", get(uploads::file))
+    routes(config)
         .route_layer(axum::middleware::from_fn(crate::instruments::track_http))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -104,6 +89,26 @@ pub fn router(state: HttpState) -> Router {
                 .layer(RequestBodyTimeoutLayer::new(body_timeout))
                 .layer(cors),
         )
+}
+
+/// The routes `config` turns on, each counted by the metrics under its template.
+fn routes(config: &crate::config::Config) -> Router<HttpState> {
+    let mut router = Router::new()
+        .route("/graphql", get(graphql::get).post(graphql::post))
+        .route("/health", get(health::health))
+        .route("/ready", get(health::ready))
+        .route("/.well-known/jwks.json", get(jwks::jwks))
+        .route("/uploads/{name}", get(uploads::file));
+    if config.serves_graphiql() {
+        router = router.route(
+            &format!("{}/{{name}}", playground::ASSETS),
+            get(playground::asset),
+        );
+    }
+    if config.metrics_listen.is_none() {
+        router = router.route("/metrics", get(scrape::metrics));
+    }
+    router
 }
 
 /// CORS: any origin, or the listed ones; with credentials (the refresh cookie) only for

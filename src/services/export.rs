@@ -58,15 +58,39 @@ impl Services {
                 "permissions": role.permissions,
             })).collect::<Vec<_>>(),
             "permissions": viewer.permissions,
-            "sessions": sessions.iter().map(|s| json!({
+            "sessions": sessions_json(&sessions),
+            "personalAccessTokens": tokens_json(&tokens),
+            "auditEvents": events_json(&events),
+        });
+        transaction!(&mut db, |conn| {
+            let event = Event::on(Some(id), action::DATA_EXPORTED, ("user", id), client);
+            audit::record(conn, event).await
+        })?;
+        Ok(document)
+    }
+}
+
+fn sessions_json(sessions: &[crate::db::sessions::Session]) -> Vec<Value> {
+    sessions
+        .iter()
+        .map(|s| {
+            json!({
                 "id": s.id.to_string(),
                 "createdAt": time(s.created_at),
                 "lastUsedAt": s.last_used_at.map(time),
                 "expiresAt": time(s.expires_at),
                 "ip": s.ip,
                 "userAgent": s.user_agent,
-            })).collect::<Vec<_>>(),
-            "personalAccessTokens": tokens.iter().map(|t| json!({
+            })
+        })
+        .collect()
+}
+
+fn tokens_json(tokens: &[crate::db::personal_tokens::PersonalToken]) -> Vec<Value> {
+    tokens
+        .iter()
+        .map(|t| {
+            json!({
                 "id": t.id.to_string(),
                 "name": t.name,
                 "scopes": t.scopes,
@@ -74,8 +98,16 @@ impl Services {
                 "expiresAt": t.expires_at.map(time),
                 "lastUsedAt": t.last_used_at.map(time),
                 "revokedAt": t.revoked_at.map(time),
-            })).collect::<Vec<_>>(),
-            "auditEvents": events.iter().map(|e| json!({
+            })
+        })
+        .collect()
+}
+
+fn events_json(events: &[crate::db::audit::AuditEvent]) -> Vec<Value> {
+    events
+        .iter()
+        .map(|e| {
+            json!({
                 "id": e.id.to_string(),
                 "at": time(e.at),
                 "action": e.action,
@@ -85,12 +117,7 @@ impl Services {
                 "ip": e.ip,
                 "userAgent": e.user_agent,
                 "details": e.details.as_deref().and_then(|d| serde_json::from_str::<Value>(d).ok()),
-            })).collect::<Vec<_>>(),
-        });
-        transaction!(&mut db, |conn| {
-            let event = Event::on(Some(id), action::DATA_EXPORTED, ("user", id), client);
-            audit::record(conn, event).await
-        })?;
-        Ok(document)
-    }
+            })
+        })
+        .collect()
 }
