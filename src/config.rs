@@ -423,6 +423,17 @@ pub struct Config {
     #[arg(long, env = "USERGRAPH_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration, global = true)]
     pub header_timeout: Duration,
 
+    /// On SIGTERM, how long the server keeps serving with `/ready` answering 503, so a load
+    /// balancer stops sending it traffic before its listener closes (a few seconds behind a
+    /// Kubernetes Service; 0 when nothing routes by readiness).
+    #[arg(long, env = "USERGRAPH_SHUTDOWN_DELAY", default_value = "0s", value_parser = parse_duration_or_zero, global = true)]
+    pub shutdown_delay: Duration,
+
+    /// On SIGTERM, the longest time from the signal to the exit, the delay above included:
+    /// in-flight requests get what is left, then whatever is still open is closed.
+    #[arg(long, env = "USERGRAPH_SHUTDOWN_TIMEOUT", default_value = "25s", value_parser = parse_duration, global = true)]
+    pub shutdown_timeout: Duration,
+
     /// Longest pause while a client sends a request body; it is then answered with 408.
     #[arg(long, env = "USERGRAPH_BODY_TIMEOUT", default_value = "10s", value_parser = parse_duration, global = true)]
     pub body_timeout: Duration,
@@ -719,6 +730,12 @@ impl Config {
             bail!(
                 "USERGRAPH_REFRESH_COOKIE: a cookie must not be sent from any origin; list \
                  your app's origins in USERGRAPH_CORS_ORIGINS instead of `*`"
+            );
+        }
+        if self.shutdown_delay >= self.shutdown_timeout {
+            bail!(
+                "USERGRAPH_SHUTDOWN_DELAY: must be shorter than USERGRAPH_SHUTDOWN_TIMEOUT, which \
+                 bounds the whole shutdown"
             );
         }
         if self.password_hash_concurrency == Some(0) {

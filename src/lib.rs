@@ -28,6 +28,8 @@ pub struct App {
     pub router: Router,
     /// The services, for CLI commands and tests.
     pub services: Services,
+    /// What `/ready` answers; shutdown drains it first.
+    pub readiness: http::health::Readiness,
 }
 
 /// Builds the services: creates the data directory, applies migrations, opens the pool,
@@ -55,10 +57,16 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
     if let Some(path) = &services.config().persisted_operations {
         admission = admission.only(graphql::persisted::PersistedOperations::load(path)?);
     }
+    let readiness = http::health::Readiness::default();
     let router = http::router(http::HttpState {
         schema,
         services: services.clone(),
         admission: Arc::new(admission),
+        readiness: readiness.clone(),
     });
-    Ok(App { router, services })
+    Ok(App {
+        router,
+        services,
+        readiness,
+    })
 }

@@ -37,7 +37,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let outcome = runtime.block_on(run(cli));
+    // Whatever still runs on a blocking thread (a statement, a hash) is not waited for: the
+    // shutdown's bound has been spent by now.
+    runtime.shutdown_timeout(Duration::from_millis(500));
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             // One line: what failed and why, never a backtrace.
@@ -215,11 +219,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         database = app.services.backend(),
         "serving GraphQL at http://{listen}/graphql"
     );
+    let config = app.services.config();
     let options = usergraph::http::serve::ServeOptions {
-        header_timeout: app.services.config().header_timeout,
-        max_connections: usize::try_from(app.services.config().max_connections).unwrap_or(1024),
-        // Every in-flight request has at most the request timeout left.
-        shutdown_grace: app.services.config().request_timeout + Duration::from_secs(1),
+        header_timeout: config.header_timeout,
+        max_connections: usize::try_from(config.max_connections).unwrap_or(1024),
+        // What the shutdown's bound leaves once the draining delay is over.
+        shutdown_grace: config
+            .shutdown_timeout
+            .saturating_sub(config.shutdown_delay),
     };
     if let Some(address) = app.services.config().metrics_listen {
         let metrics = tokio::net::TcpListener::bind(address)
@@ -229,13 +236,26 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         let router = usergraph::http::scrape::router(app.services.clone());
         tokio::spawn(async move { axum::serve(metrics, router).await });
     }
-    usergraph::http::serve::serve(listener, app.router, options, shutdown_signal()).await;
+    let draining = drain(app.readiness.clone(), config.shutdown_delay);
+    usergraph::http::serve::serve(listener, app.router, options, draining).await;
     tracing::info!("stopped");
     Ok(())
 }
 
-/// Resolves on SIGINT or SIGTERM: the server then stops accepting and finishes in-flight
-/// requests.
+/// Resolves once a stop was asked for and `/ready` has answered 503 for `delay`: the server
+/// then stops accepting and finishes in-flight requests.
+async fn drain(readiness: usergraph::http::health::Readiness, delay: Duration) {
+    shutdown_signal().await;
+    readiness.drain();
+    tracing::info!(
+        delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+        "shutting down: /ready answers 503; still serving until the delay is over"
+    );
+    tokio::time::sleep(delay).await;
+    tracing::info!("shutting down: no new connections; finishing in-flight requests");
+}
+
+/// Resolves on SIGINT or SIGTERM.
 async fn shutdown_signal() {
     let ctrl_c = async {
         if tokio::signal::ctrl_c().await.is_err() {
@@ -257,7 +277,6 @@ async fn shutdown_signal() {
         () = ctrl_c => {}
         () = terminate => {}
     }
-    tracing::info!("shutting down: finishing in-flight requests");
 }
 
 fn init_logging(config: &Config) -> anyhow::Result<()> {

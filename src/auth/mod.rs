@@ -34,3 +34,13 @@ pub enum Principal {
         scopes: Vec<String>,
     },
 }
+
+impl Principal {
+    /// The account the request acts for, when its credentials were valid.
+    pub fn user_id(&self) -> Option<UserId> {
+        match self {
+            Self::User { user_id, .. } | Self::PersonalToken { user_id, .. } => Some(*user_id),
+            Self::Anonymous | Self::Invalid(_) => None,
+        }
+    }
+}

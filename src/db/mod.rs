@@ -252,8 +252,13 @@ pub async fn analyze(conn: &mut Conn<'_>) -> diesel::QueryResult<()> {
     with_conn!(conn, |c| c.batch_execute("ANALYZE").await)
 }
 
-/// Applies pending migrations; returns how many ran. On a blocking thread: diesel's
-/// migration machinery is synchronous.
+/// The PostgreSQL advisory lock held while migrations run (any number; this one spells
+/// "usergraph" in hex, so it can be told apart in `pg_locks`).
+const MIGRATION_LOCK: i64 = 0x7573_6572_6772_6170;
+
+/// Applies pending migrations; returns how many ran. Instances starting at once take turns
+/// (an advisory lock on PostgreSQL, a write lock on SQLite): the first applies, the others
+/// find nothing left to do. On a blocking thread: diesel's migration machinery is synchronous.
 pub async fn migrate(url: &DatabaseUrl) -> anyhow::Result<usize> {
     use diesel::Connection as _;
     let url = url.clone();
@@ -263,7 +268,16 @@ pub async fn migrate(url: &DatabaseUrl) -> anyhow::Result<usize> {
                 diesel_async::async_connection_wrapper::AsyncConnectionWrapper<AsyncPgConnection>;
             let mut conn = <Wrapper as diesel::Connection>::establish(&url)
                 .context("connecting to PostgreSQL")?;
-            apply(&mut conn, POSTGRES_MIGRATIONS)
+            // A session lock: released by the unlock below, or when the connection closes
+            // if this process dies half-way.
+            let lock = format!("SELECT pg_advisory_lock({MIGRATION_LOCK})");
+            diesel::connection::SimpleConnection::batch_execute(&mut conn, &lock)
+                .context("waiting for the migration lock")?;
+            let applied = apply(&mut conn, POSTGRES_MIGRATIONS);
+            let unlock = format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})");
+            diesel::connection::SimpleConnection::batch_execute(&mut conn, &unlock)
+                .context("releasing the migration lock")?;
+            applied
         }
         DatabaseUrl::Sqlite(path) => {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -275,7 +289,10 @@ pub async fn migrate(url: &DatabaseUrl) -> anyhow::Result<usize> {
             let mut conn = diesel::SqliteConnection::establish(path)
                 .with_context(|| format!("opening SQLite database {path}"))?;
             conn.batch_execute("PRAGMA foreign_keys = ON")?;
-            apply(&mut conn, SQLITE_MIGRATIONS)
+            conn.batch_execute("PRAGMA busy_timeout = 30000")?;
+            // Taken before the list of applied migrations is read, so a second process waits
+            // for the first and then sees them applied.
+            conn.immediate_transaction(|conn| apply(conn, SQLITE_MIGRATIONS))
         }
     })
     .await

@@ -23,6 +23,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::limits::{ClientAddr, refusal_headers, too_many_requests};
+use super::request_log::Ran;
 use super::{HttpState, REQUEST_ID};
 use crate::auth::Principal;
 use crate::config::Config;
@@ -395,13 +396,18 @@ async fn execute(
         };
         attach(request, data, services)
     };
+    let mut ran = Ran {
+        operations: items.len(),
+        user: principal.user_id(),
+        ..Ran::default()
+    };
     // One after the other, as async-graphql runs a batch.
     let mut answers = Vec::with_capacity(items.len());
     let mut refused_by_limit = None;
     let mut set_headers = HeaderMap::new();
     for item in items {
         let response = match item {
-            Ok(request) => run_counted(state, request, data).await,
+            Ok(request) => run_counted(state, request, data, &mut ran).await,
             Err(error) => refusal(&error),
         };
         log_causes(&response.errors, request_id);
@@ -418,11 +424,13 @@ async fn execute(
         let bodies = answers.into_iter().map(|(_, body)| body);
         let mut response = bytes_response(StatusCode::OK, media, json_array(bodies));
         response.headers_mut().extend(set_headers);
+        response.extensions_mut().insert(ran);
         return response;
     }
     let (status, body) = answers.pop().unwrap_or((StatusCode::OK, b"{}".to_vec()));
     let mut response = bytes_response(status, media, body);
     response.headers_mut().extend(set_headers);
+    response.extensions_mut().insert(ran);
     if let Some((limit, retry_after)) = refused_by_limit {
         refusal_headers(services, &limit, retry_after, response.headers_mut());
     }
@@ -439,13 +447,19 @@ fn request_cookie(config: &Config, parts: &Parts) -> RefreshCookie {
     )
 }
 
-/// Runs one operation, counted and timed by its type and root field.
+/// Runs one operation, counted and timed by its type and root field; the first of a request
+/// names it in `ran`.
 async fn run_counted(
     state: &HttpState,
     mut request: async_graphql::Request,
     data: impl FnOnce(async_graphql::Request) -> async_graphql::Request,
+    ran: &mut Ran,
 ) -> async_graphql::Response {
-    let (kind, field) = operation_label(&mut request);
+    let (kind, field, name) = operation_label(&mut request);
+    if ran.field.is_none() {
+        ran.field = Some((kind, field));
+        ran.name = name;
+    }
     let started = std::time::Instant::now();
     let response = state.schema.execute(data(request)).await;
     let outcome = if response.errors.is_empty() {
@@ -461,23 +475,29 @@ async fn run_counted(
 }
 
 /// The operation's type and first root field, for the metrics: `other` for a field the
-/// schema does not have (and `unknown` for a document that does not parse).
-fn operation_label(request: &mut async_graphql::Request) -> (&'static str, &'static str) {
+/// schema does not have (and `unknown` for a document that does not parse); and its name,
+/// for the log line.
+fn operation_label(
+    request: &mut async_graphql::Request,
+) -> (&'static str, &'static str, Option<String>) {
     let name = request.operation_name.clone();
     let Ok(document) = request.parsed_query() else {
-        return ("unknown", "unknown");
+        return ("unknown", "unknown", None);
     };
     let operation = match (&document.operations, name.as_deref()) {
-        (DocumentOperations::Single(op), _) => Some(&op.node),
+        (DocumentOperations::Single(op), _) => Some((None, &op.node)),
         (DocumentOperations::Multiple(ops), Some(name)) => ops
             .iter()
             .find(|(n, _)| n.as_str() == name)
-            .map(|(_, op)| &op.node),
-        (DocumentOperations::Multiple(ops), None) => ops.values().next().map(|op| &op.node),
+            .map(|(n, op)| (Some(n), &op.node)),
+        (DocumentOperations::Multiple(ops), None) => {
+            ops.iter().next().map(|(n, op)| (Some(n), &op.node))
+        }
     };
-    let Some(operation) = operation else {
-        return ("unknown", "unknown");
+    let Some((name, operation)) = operation else {
+        return ("unknown", "unknown", None);
     };
+    let name = name.map(|n| Ran::name_of(n.as_str()));
     let kind = match operation.ty {
         OperationType::Query => "query",
         OperationType::Mutation => "mutation",
@@ -494,14 +514,12 @@ fn operation_label(request: &mut async_graphql::Request) -> (&'static str, &'sta
             }
             _ => None,
         });
-    match field {
-        Some(field) if field.starts_with("__") => (kind, "introspection"),
-        Some(field) => (
-            kind,
-            crate::graphql::root_field(kind, field).unwrap_or("other"),
-        ),
-        None => (kind, "other"),
-    }
+    let field = match field {
+        Some(field) if field.starts_with("__") => "introspection",
+        Some(field) => crate::graphql::root_field(kind, field).unwrap_or("other"),
+        None => "other",
+    };
+    (kind, field, name)
 }
 
 /// The value of `key` in an error's extensions.

@@ -2,10 +2,11 @@
 
 mod deadline;
 mod graphql;
-mod health;
+pub mod health;
 mod jwks;
 mod limits;
 mod playground;
+pub mod request_log;
 pub mod scrape;
 pub mod serve;
 mod uploads;
@@ -18,10 +19,8 @@ use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::routing::get;
 use tower::ServiceBuilder;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::RequestBodyTimeoutLayer;
-use tower_http::trace::TraceLayer;
 
 use crate::graphql::AppSchema;
 use crate::graphql::admission::Admission;
@@ -36,6 +35,8 @@ pub struct HttpState {
     pub services: Services,
     /// The checks every document passes before it runs.
     pub admission: Arc<Admission>,
+    /// Cleared when shutdown begins (`/ready`).
+    pub readiness: health::Readiness,
 }
 
 impl axum::extract::FromRef<HttpState> for Services {
@@ -61,16 +62,7 @@ pub fn router(state: HttpState) -> Router {
         .with_state(state)
         .layer(
             ServiceBuilder::new()
-                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-                .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
-                    let id = request
-                        .headers()
-                        .get(REQUEST_ID)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or_default();
-                    tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request.id = %id)
-                }))
-                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                .layer(axum::middleware::from_fn(request_log::log))
                 // On every answer; the playground's own (a page, files cached for a year) stay.
                 .layer(SetResponseHeaderLayer::if_not_present(
                     header::X_CONTENT_TYPE_OPTIONS,
@@ -85,7 +77,10 @@ pub fn router(state: HttpState) -> Router {
                     header::CACHE_CONTROL,
                     HeaderValue::from_static("no-store"),
                 ))
-                .layer(axum::middleware::from_fn_with_state(timeout, deadline::limit))
+                .layer(axum::middleware::from_fn_with_state(
+                    timeout,
+                    deadline::limit,
+                ))
                 .layer(RequestBodyTimeoutLayer::new(body_timeout))
                 .layer(cors),
         )

@@ -179,6 +179,16 @@ async fn prepare_template(admin_url: &str) {
 impl TestDb {
     /// A fresh, migrated database, or `None` when PostgreSQL is not configured here.
     pub async fn create(backend: Backend, dir: &std::path::Path) -> Option<Self> {
+        Self::make(backend, dir, Some(TEMPLATE)).await
+    }
+
+    /// A fresh database with no tables yet (a new deployment's), or `None` when PostgreSQL
+    /// is not configured here.
+    pub async fn empty(backend: Backend, dir: &std::path::Path) -> Option<Self> {
+        Self::make(backend, dir, None).await
+    }
+
+    async fn make(backend: Backend, dir: &std::path::Path, template: Option<&str>) -> Option<Self> {
         if !selected(backend) {
             return None;
         }
@@ -198,12 +208,14 @@ impl TestDb {
                 let mut conn = AsyncPgConnection::establish(&admin_url)
                     .await
                     .expect("connect");
-                diesel::sql_query(format!(
-                    "CREATE DATABASE \"{name}\" TEMPLATE \"{TEMPLATE}\""
-                ))
-                .execute(&mut conn)
-                .await
-                .expect("creating a test database");
+                let create = match template {
+                    Some(template) => format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\""),
+                    None => format!("CREATE DATABASE \"{name}\""),
+                };
+                diesel::sql_query(create)
+                    .execute(&mut conn)
+                    .await
+                    .expect("creating a test database");
                 Some(Self {
                     url: with_database(&admin_url, &name),
                     backend,

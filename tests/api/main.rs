@@ -2,6 +2,7 @@
 //! and on PostgreSQL (when `TEST_DATABASE_URL` names a server; CI always sets it).
 
 mod helpers;
+mod process;
 
 mod access;
 mod admin;
@@ -14,6 +15,7 @@ mod connections;
 mod cookies;
 mod email;
 mod faults;
+mod fleet;
 mod http;
 mod keys;
 mod listing;
@@ -21,6 +23,7 @@ mod lockout;
 mod mailbox;
 mod metrics;
 mod migrations;
+mod operations;
 mod passwords;
 mod personal_tokens;
 mod playground;

@@ -1,0 +1,144 @@
+//! One log line per request, and the request id that ties it to the response, the causes
+//! logged for it and its trace.
+//!
+//! The id is the client's `X-Request-Id` when it is a plausible id (a proxy's or an app's,
+//! so one id follows a request through every hop), else a new UUID; either way it is sent
+//! back. The line is written when the response is ready, with what `/graphql` learned
+//! ([`Ran`]): the operation, and the caller's id. It never holds a password, token, hash or
+//! email: those travel in bodies and headers, and the line takes neither.
+
+use std::time::Instant;
+
+use axum::extract::Request;
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::Response;
+use tracing::Instrument as _;
+use tracing::field::Empty;
+
+use super::REQUEST_ID;
+use crate::ids::UserId;
+
+/// The longest request id taken from a client.
+const MAX_ID_CHARS: usize = 128;
+
+/// The longest operation name a log line carries.
+const MAX_NAME_CHARS: usize = 100;
+
+/// What a request ran, set on its response by `/graphql` for the log line.
+#[derive(Debug, Clone, Default)]
+pub struct Ran {
+    /// The (first) operation's name, when it has one.
+    pub name: Option<String>,
+    /// The (first) operation's type and first root field, as the metrics label them.
+    pub field: Option<(&'static str, &'static str)>,
+    /// How many operations the request carried (a batch has several).
+    pub operations: usize,
+    /// The caller, when the request identified one.
+    pub user: Option<UserId>,
+}
+
+impl Ran {
+    /// `name`, cut to a length fit for a log line.
+    pub fn name_of(name: &str) -> String {
+        name.chars().take(MAX_NAME_CHARS).collect()
+    }
+}
+
+/// Gives the request its id, runs it inside the `request` span, and logs one line for it.
+pub async fn log(mut request: Request, next: Next) -> Response {
+    let id = request_id(request.headers().get(REQUEST_ID));
+    request.headers_mut().insert(REQUEST_ID, id.clone());
+    let id_text = id.to_str().unwrap_or_default().to_owned();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let span = tracing::info_span!(
+        "request",
+        request.id = %id_text,
+        http.method = %method,
+        http.path = %path,
+        http.status = Empty,
+        graphql.operation = Empty,
+        graphql.field = Empty,
+        user.id = Empty,
+    );
+    let started = Instant::now();
+    let mut response = next.run(request).instrument(span.clone()).await;
+    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    response.headers_mut().insert(REQUEST_ID, id);
+    let status = response.status().as_u16();
+    let ran = response.extensions().get::<Ran>();
+    let name = ran.and_then(|r| r.name.as_deref());
+    let field = ran
+        .and_then(|r| r.field)
+        .map(|(kind, field)| format!("{kind} {field}"));
+    let user = ran.and_then(|r| r.user).map(|u| u.to_string());
+    span.record("http.status", status);
+    if let Some(name) = name {
+        span.record("graphql.operation", name);
+    }
+    if let Some(field) = &field {
+        span.record("graphql.field", field.as_str());
+    }
+    if let Some(user) = &user {
+        span.record("user.id", user.as_str());
+    }
+    tracing::event!(
+        target: "usergraph::request",
+        parent: None,
+        tracing::Level::INFO,
+        request.id = %id_text,
+        method = %method,
+        path = %path,
+        status,
+        duration_ms = (duration_ms * 100.0).round() / 100.0,
+        operation = name,
+        field = field.as_deref(),
+        operations = ran.map(|r| r.operations),
+        user.id = user.as_deref(),
+        "request"
+    );
+    response
+}
+
+/// The client's id when it is 1 to 128 letters, digits and `-_.:/+=` (nothing that could
+/// break a log line or a header), else a new one.
+fn request_id(given: Option<&HeaderValue>) -> HeaderValue {
+    let plausible = given.filter(|value| {
+        let bytes = value.as_bytes();
+        !bytes.is_empty()
+            && bytes.len() <= MAX_ID_CHARS
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=".contains(b))
+    });
+    match plausible {
+        Some(value) => value.clone(),
+        None => HeaderValue::from_str(&uuid::Uuid::now_v7().to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plausible_ids_are_kept_and_others_replaced() {
+        let kept = HeaderValue::from_static("edge-7f3a:42/req=1");
+        assert_eq!(request_id(Some(&kept)), kept);
+        for bad in [
+            "",
+            "has space",
+            "quote\"",
+            "semi;colon",
+            &"x".repeat(MAX_ID_CHARS + 1),
+        ] {
+            let given = HeaderValue::from_str(bad).unwrap();
+            let id = request_id(Some(&given));
+            assert_ne!(id, given, "{bad:?} was kept");
+            assert!(uuid::Uuid::parse_str(id.to_str().unwrap()).is_ok());
+        }
+        assert!(uuid::Uuid::parse_str(request_id(None).to_str().unwrap()).is_ok());
+    }
+}
