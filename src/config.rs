@@ -493,6 +493,26 @@ pub struct Config {
     #[arg(long, env = "USERGRAPH_METRICS_LISTEN", global = true)]
     pub metrics_listen: Option<SocketAddr>,
 
+    /// Send traces over OTLP/HTTP (protobuf) to this collector (`/v1/traces` is appended),
+    /// e.g. `http://otel-collector:4318`; unset, tracing costs nothing. The other standard
+    /// `OTEL_*` variables (`OTEL_SERVICE_NAME`, `OTEL_EXPORTER_OTLP_HEADERS`,
+    /// `OTEL_TRACES_SAMPLER`, …) apply.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", global = true)]
+    pub otlp_endpoint: Option<String>,
+
+    /// The full URL traces are sent to, when it is not the endpoint's `/v1/traces`.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", global = true)]
+    pub otlp_traces_endpoint: Option<String>,
+
+    /// The OTLP protocol: only `http/protobuf` is built in.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_PROTOCOL", global = true)]
+    pub otlp_protocol: Option<String>,
+
+    /// `true` turns traces off whatever the endpoint says (the OpenTelemetry switch).
+    #[arg(long, env = "OTEL_SDK_DISABLED", default_value_t = false,
+          action = clap::ArgAction::Set, global = true)]
+    pub otel_sdk_disabled: bool,
+
     /// Cookie mode for browser apps: the refresh token is set as an `HttpOnly; Secure;
     /// SameSite=Strict` cookie for `/graphql` instead of being returned in the body;
     /// requests carrying it must send `X-Usergraph-CSRF` and a JSON body, and CORS allows
@@ -732,6 +752,15 @@ impl Config {
                  your app's origins in USERGRAPH_CORS_ORIGINS instead of `*`"
             );
         }
+        if self.traces()
+            && let Some(protocol) = self.otlp_protocol.as_deref()
+            && protocol != "http/protobuf"
+        {
+            bail!(
+                "OTEL_EXPORTER_OTLP_PROTOCOL: `{protocol}` is not built in; usergraph sends \
+                 traces as http/protobuf (a collector's port 4318)"
+            );
+        }
         if self.shutdown_delay >= self.shutdown_timeout {
             bail!(
                 "USERGRAPH_SHUTDOWN_DELAY: must be shorter than USERGRAPH_SHUTDOWN_TIMEOUT, which \
@@ -742,6 +771,15 @@ impl Config {
             bail!("USERGRAPH_PASSWORD_HASH_CONCURRENCY: must be at least 1");
         }
         Ok(())
+    }
+}
+
+impl Config {
+    /// Whether traces are sent: an OTLP endpoint is named and the SDK is not disabled.
+    pub fn traces(&self) -> bool {
+        let named =
+            |endpoint: &Option<String>| endpoint.as_deref().is_some_and(|e| !e.trim().is_empty());
+        !self.otel_sdk_disabled && (named(&self.otlp_endpoint) || named(&self.otlp_traces_endpoint))
     }
 }
 

@@ -14,6 +14,7 @@ pub mod instruments;
 pub mod mail;
 pub mod ratelimit;
 pub mod services;
+pub mod telemetry;
 
 use std::sync::Arc;
 

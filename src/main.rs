@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{CommandFactory as _, Parser as _};
-use tracing_subscriber::EnvFilter;
-use usergraph::config::{AdminCommand, Cli, Command, Config, DevCommand, KeysCommand, LogFormat};
+use usergraph::config::{AdminCommand, Cli, Command, Config, DevCommand, KeysCommand};
 use usergraph::services::accounts::AdminOutcome;
 
 /// A GraphQL answer is built from many small allocations (a value tree, then its JSON):
@@ -55,8 +54,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = cli.config;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
-            init_logging(&config)?;
-            serve(config).await
+            let telemetry = usergraph::telemetry::init(&config, true)?;
+            let served = serve(config).await;
+            telemetry.shutdown();
+            served
         }
         Command::Migrate => {
             init_logging(&config)?;
@@ -279,20 +280,10 @@ async fn shutdown_signal() {
     }
 }
 
+/// Logs only: the commands besides `serve` send no traces.
 fn init_logging(config: &Config) -> anyhow::Result<()> {
-    let filter = EnvFilter::try_new(&config.log).map_err(|e| {
-        anyhow::anyhow!(
-            "USERGRAPH_LOG: `{}` is not a valid filter ({e})",
-            config.log
-        )
-    })?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match config.log_format() {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Pretty => builder.init(),
-    }
+    // Nothing to shut down without traces.
+    let _ = usergraph::telemetry::init(config, false)?;
     Ok(())
 }
 

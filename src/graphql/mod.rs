@@ -9,6 +9,7 @@ pub mod loaders;
 pub mod mutation;
 pub mod persisted;
 pub mod query;
+mod spans;
 pub mod types;
 
 use async_graphql::{EmptySubscription, SDLExportOptions, Schema, SchemaBuilder};
@@ -44,6 +45,9 @@ pub fn build_schema(config: &Config, services: Services) -> AppSchema {
     }
     if !config.serves_introspection() {
         builder = builder.disable_introspection();
+    }
+    if config.traces() {
+        builder = builder.extension(spans::Spans);
     }
     builder.finish()
 }

@@ -61,7 +61,12 @@ pub async fn log(mut request: Request, next: Next) -> Response {
         graphql.operation = Empty,
         graphql.field = Empty,
         user.id = Empty,
+        otel.kind = "server",
+        otel.status_code = Empty,
     );
+    if crate::telemetry::tracing_on() {
+        follow_caller_trace(&span, request.headers());
+    }
     let started = Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;
     let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -74,6 +79,9 @@ pub async fn log(mut request: Request, next: Next) -> Response {
         .map(|(kind, field)| format!("{kind} {field}"));
     let user = ran.and_then(|r| r.user).map(|u| u.to_string());
     span.record("http.status", status);
+    if status >= 500 {
+        span.record("otel.status_code", "error");
+    }
     if let Some(name) = name {
         span.record("graphql.operation", name);
     }
@@ -99,6 +107,16 @@ pub async fn log(mut request: Request, next: Next) -> Response {
         "request"
     );
     response
+}
+
+/// Makes `span` part of the caller's trace when the request carries a W3C `traceparent`.
+fn follow_caller_trace(span: &tracing::Span, headers: &axum::http::HeaderMap) {
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.extract(&opentelemetry_http::HeaderExtractor(headers))
+    });
+    // Without a traceparent the context is empty and the span starts a trace of its own.
+    let _ = span.set_parent(parent);
 }
 
 /// The client's id when it is 1 to 128 letters, digits and `-_.:/+=` (nothing that could

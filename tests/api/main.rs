@@ -34,4 +34,5 @@ mod robustness;
 mod schema;
 mod sessions;
 mod tokens;
+mod traces;
 mod users;
