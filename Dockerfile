@@ -13,7 +13,7 @@ FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --home-dir /data usergraph \
-    && mkdir /data && chown usergraph /data
+    && mkdir -p /data/uploads /keys && chown -R usergraph /data /keys
 COPY --from=build /src/target/release/usergraph /usr/local/bin/usergraph
 USER usergraph
 ENV USERGRAPH_LISTEN=0.0.0.0:8000 \

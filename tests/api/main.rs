@@ -13,6 +13,7 @@ mod callers;
 mod cli;
 mod connections;
 mod cookies;
+mod deploy;
 mod email;
 mod faults;
 mod fleet;
