@@ -20,6 +20,11 @@ statements one request costs (PostgreSQL: from pg_stat_statements, over a measur
 of sequential requests). The flood also prints the argon2 ceiling (cores / time of one hash,
 measured by `usergraph dev hash-timing` in the same run) and logins as a share of it.
 Every server listens on 127.0.0.1 only; every run is bounded in time.
+
+It also scrapes usergraph's /metrics before, during and after each run, and after a short
+mix of what the workloads never do (a lockout, a rate-limit refusal, a logout, a sign-up
+whose mail is queued), and prints which of the README's series moved. --smoke fails if a
+counter or histogram did not (gauges are instantaneous: a scrape may miss their movement).
 """
 import argparse
 import json
@@ -125,8 +130,9 @@ class Server:
                         USERGRAPH_DATA_DIR=os.path.join(workdir, "data"),
                         # Every request comes from one address: the limits a deployment keeps
                         # would refuse the load. The traffic bucket stays on, at a rate no
-                        # run reaches, so each request still pays for its check.
-                        USERGRAPH_RATE_LIMITS="off,ip=1000000/1s")
+                        # run reaches, so each request still pays for its check; one limit
+                        # no workload meets is kept for the metrics' mix to be refused by.
+                        USERGRAPH_RATE_LIMITS="off,ip=1000000/1s,requestPasswordReset.account=1/1h")
         self.env.pop("DATABASE_URL", None)
         if backend == "postgres":
             self.env["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{BENCH_DB}"
@@ -211,10 +217,14 @@ def finish(proc, seconds):
     return json.loads(lines[-1])
 
 
-def measured(url, body_file, conc, a, auth=None, pids=()):
+def measured(url, body_file, conc, a, auth=None, pids=(), scrapes=None, label=""):
     finish(wrk(url, body_file, conc, a.warmup, auth), a.warmup)
     cpu0, t0 = [proc_cpu_ticks(p) for p in pids], time.time()
-    result = finish(wrk(url, body_file, conc, a.duration, auth), a.duration)
+    load = wrk(url, body_file, conc, a.duration, auth)
+    if scrapes:
+        time.sleep(a.duration / 2)
+        scrapes.take(f"{label} mid-run")
+    result = finish(load, a.duration)
     wall = time.time() - t0
     if pids:
         result["server_cores"] = round(sum(proc_cpu_ticks(p) - c for p, c in zip(pids, cpu0)) / CLK / wall, 2)
@@ -255,6 +265,87 @@ def hash_ceiling(binary, env):
     ms = float(json.loads(out)["ms_per_hash"])
     cores = os.cpu_count() or 1
     return round(cores * 1000 / ms, 1), ms
+
+
+# The series the README lists (issue 12), and whether each is a gauge (None: a constant,
+# which is there or not).
+SERIES = {
+    "usergraph_http_requests_total": False, "usergraph_http_request_duration_seconds": False,
+    "usergraph_graphql_operations_total": False, "usergraph_graphql_operation_duration_seconds": False,
+    "usergraph_graphql_errors_total": False, "usergraph_logins_total": False,
+    "usergraph_lockouts_total": False, "usergraph_rate_limit_refusals_total": False,
+    "usergraph_password_hash_duration_seconds": False, "usergraph_password_hash_queue_depth": True,
+    "usergraph_db_pool_connections": True, "usergraph_db_pool_max_connections": None,
+    "usergraph_db_pool_waiting": True, "usergraph_mail_queue_length": True,
+    "usergraph_revoked_sessions": True, "usergraph_revocation_reload_age_seconds": True,
+}
+
+
+class Scrapes:
+    """Readings of /metrics: each sample by its line's name and labels."""
+
+    def __init__(self, url):
+        self.url, self.readings = url, []
+
+    def take(self, when):
+        with urllib.request.urlopen(self.url, timeout=10) as r:
+            text = r.read().decode()
+        samples = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                key, _, value = line.rpartition(" ")
+                samples[key] = float(value)
+        self.readings.append((when, samples))
+
+    def family(self, name, samples):
+        """A series' samples: a histogram's counts, anything else as it is."""
+        out = {}
+        for key, value in samples.items():
+            base = key.split("{", 1)[0]
+            if base == name or base == f"{name}_count":
+                out[key] = value
+        return out
+
+    def report(self):
+        """Rows (series, gauge, moved, what was seen) over every reading."""
+        rows = []
+        for name, gauge in SERIES.items():
+            seen = [self.family(name, samples) for _, samples in self.readings]
+            keys = set().union(*seen) if seen else set()
+            moved = any(len({s.get(k) for s in seen}) > 1 for k in keys)
+            if gauge is None:
+                moved = bool(keys)
+            if gauge is not False:
+                values = [v for s in seen for v in s.values()]
+                what = f"{min(values):g} … {max(values):g}" if values else "never present"
+            else:
+                first, last = sum(seen[0].values()) if seen else 0, sum(seen[-1].values()) if seen else 0
+                what = f"+{last - first:g}"
+            rows.append((name, gauge, moved, what))
+        return rows
+
+
+def metrics_mix(url, scrapes):
+    """What no workload does, so that every series has something to count: a sign-up (its
+    verification mail is queued; read at once, before the sender's next look), a logout, a
+    lockout, a rate-limit refusal."""
+    victim = ("metrics-mix@example.test", "a password for the metrics mix")
+    tokens = post(url, """mutation($email: String!, $password: String!) {
+        register(input: { email: $email, password: $password }) { accessToken refreshToken } }""",
+                  {"email": victim[0], "password": victim[1]})["register"]
+    scrapes.take("mail queued")
+    post(url, "mutation($t: String!) { logout(refreshToken: $t) }", {"t": tokens["refreshToken"]},
+         token=tokens["accessToken"])
+    for _ in range(6):
+        try:
+            post(url, LOGIN, {"email": victim[0], "password": "not the password at all"})
+        except RuntimeError:
+            pass
+    for _ in range(2):
+        try:
+            post(url, "mutation($e: String!) { requestPasswordReset(email: $e) }", {"e": ADMIN[0]})
+        except RuntimeError:
+            pass
 
 
 def start_peer():
@@ -310,6 +401,7 @@ def main():
     ours.start()
     peer = None
     rows, failures = [], []
+    scrapes = Scrapes(ours.url.replace("/graphql", "/metrics"))
     try:
         admin = post(ours.url, LOGIN, {"email": ADMIN[0], "password": ADMIN[1]})["login"]["accessToken"]
         post(ours.url, """mutation($email: String!, $password: String!) {
@@ -330,6 +422,7 @@ def main():
         with open(login_file, "w") as f:
             json.dump({"query": LOGIN, "variables": {"email": FLOODED[0], "password": FLOODED[1]}}, f)
         auth = f"Bearer {admin}"
+        scrapes.take("start")
 
         statements = {}
         if a.backend == "postgres":
@@ -368,7 +461,8 @@ def main():
                                 continue
                             r = measured(peer[0], peer[2][name], c, a, pids=[peer[1]])
                         else:
-                            r = measured(ours.url, files[name], c, a, auth, pids=[ours.proc.pid])
+                            r = measured(ours.url, files[name], c, a, auth, pids=[ours.proc.pid],
+                                         scrapes=scrapes, label=f"{name} c={c}")
                         r.update(server=who, workload=name, conc=c, repeat=rep,
                                  statements=statements.get(name) if who == "ours" else None)
                         record(r)
@@ -381,6 +475,8 @@ def main():
                 cpu0, t0 = proc_cpu_ticks(ours.proc.pid), time.time()
                 logins = wrk(ours.url, login_file, 16, seconds)
                 me = wrk(ours.url, files["me"], 8, seconds, auth, delay_ms=10)
+                time.sleep(seconds / 2)
+                scrapes.take("flood mid-run")
                 lr, mr = finish(logins, seconds), finish(me, seconds)
                 wall = time.time() - t0
                 row = {"server": "ours", "workload": "flood", "repeat": rep,
@@ -401,6 +497,14 @@ def main():
                 record(row)
                 if row["login_errors"] or row["me_errors"]:
                     failures.append(f"flood: {row['login_errors']} login errors, {row['me_errors']} me errors")
+        metrics_mix(ours.url, scrapes)
+        scrapes.take("mix")
+        # The revocation set and the mail queue are read once a second.
+        time.sleep(1.5)
+        scrapes.take("end")
+        for name, gauge, moved, what in scrapes.report():
+            if a.smoke and gauge is not True and not moved:
+                failures.append(f"metrics: {name} did not move")
     finally:
         ours.stop()
         if peer:
@@ -408,6 +512,10 @@ def main():
         shutil.rmtree(workdir, ignore_errors=True)
 
     report(rows, a)
+    print("\n| series | kind | moved | seen |\n|---|---|---|---|")
+    for name, gauge, moved, what in scrapes.report():
+        kind = {None: "constant", True: "gauge", False: "counter/histogram"}[gauge]
+        print(f"| {name} | {kind} | {'yes' if moved else 'NO'} | {what} |")
     print(f"\nraw results: {os.path.relpath(results_path, ROOT)}")
     if failures:
         print("\nFAILED:\n  " + "\n  ".join(failures))
