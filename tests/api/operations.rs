@@ -23,25 +23,6 @@ const REGISTER: &str = "mutation Register($email: String!, $password: String!) {
     }
 }";
 
-/// The request log's line for `id`, once the server has written it.
-async fn line_for(server: &Server, id: &str) -> Value {
-    let started = Instant::now();
-    loop {
-        let line = server.json_log().into_iter().find(|line| {
-            line["target"] == "usergraph::request" && line["fields"]["request.id"] == id
-        });
-        if let Some(line) = line {
-            return line;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "no request line for {id}:\n{}",
-            server.log().join("\n")
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// POSTs `body` with `headers`; the answer's request id and JSON.
 async fn post(server: &Server, headers: &[(&str, &str)], body: &Value) -> (String, Value) {
     let mut all = vec![("Content-Type", "application/json")];
@@ -79,7 +60,7 @@ async fn each_request_logs_one_line_with_its_id(backend: Backend) {
         .to_owned();
     let refresh = tokens["refreshToken"].as_str().unwrap().to_owned();
     let user = tokens["user"]["id"].as_str().unwrap().to_owned();
-    let line = line_for(&server, &id).await;
+    let line = server.request_line(&id).await;
     let fields = &line["fields"];
     assert_eq!(line["level"], "INFO", "{line}");
     assert_eq!(fields["status"], 200, "{line}");
@@ -104,7 +85,7 @@ async fn each_request_logs_one_line_with_its_id(backend: Backend) {
         let (id, answer) = post(&server, &headers, &me).await;
         assert_eq!(answer["data"]["me"]["id"], user.as_str());
         assert!(uuid::Uuid::parse_str(&id).is_ok(), "{id}");
-        let line = line_for(&server, &id).await;
+        let line = server.request_line(&id).await;
         assert_eq!(line["fields"]["user.id"], user.as_str(), "{line}");
         assert_eq!(line["fields"]["field"], "query me", "{line}");
     }
@@ -115,7 +96,7 @@ async fn each_request_logs_one_line_with_its_id(backend: Backend) {
         .unwrap();
     assert_eq!(status, 404);
     let id = header(&headers, "x-request-id").expect("an id on a 404");
-    assert_eq!(line_for(&server, id).await["fields"]["status"], 404);
+    assert_eq!(server.request_line(id).await["fields"]["status"], 404);
 
     // Nothing secret in the whole log: no password, token or address.
     let log = server.log().join("\n");

@@ -101,6 +101,25 @@ impl Server {
             .collect()
     }
 
+    /// The request log's line for the request id `id`, once the server has written it.
+    pub async fn request_line(&self, id: &str) -> Value {
+        let started = Instant::now();
+        loop {
+            let line = self.json_log().into_iter().find(|line| {
+                line["target"] == "usergraph::request" && line["fields"]["request.id"] == id
+            });
+            if let Some(line) = line {
+                return line;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "no request line for {id}:\n{}",
+                self.log().join("\n")
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Sends SIGTERM.
     pub fn terminate(&self) {
         let status = std::process::Command::new("kill")

@@ -1,6 +1,7 @@
 //! Traces over OTLP: a request's spans reach a collector (a fake one, decoding what the
-//! exporter sends), tied to the request id and to the caller's `traceparent`, down to the
-//! SQL statements on PostgreSQL; and nothing secret in any of them.
+//! exporter sends), tied to the request id (the one in its response and its log line) and
+//! to the caller's `traceparent`, down to the SQL statements on PostgreSQL; and nothing
+//! secret in any of them.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -92,7 +93,7 @@ async fn a_request_is_traced_from_its_id_to_its_statements(backend: Backend) {
         ("X-Request-Id", "traced-register"),
         ("traceparent", traceparent.as_str()),
     ];
-    let (status, _, body) = request(
+    let (status, answer_headers, body) = request(
         server.address,
         "POST",
         "/graphql",
@@ -102,6 +103,10 @@ async fn a_request_is_traced_from_its_id_to_its_statements(backend: Backend) {
     .await
     .unwrap();
     assert_eq!(status, 200);
+    assert_eq!(
+        crate::process::header(&answer_headers, "x-request-id"),
+        Some("traced-register")
+    );
     let answer: serde_json::Value = serde_json::from_slice(&body).unwrap();
     let access = answer["data"]["register"]["accessToken"]
         .as_str()
@@ -121,6 +126,10 @@ async fn a_request_is_traced_from_its_id_to_its_statements(backend: Backend) {
     request(server.address, "POST", "/graphql", &headers, Some(&me))
         .await
         .unwrap();
+
+    // The same id on the response and in the request's log line.
+    let line = server.request_line("traced-register").await;
+    assert_eq!(line["fields"]["field"], "mutation register");
 
     // Stopping sends what is still buffered.
     server.terminate();
