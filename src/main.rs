@@ -15,6 +15,10 @@ use usergraph::services::accounts::AdminOutcome;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Kept from the shutdown's bound for what follows the last request: half to send the
+/// last traces, half for the runtime to stop.
+const EXIT_RESERVE: Duration = Duration::from_millis(500);
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -39,7 +43,7 @@ fn main() -> ExitCode {
     let outcome = runtime.block_on(run(cli));
     // Whatever still runs on a blocking thread (a statement, a hash) is not waited for: the
     // shutdown's bound has been spent by now.
-    runtime.shutdown_timeout(Duration::from_millis(500));
+    runtime.shutdown_timeout(EXIT_RESERVE / 2);
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -56,7 +60,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve => {
             let telemetry = usergraph::telemetry::init(&config, true)?;
             let served = serve(config).await;
-            telemetry.shutdown();
+            telemetry.shutdown(EXIT_RESERVE / 2);
             served
         }
         Command::Migrate => {
@@ -224,10 +228,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let options = usergraph::http::serve::ServeOptions {
         header_timeout: config.header_timeout,
         max_connections: usize::try_from(config.max_connections).unwrap_or(1024),
-        // What the shutdown's bound leaves once the draining delay is over.
+        // What the shutdown's bound leaves once the draining delay is over, less a moment
+        // for the last traces and the runtime's end.
         shutdown_grace: config
             .shutdown_timeout
-            .saturating_sub(config.shutdown_delay),
+            .saturating_sub(config.shutdown_delay)
+            .saturating_sub(EXIT_RESERVE),
     };
     if let Some(address) = app.services.config().metrics_listen {
         let metrics = tokio::net::TcpListener::bind(address)

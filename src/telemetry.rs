@@ -41,10 +41,10 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
-    /// Sends the spans still buffered and stops the exporter.
-    pub fn shutdown(self) {
+    /// Sends the spans still buffered (giving up after `within`) and stops the exporter.
+    pub fn shutdown(self, within: Duration) {
         if let Some(provider) = self.provider
-            && let Err(error) = provider.shutdown()
+            && let Err(error) = provider.shutdown_with_timeout(within)
         {
             tracing::warn!(%error, "sending the last traces failed");
         }

@@ -1,19 +1,19 @@
 //! The request timeout, answered as GraphQL: a JSON error with a code, never an empty 408.
 
+use std::future::Future;
 use std::time::Duration;
 
-use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse as _, Response};
 use serde_json::json;
 
 use crate::error::{ErrorCode, Outcome};
 
-/// Runs the request; past `timeout`, answers `SERVICE_UNAVAILABLE` with outcome `UNKNOWN`:
-/// the work is abandoned wherever it was, so a change it asked for may have been made.
-pub async fn limit(State(timeout): State<Duration>, request: Request, next: Next) -> Response {
-    match tokio::time::timeout(timeout, next.run(request)).await {
+/// Awaits the `response`; past `timeout`, answers `SERVICE_UNAVAILABLE` with outcome
+/// `UNKNOWN`: the work is abandoned wherever it was, so a change it asked for may have been
+/// made. (`request_log` runs every request through it.)
+pub async fn within(timeout: Duration, response: impl Future<Output = Response>) -> Response {
+    match tokio::time::timeout(timeout, response).await {
         Ok(response) => response,
         Err(_) => {
             tracing::warn!(timeout = ?timeout, "request timed out");

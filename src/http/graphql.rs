@@ -479,7 +479,7 @@ async fn run_counted(
 /// for the log line.
 fn operation_label(
     request: &mut async_graphql::Request,
-) -> (&'static str, &'static str, Option<String>) {
+) -> (&'static str, &'static str, Option<async_graphql::Name>) {
     let name = request.operation_name.clone();
     let Ok(document) = request.parsed_query() else {
         return ("unknown", "unknown", None);
@@ -497,7 +497,7 @@ fn operation_label(
     let Some((name, operation)) = operation else {
         return ("unknown", "unknown", None);
     };
-    let name = name.map(|n| Ran::name_of(n.as_str()));
+    let name = name.cloned();
     let kind = match operation.ty {
         OperationType::Query => "query",
         OperationType::Mutation => "mutation",

@@ -62,7 +62,6 @@ pub fn router(state: HttpState) -> Router {
         .with_state(state)
         .layer(
             ServiceBuilder::new()
-                .layer(axum::middleware::from_fn(request_log::log))
                 // On every answer; the playground's own (a page, files cached for a year) stay.
                 .layer(SetResponseHeaderLayer::if_not_present(
                     header::X_CONTENT_TYPE_OPTIONS,
@@ -77,9 +76,10 @@ pub fn router(state: HttpState) -> Router {
                     header::CACHE_CONTROL,
                     HeaderValue::from_static("no-store"),
                 ))
+                // The request id, span and log line, and the deadline, in one layer.
                 .layer(axum::middleware::from_fn_with_state(
                     timeout,
-                    deadline::limit,
+                    request_log::log,
                 ))
                 .layer(RequestBodyTimeoutLayer::new(body_timeout))
                 .layer(cors),

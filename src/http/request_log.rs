@@ -7,9 +7,9 @@
 //! ([`Ran`]): the operation, and the caller's id. It never holds a password, token, hash or
 //! email: those travel in bodies and headers, and the line takes neither.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
@@ -29,7 +29,7 @@ const MAX_NAME_CHARS: usize = 100;
 #[derive(Debug, Clone, Default)]
 pub struct Ran {
     /// The (first) operation's name, when it has one.
-    pub name: Option<String>,
+    pub name: Option<async_graphql::Name>,
     /// The (first) operation's type and first root field, as the metrics label them.
     pub field: Option<(&'static str, &'static str)>,
     /// How many operations the request carried (a batch has several).
@@ -40,23 +40,26 @@ pub struct Ran {
 
 impl Ran {
     /// `name`, cut to a length fit for a log line.
-    pub fn name_of(name: &str) -> String {
-        name.chars().take(MAX_NAME_CHARS).collect()
+    fn name_of(name: &str) -> &str {
+        name.char_indices()
+            .nth(MAX_NAME_CHARS)
+            .map_or(name, |(end, _)| &name[..end])
     }
 }
 
-/// Gives the request its id, runs it inside the `request` span, and logs one line for it.
-pub async fn log(mut request: Request, next: Next) -> Response {
+/// Gives the request its id, runs it inside the `request` span and within the request
+/// timeout ([`deadline`](super::deadline)), and logs one line for it. What only the span or
+/// the line needs is worked out only when one of them is on.
+pub async fn log(State(timeout): State<Duration>, mut request: Request, next: Next) -> Response {
     let id = request_id(request.headers().get(REQUEST_ID));
     request.headers_mut().insert(REQUEST_ID, id.clone());
-    let id_text = id.to_str().unwrap_or_default().to_owned();
     let method = request.method().clone();
-    let path = request.uri().path().to_owned();
+    let uri = request.uri().clone();
     let span = tracing::info_span!(
         "request",
-        request.id = %id_text,
+        request.id = %Text(&id),
         http.method = %method,
-        http.path = %path,
+        http.path = uri.path(),
         http.status = Empty,
         graphql.operation = Empty,
         graphql.field = Empty,
@@ -64,16 +67,28 @@ pub async fn log(mut request: Request, next: Next) -> Response {
         otel.kind = "server",
         otel.status_code = Empty,
     );
-    if crate::telemetry::tracing_on() {
+    if !span.is_disabled() && crate::telemetry::tracing_on() {
         follow_caller_trace(&span, request.headers());
     }
     let started = Instant::now();
-    let mut response = next.run(request).instrument(span.clone()).await;
+    let mut response = super::deadline::within(timeout, next.run(request))
+        .instrument(span.clone())
+        .await;
     let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
-    response.headers_mut().insert(REQUEST_ID, id);
+    response.headers_mut().insert(REQUEST_ID, id.clone());
     let status = response.status().as_u16();
+    // Probes and scrapes arrive every few seconds and say nothing when they succeed.
+    let probe = status == 200 && matches!(uri.path(), "/health" | "/ready" | "/metrics");
+    let logged = if probe {
+        tracing::enabled!(target: "usergraph::request", tracing::Level::DEBUG)
+    } else {
+        tracing::enabled!(target: "usergraph::request", tracing::Level::INFO)
+    };
+    if span.is_disabled() && !logged {
+        return response;
+    }
     let ran = response.extensions().get::<Ran>();
-    let name = ran.and_then(|r| r.name.as_deref());
+    let name = ran.and_then(|r| r.name.as_deref()).map(Ran::name_of);
     let field = ran
         .and_then(|r| r.field)
         .map(|(kind, field)| format!("{kind} {field}"));
@@ -91,22 +106,41 @@ pub async fn log(mut request: Request, next: Next) -> Response {
     if let Some(user) = &user {
         span.record("user.id", user.as_str());
     }
-    tracing::event!(
-        target: "usergraph::request",
-        parent: None,
-        tracing::Level::INFO,
-        request.id = %id_text,
-        method = %method,
-        path = %path,
-        status,
-        duration_ms = (duration_ms * 100.0).round() / 100.0,
-        operation = name,
-        field = field.as_deref(),
-        operations = ran.map(|r| r.operations),
-        user.id = user.as_deref(),
-        "request"
-    );
+    // The same line at either level (tracing wants the level as a constant).
+    macro_rules! line {
+        ($level:expr) => {
+            tracing::event!(
+                target: "usergraph::request",
+                parent: None,
+                $level,
+                request.id = %Text(&id),
+                method = %method,
+                path = uri.path(),
+                status,
+                duration_ms = (duration_ms * 100.0).round() / 100.0,
+                operation = name,
+                field = field.as_deref(),
+                operations = ran.map(|r| r.operations),
+                user.id = user.as_deref(),
+                "request"
+            )
+        };
+    }
+    if probe {
+        line!(tracing::Level::DEBUG);
+    } else {
+        line!(tracing::Level::INFO);
+    }
     response
+}
+
+/// A request id as text (ids are checked or made as plain ASCII).
+struct Text<'a>(&'a HeaderValue);
+
+impl std::fmt::Display for Text<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.to_str().unwrap_or_default())
+    }
 }
 
 /// Makes `span` part of the caller's trace when the request carries a W3C `traceparent`.
@@ -158,5 +192,12 @@ mod tests {
             assert!(uuid::Uuid::parse_str(id.to_str().unwrap()).is_ok());
         }
         assert!(uuid::Uuid::parse_str(request_id(None).to_str().unwrap()).is_ok());
+    }
+
+    #[test]
+    fn long_operation_names_are_cut_on_a_character() {
+        assert_eq!(Ran::name_of("Me"), "Me");
+        let long = "é".repeat(MAX_NAME_CHARS + 5);
+        assert_eq!(Ran::name_of(&long).chars().count(), MAX_NAME_CHARS);
     }
 }
