@@ -1,6 +1,7 @@
 //! Two real server processes on one database behave as one: they start together on an
 //! empty database, accept each other's tokens, hear of each other's revocations and role
-//! changes within the stated second, and share rate limits.
+//! changes within the stated second, and share rate limits (through the database, or
+//! through Redis on PostgreSQL when `TEST_REDIS_URL` names one).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -115,11 +116,22 @@ async fn two_processes_behave_as_one(backend: Backend) {
     std::fs::create_dir_all(&keys).unwrap();
     command(dir.path(), &db.url, &keys, &["keys", "list"]);
     let keys_dir = keys.display().to_string();
-    let settings = [
+    let mut settings = vec![
         ("USERGRAPH_JWT_KEY_DIR", keys_dir.as_str()),
-        ("USERGRAPH_RATE_LIMIT_STORE", "database"),
         ("USERGRAPH_RATE_LIMITS", "login.account=3/1h"),
     ];
+    // Buckets in the database on SQLite; on PostgreSQL in Redis where there is one (CI),
+    // so that both shared stores are crossed by real processes.
+    let redis = std::env::var("TEST_REDIS_URL").ok();
+    let prefix = format!("usergraph-fleet-{}:", uuid::Uuid::now_v7());
+    match (&redis, backend) {
+        (Some(url), Backend::Postgres) => settings.extend([
+            ("USERGRAPH_RATE_LIMIT_STORE", "redis"),
+            ("USERGRAPH_REDIS_URL", url.as_str()),
+            ("USERGRAPH_REDIS_KEY_PREFIX", prefix.as_str()),
+        ]),
+        _ => settings.push(("USERGRAPH_RATE_LIMIT_STORE", "database")),
+    }
 
     // Both start at once on a database with no tables: one migrates, the other waits.
     let a = Server::spawn(&a_dir, &db.url, &settings);
