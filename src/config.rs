@@ -508,9 +508,11 @@ pub struct Config {
     #[arg(long, env = "OTEL_EXPORTER_OTLP_PROTOCOL", global = true)]
     pub otlp_protocol: Option<String>,
 
-    /// `true` turns traces off whatever the endpoint says (the OpenTelemetry switch).
+    /// `true` turns traces off whatever the endpoint says (the OpenTelemetry switch; any
+    /// letter case, as its specification allows).
     #[arg(long, env = "OTEL_SDK_DISABLED", default_value_t = false,
-          action = clap::ArgAction::Set, global = true)]
+          action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(),
+          global = true)]
     pub otel_sdk_disabled: bool,
 
     /// Cookie mode for browser apps: the refresh token is set as an `HttpOnly; Secure;

@@ -270,7 +270,7 @@ mod tests {
                 "--otlp-endpoint",
                 "http://c:4318",
                 "--otel-sdk-disabled",
-                "true"
+                "TRUE"
             ])
             .traces()
         );
