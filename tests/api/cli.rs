@@ -1,7 +1,7 @@
 //! The binary: bad configuration, `schema`, `admin create`, and graceful shutdown.
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_usergraph");
 
@@ -113,32 +113,19 @@ fn admin_create_prints_the_cause_of_an_internal_error() {
     );
 }
 
-#[test]
-fn sigterm_stops_the_server_cleanly() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_the_server_cleanly() {
     let dir = tempfile::tempdir().unwrap();
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
-    let mut child = usergraph()
-        .env("USERGRAPH_DATA_DIR", dir.path())
-        .env("USERGRAPH_LISTEN", format!("127.0.0.1:{port}"))
-        .env("USERGRAPH_ARGON2_MEMORY_KIB", "64")
-        .env("USERGRAPH_ARGON2_ITERATIONS", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the server did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let database = format!(
+        "sqlite://{}",
+        dir.path().join("usergraph.sqlite3").display()
+    );
+    let mut server = crate::process::Server::start(dir.path(), &database, &[]).await;
     let health = usergraph()
-        .env("USERGRAPH_LISTEN", format!("0.0.0.0:{port}"))
+        .env(
+            "USERGRAPH_LISTEN",
+            format!("0.0.0.0:{}", server.address.port()),
+        )
         .arg("healthcheck")
         .output()
         .unwrap();
@@ -147,18 +134,7 @@ fn sigterm_stops_the_server_cleanly() {
         "{}",
         String::from_utf8_lossy(&health.stderr)
     );
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "the server ignored SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    server.terminate();
+    let status = server.exited(Duration::from_secs(30)).await;
     assert!(status.success(), "exit status {status}");
 }

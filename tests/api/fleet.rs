@@ -74,6 +74,12 @@ async fn me(server: &Server, token: &str) -> Option<String> {
     answer.get("errors").map(|_| error_code(&answer).to_owned())
 }
 
+/// Runs `query` on `server` as `token`; fails the test if it answers an error.
+async fn succeeds(server: &Server, query: &str, variables: Value, token: &str) {
+    let answer = server.gql(query, variables, Some(token)).await;
+    assert!(answer.get("errors").is_none(), "{answer}");
+}
+
 async fn can_list_users(server: &Server, token: &str) -> bool {
     let answer = server
         .gql(
@@ -173,14 +179,8 @@ async fn two_processes_behave_as_one(backend: Backend) {
     assert_eq!(me(&b, &access).await, None);
 
     // A session ended on A is refused on B within the bound.
-    let logout = a
-        .gql(
-            "mutation($token: String!) { logout(refreshToken: $token) }",
-            json!({ "token": refresh }),
-            Some(&access),
-        )
-        .await;
-    assert!(logout.get("errors").is_none(), "{logout}");
+    let logout = "mutation($token: String!) { logout(refreshToken: $token) }";
+    succeeds(&a, logout, json!({ "token": refresh }), &access).await;
     within_bound("B kept accepting a session revoked on A", async || {
         me(&b, &access).await.as_deref() == Some("UNAUTHENTICATED")
     })
@@ -189,29 +189,17 @@ async fn two_processes_behave_as_one(backend: Backend) {
     // A role given on A applies on B within the bound, and so does taking it back.
     let (access, _) = tokens(&b, "member@example.com").await;
     assert!(!can_list_users(&b, &access).await);
-    let role = a
-        .gql(
-            "mutation($id: ID!) {
-                createRole(input: { name: \"reader\", permissions: [\"users:read\"] }) { name }
-                assignRole(userId: $id, role: \"reader\") { id }
-            }",
-            json!({ "id": user }),
-            Some(&admin),
-        )
-        .await;
-    assert!(role.get("errors").is_none(), "{role}");
+    let grant = "mutation($id: ID!) {
+        createRole(input: { name: \"reader\", permissions: [\"users:read\"] }) { name }
+        assignRole(userId: $id, role: \"reader\") { id }
+    }";
+    succeeds(&a, grant, json!({ "id": user }), &admin).await;
     within_bound("B ignored a role given on A", async || {
         can_list_users(&b, &access).await
     })
     .await;
-    let revoke = a
-        .gql(
-            "mutation($id: ID!) { revokeRole(userId: $id, role: \"reader\") { id } }",
-            json!({ "id": user }),
-            Some(&admin),
-        )
-        .await;
-    assert!(revoke.get("errors").is_none(), "{revoke}");
+    let revoke = "mutation($id: ID!) { revokeRole(userId: $id, role: \"reader\") { id } }";
+    succeeds(&a, revoke, json!({ "id": user }), &admin).await;
     within_bound("B kept a role taken away on A", async || {
         !can_list_users(&b, &access).await
     })
