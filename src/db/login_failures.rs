@@ -78,6 +78,35 @@ pub async fn save(conn: &mut Conn<'_>, key: &str, changes: &LoginFailures) -> Qu
     .map(drop)
 }
 
+/// Ends a check of `key` that did not fail, in one statement (atomic on both backends, so
+/// no lock need be taken first): one check fewer under way and, when it `passed`, the
+/// failures and locks so far forgotten.
+pub async fn release(conn: &mut Conn<'_>, key: &str, passed: bool) -> QueryResult<()> {
+    use diesel::dsl::case_when;
+    let fewer = case_when(
+        login_failures::in_flight.gt(0),
+        login_failures::in_flight - 1,
+    )
+    .otherwise(0);
+    with_conn!(conn, |c| {
+        let row = diesel::update(login_failures::table.find(key));
+        if passed {
+            row.set((
+                login_failures::in_flight.eq(fewer),
+                login_failures::failures.eq(0),
+                login_failures::lock_count.eq(0),
+            ))
+            .execute(c)
+            .await
+        } else {
+            row.set(login_failures::in_flight.eq(fewer))
+                .execute(c)
+                .await
+        }
+    })
+    .map(drop)
+}
+
 /// Forgets the failures of `key` (after a successful login or a password reset).
 pub async fn clear(conn: &mut Conn<'_>, key: &str) -> QueryResult<()> {
     with_conn!(conn, |c| {

@@ -180,46 +180,41 @@ impl Services {
     }
 
     /// Ends a reserved check: `Some(true)` passed, `Some(false)` failed (counted, audited,
-    /// and locking the email when it was the last allowed), `None` no verdict.
+    /// and locking the email when it was the last allowed), `None` no verdict (the caller
+    /// reports why there was none).
     async fn settle(&self, check: &Check, passed: Option<bool>) -> AppResult<()> {
+        let mut db = self.db.get().await?;
+        if passed != Some(false) {
+            // Nothing to read first: one statement (a login flood's every success pays it).
+            login_failures::release(&mut db.conn(), &check.key, passed == Some(true)).await?;
+            return Ok(());
+        }
         let at = now();
         let threshold = i32::try_from(self.config.lockout_threshold).unwrap_or(i32::MAX);
-        let mut db = self.db.get().await?;
         let locked = transaction!(&mut db, |conn| {
             let row = login_failures::lock_row(conn, &check.key, at).await?;
             let mut next = row.clone();
             next.in_flight = (row.in_flight - 1).max(0);
+            next.failures = row.failures.saturating_add(1);
+            next.last_failure_at = at;
+            let event = Event {
+                actor: None,
+                action: action::LOGIN_FAILED,
+                target: check.user.map(|id| ("user", id.to_string())),
+                details: Some(json!({ "attempt": next.failures })),
+                client: &check.client,
+            };
+            audit::record(conn, event).await?;
             let mut locked = None;
-            match passed {
-                Some(true) => {
-                    next.failures = 0;
-                    next.lock_count = 0;
-                }
-                Some(false) => {
-                    next.failures = row.failures.saturating_add(1);
-                    next.last_failure_at = at;
-                    let event = Event {
-                        actor: None,
-                        action: action::LOGIN_FAILED,
-                        target: check.user.map(|id| ("user", id.to_string())),
-                        details: Some(json!({ "attempt": next.failures })),
-                        client: &check.client,
-                    };
-                    audit::record(conn, event).await?;
-                    if next.failures >= threshold {
-                        locked = Some(self.lock(conn, check, &row, &mut next, at).await?);
-                    }
-                }
-                None => {}
+            if next.failures >= threshold {
+                locked = Some(self.lock(conn, check, &row, &mut next, at).await?);
             }
             login_failures::save(conn, &check.key, &next).await?;
             Ok::<_, AppError>(locked)
         })?;
-        match (passed, locked) {
-            // No verdict: the caller reports why there was none.
-            (Some(true) | None, _) => Ok(()),
-            (Some(false), Some(retry_after)) => Err(AppError::AccountLocked { retry_after }),
-            (Some(false), None) => Err(LOGIN_REFUSED),
+        match locked {
+            Some(retry_after) => Err(AppError::AccountLocked { retry_after }),
+            None => Err(LOGIN_REFUSED),
         }
     }
 
