@@ -74,64 +74,105 @@ pub async fn log(State(timeout): State<Duration>, mut request: Request, next: Ne
     let mut response = super::deadline::within(timeout, next.run(request))
         .instrument(span.clone())
         .await;
-    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
     response.headers_mut().insert(REQUEST_ID, id.clone());
-    let status = response.status().as_u16();
-    // Probes and scrapes arrive every few seconds and say nothing when they succeed.
-    let probe = status == 200 && matches!(uri.path(), "/health" | "/ready" | "/metrics");
-    let logged = if probe {
-        tracing::enabled!(target: "usergraph::request", tracing::Level::DEBUG)
-    } else {
-        tracing::enabled!(target: "usergraph::request", tracing::Level::INFO)
+    let finished = Finished {
+        id: &id,
+        method: &method,
+        path: uri.path(),
+        status: response.status().as_u16(),
+        duration_ms: started.elapsed().as_secs_f64() * 1000.0,
     };
-    if span.is_disabled() && !logged {
-        return response;
-    }
-    let ran = response.extensions().get::<Ran>();
-    let name = ran.and_then(|r| r.name.as_deref()).map(Ran::name_of);
-    let field = ran
-        .and_then(|r| r.field)
-        .map(|(kind, field)| format!("{kind} {field}"));
-    let user = ran.and_then(|r| r.user).map(|u| u.to_string());
-    span.record("http.status", status);
-    if status >= 500 {
-        span.record("otel.status_code", "error");
-    }
-    if let Some(name) = name {
-        span.record("graphql.operation", name);
-    }
-    if let Some(field) = &field {
-        span.record("graphql.field", field.as_str());
-    }
-    if let Some(user) = &user {
-        span.record("user.id", user.as_str());
-    }
-    // The same line at either level (tracing wants the level as a constant).
-    macro_rules! line {
-        ($level:expr) => {
-            tracing::event!(
-                target: "usergraph::request",
-                parent: None,
-                $level,
-                request.id = %Text(&id),
-                method = %method,
-                path = uri.path(),
-                status,
-                duration_ms = (duration_ms * 100.0).round() / 100.0,
-                operation = name,
-                field = field.as_deref(),
-                operations = ran.map(|r| r.operations),
-                user.id = user.as_deref(),
-                "request"
-            )
-        };
-    }
-    if probe {
-        line!(tracing::Level::DEBUG);
-    } else {
-        line!(tracing::Level::INFO);
-    }
+    finished.report(&span, response.extensions().get::<Ran>());
     response
+}
+
+/// A request once its response is ready.
+struct Finished<'a> {
+    id: &'a HeaderValue,
+    method: &'a axum::http::Method,
+    path: &'a str,
+    status: u16,
+    duration_ms: f64,
+}
+
+impl Finished<'_> {
+    /// Probes and scrapes arrive every few seconds and say nothing when they succeed.
+    fn probe(&self) -> bool {
+        self.status == 200 && matches!(self.path, "/health" | "/ready" | "/metrics")
+    }
+
+    /// Completes `span` and writes the line, when either is on.
+    fn report(&self, span: &tracing::Span, ran: Option<&Ran>) {
+        let logged = if self.probe() {
+            tracing::enabled!(target: "usergraph::request", tracing::Level::DEBUG)
+        } else {
+            tracing::enabled!(target: "usergraph::request", tracing::Level::INFO)
+        };
+        if span.is_disabled() && !logged {
+            return;
+        }
+        let name = ran.and_then(|r| r.name.as_deref()).map(Ran::name_of);
+        let field = ran
+            .and_then(|r| r.field)
+            .map(|(kind, field)| format!("{kind} {field}"));
+        let user = ran.and_then(|r| r.user).map(|u| u.to_string());
+        span.record("http.status", self.status);
+        if self.status >= 500 {
+            span.record("otel.status_code", "error");
+        }
+        for (key, value) in [
+            ("graphql.operation", name),
+            ("graphql.field", field.as_deref()),
+            ("user.id", user.as_deref()),
+        ] {
+            if let Some(value) = value {
+                span.record(key, value);
+            }
+        }
+        if logged {
+            self.write(
+                name,
+                field.as_deref(),
+                ran.map(|r| r.operations),
+                user.as_deref(),
+            );
+        }
+    }
+
+    /// The line itself, at debug for a probe and at info otherwise.
+    fn write(
+        &self,
+        name: Option<&str>,
+        field: Option<&str>,
+        operations: Option<usize>,
+        user: Option<&str>,
+    ) {
+        // tracing wants the level as a constant: the same event twice.
+        macro_rules! line {
+            ($level:expr) => {
+                tracing::event!(
+                    target: "usergraph::request",
+                    parent: None,
+                    $level,
+                    request.id = %Text(self.id),
+                    method = %self.method,
+                    path = self.path,
+                    status = self.status,
+                    duration_ms = (self.duration_ms * 100.0).round() / 100.0,
+                    operation = name,
+                    field,
+                    operations,
+                    user.id = user,
+                    "request"
+                )
+            };
+        }
+        if self.probe() {
+            line!(tracing::Level::DEBUG);
+        } else {
+            line!(tracing::Level::INFO);
+        }
+    }
 }
 
 /// A request id as text (ids are checked or made as plain ASCII).
