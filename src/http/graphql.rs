@@ -401,40 +401,68 @@ async fn execute(
         user: principal.user_id(),
         ..Ran::default()
     };
+    let mut answers = Answers::default();
     // One after the other, as async-graphql runs a batch.
-    let mut answers = Vec::with_capacity(items.len());
-    let mut refused_by_limit = None;
-    let mut set_headers = HeaderMap::new();
     for item in items {
         let response = match item {
             Ok(request) => run_counted(state, request, data, &mut ran).await,
             Err(error) => refusal(&error),
         };
         log_causes(&response.errors, request_id);
-        // What resolvers set (the refresh cookie), from every operation of a batch.
+        answers.add(response, media, batched);
+    }
+    let mut response = answers.respond(services, media, batched);
+    response.extensions_mut().insert(ran);
+    response
+}
+
+/// The answers of a request's operations, gathered for one response.
+#[derive(Default)]
+struct Answers {
+    /// Each operation's status and body, in order.
+    bodies: Vec<(StatusCode, Vec<u8>)>,
+    /// What resolvers set (the refresh cookie), from every operation of a batch.
+    headers: HeaderMap,
+    /// The limit and wait, when a rate limit refused a lone operation whole.
+    refused_by_limit: Option<(String, u64)>,
+}
+
+impl Answers {
+    fn add(&mut self, response: async_graphql::Response, media: Media, batched: bool) {
         for (name, value) in &response.http_headers {
-            set_headers.append(name, value.clone());
+            self.headers.append(name, value.clone());
         }
         if !batched {
-            refused_by_limit = rate_limit_refusal(&response);
+            self.refused_by_limit = rate_limit_refusal(&response);
         }
-        answers.push(render(response, media));
+        self.bodies.push(render(response, media));
     }
-    if batched {
-        let bodies = answers.into_iter().map(|(_, body)| body);
-        let mut response = bytes_response(StatusCode::OK, media, json_array(bodies));
-        response.headers_mut().extend(set_headers);
-        response.extensions_mut().insert(ran);
-        return response;
+
+    /// One response: a batch's as a JSON array (always 200), a lone operation's with its
+    /// own status and, when a rate limit refused it, the rate-limit headers.
+    fn respond(
+        mut self,
+        services: &crate::services::Services,
+        media: Media,
+        batched: bool,
+    ) -> Response {
+        if batched {
+            let bodies = self.bodies.into_iter().map(|(_, body)| body);
+            let mut response = bytes_response(StatusCode::OK, media, json_array(bodies));
+            response.headers_mut().extend(self.headers);
+            return response;
+        }
+        let (status, body) = self
+            .bodies
+            .pop()
+            .unwrap_or((StatusCode::OK, b"{}".to_vec()));
+        let mut response = bytes_response(status, media, body);
+        response.headers_mut().extend(self.headers);
+        if let Some((limit, retry_after)) = self.refused_by_limit {
+            refusal_headers(services, &limit, retry_after, response.headers_mut());
+        }
+        response
     }
-    let (status, body) = answers.pop().unwrap_or((StatusCode::OK, b"{}".to_vec()));
-    let mut response = bytes_response(status, media, body);
-    response.headers_mut().extend(set_headers);
-    response.extensions_mut().insert(ran);
-    if let Some((limit, retry_after)) = refused_by_limit {
-        refusal_headers(services, &limit, retry_after, response.headers_mut());
-    }
-    response
 }
 
 /// The refresh cookie the resolvers may use: in cookie mode, on POST only (over GET no
