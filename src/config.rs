@@ -391,6 +391,36 @@ pub struct Config {
     )]
     pub max_query_bytes: usize,
 
+    /// Most WebSocket connections (for subscriptions) one account may hold open on one
+    /// instance; more are closed at `connection_init` with 4429.
+    #[arg(
+        long,
+        env = "USERGRAPH_WS_MAX_PER_ACCOUNT",
+        default_value_t = 10,
+        global = true
+    )]
+    pub ws_max_per_account: usize,
+
+    /// Most WebSocket connections from one client address (an IPv6 client's /64) on one
+    /// instance; more are refused with 429.
+    #[arg(
+        long,
+        env = "USERGRAPH_WS_MAX_PER_IP",
+        default_value_t = 50,
+        global = true
+    )]
+    pub ws_max_per_ip: usize,
+
+    /// Messages a WebSocket client may send per second (twice as many at once); a client
+    /// sending more is disconnected (4429).
+    #[arg(
+        long,
+        env = "USERGRAPH_WS_MESSAGES_PER_SECOND",
+        default_value = "10",
+        global = true
+    )]
+    pub ws_messages_per_second: std::num::NonZeroU32,
+
     /// Serve the GraphiQL playground on `GET /graphql` to browsers, with its files under
     /// `/graphql/assets/` (default: on, but off in production).
     #[arg(long, env = "USERGRAPH_GRAPHIQL", action = clap::ArgAction::Set, global = true)]

@@ -18,8 +18,10 @@ macro_rules! id_type {
         #[derive(
             Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord,
             diesel::expression::AsExpression, diesel::deserialize::FromSqlRow,
+            serde::Serialize, serde::Deserialize,
         )]
         #[diesel(sql_type = sql::Uuid)]
+        #[serde(transparent)]
         pub struct $name(pub uuid::Uuid);
 
         impl $name {

@@ -7,6 +7,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod events;
 pub mod graphql;
 pub mod http;
 pub mod ids;
@@ -64,6 +65,7 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
         services: services.clone(),
         admission: Arc::new(admission),
         readiness: readiness.clone(),
+        sockets: Arc::default(),
     });
     Ok(App {
         router,

@@ -34,7 +34,7 @@ pub struct NewAuditEvent<'a> {
 }
 
 /// A row of `audit_events`.
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, Selectable, serde::Serialize, serde::Deserialize)]
 #[diesel(table_name = audit_events)]
 pub struct AuditEvent {
     /// Primary key.
@@ -55,6 +55,23 @@ pub struct AuditEvent {
     pub user_agent: Option<String>,
     /// JSON details.
     pub details: Option<String>,
+}
+
+impl NewAuditEvent<'_> {
+    /// The row this inserts.
+    pub fn to_row(&self) -> AuditEvent {
+        AuditEvent {
+            id: self.id,
+            at: self.at,
+            actor_id: self.actor_id,
+            action: self.action.to_owned(),
+            target_type: self.target_type.map(str::to_owned),
+            target_id: self.target_id.map(str::to_owned),
+            ip: self.ip.map(str::to_owned),
+            user_agent: self.user_agent.map(str::to_owned),
+            details: self.details.map(str::to_owned),
+        }
+    }
 }
 
 /// Appends an event.
@@ -102,6 +119,17 @@ pub struct AuditQuery {
     pub since: Option<NaiveDateTime>,
     /// Only before this time.
     pub until: Option<NaiveDateTime>,
+}
+
+impl AuditQuery {
+    /// Whether `event` passes the filter: what [`list`] selects, for one event in memory.
+    pub fn matches(&self, event: &AuditEvent) -> bool {
+        self.actor.is_none_or(|actor| event.actor_id == Some(actor))
+            && self.action.as_deref().is_none_or(|a| a == event.action)
+            && (self.target_id.as_deref()).is_none_or(|t| event.target_id.as_deref() == Some(t))
+            && self.since.is_none_or(|since| event.at >= since)
+            && self.until.is_none_or(|until| event.at < until)
+    }
 }
 
 macro_rules! filtered {

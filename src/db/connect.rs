@@ -57,6 +57,58 @@ pub async fn establish(
     Ok(conn)
 }
 
+/// A connection to `url` listening on `channel`, and the payloads of its notifications. The
+/// stream ends when the connection fails; the client must be kept (dropping it closes the
+/// connection) and used now and then (`SELECT 1`), so that a server gone silent is noticed
+/// within `timeout`.
+pub async fn listen(
+    url: &str,
+    timeout: Duration,
+    channel: &str,
+) -> Result<(tokio_postgres::Client, tokio::sync::mpsc::Receiver<String>), ConnectionError> {
+    let bad = |what: String| ConnectionError::BadConnection(what);
+    let config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e| ConnectionError::InvalidConnectionUrl(format!("{e}")))?;
+    let connecting = async {
+        let socket = open_socket(&config)
+            .await
+            .map_err(|e| bad(format!("connecting: {e}")))?;
+        config
+            .connect_raw(Deadline::new(socket, timeout), tokio_postgres::NoTls)
+            .await
+            .map_err(|e| bad(format!("starting the session: {e}")))
+    };
+    let (client, mut connection) = tokio::time::timeout(timeout, connecting)
+        .await
+        .map_err(|_| bad(format!("no answer within {timeout:?}")))??;
+    let (sender, receiver) = tokio::sync::mpsc::channel(1024);
+    tokio::spawn(async move {
+        loop {
+            let message = std::future::poll_fn(|cx| connection.poll_message(cx)).await;
+            match message {
+                Some(Ok(tokio_postgres::AsyncMessage::Notification(note))) => {
+                    if sender.send(note.payload().to_owned()).await.is_err() {
+                        break;
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(error)) => {
+                    tracing::debug!(%error, "listening connection closed");
+                    break;
+                }
+                None => break,
+            }
+        }
+    });
+    let listen = format!("LISTEN \"{}\"", channel.replace('"', "\"\""));
+    tokio::time::timeout(timeout, client.batch_execute(&listen))
+        .await
+        .map_err(|_| bad(format!("no answer within {timeout:?}")))?
+        .map_err(|e| bad(format!("LISTEN: {e}")))?;
+    Ok((client, receiver))
+}
+
 /// A socket to the first of the configured hosts that accepts one.
 async fn open_socket(config: &tokio_postgres::Config) -> io::Result<Socket> {
     let ports = config.get_ports();

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod clock;
 pub mod connect;
 pub mod email_tokens;
+pub mod live_events;
 pub mod login_failures;
 pub mod mail_outbox;
 pub mod password_resets;

@@ -159,6 +159,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    live_events (seq) {
+        seq -> BigInt,
+        at -> Timestamp,
+        payload -> Text,
+    }
+}
+
+diesel::table! {
     rate_limits (key) {
         key -> Text,
         tat -> BigInt,
@@ -221,6 +229,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     login_failures,
     audit_events,
     account_changes,
+    live_events,
     rate_limits,
     mail_outbox,
     email_tokens,

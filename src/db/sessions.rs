@@ -215,33 +215,41 @@ pub async fn live_sessions_of(
     })
 }
 
-/// Revokes one session if it is still live; returns whether it was.
+/// Revokes one session if it is still live, announcing it to live subscribers; returns
+/// whether it was.
 pub async fn revoke_session(
     conn: &mut Conn<'_>,
     id: SessionId,
     at: NaiveDateTime,
 ) -> QueryResult<bool> {
-    let updated = with_conn!(conn, |c| {
+    let owner: Option<UserId> = with_conn!(conn, |c| {
         diesel::update(
             sessions::table
                 .find(id)
                 .filter(sessions::revoked_at.is_null()),
         )
         .set(sessions::revoked_at.eq(at))
-        .execute(c)
+        .returning(sessions::user_id)
+        .get_result(c)
         .await
+        .optional()
     })?;
-    Ok(updated == 1)
+    let Some(owner) = owner else {
+        return Ok(false);
+    };
+    crate::events::announce_revoked(conn, owner, &[id]).await?;
+    Ok(true)
 }
 
-/// Revokes every live session of `user` but `keep`; returns the ids revoked.
+/// Revokes every live session of `user` but `keep`, announcing them to live subscribers;
+/// returns the ids revoked.
 pub async fn revoke_sessions_of(
     conn: &mut Conn<'_>,
     user: UserId,
     keep: Option<SessionId>,
     at: NaiveDateTime,
 ) -> QueryResult<Vec<SessionId>> {
-    with_conn!(conn, |c| {
+    let revoked = with_conn!(conn, |c| {
         let mut query = diesel::update(sessions::table)
             .filter(sessions::user_id.eq(user))
             .filter(sessions::revoked_at.is_null())
@@ -254,7 +262,11 @@ pub async fn revoke_sessions_of(
             .returning(sessions::id)
             .get_results(c)
             .await
-    })
+    })?;
+    if !revoked.is_empty() {
+        crate::events::announce_revoked(conn, user, &revoked).await?;
+    }
+    Ok(revoked)
 }
 
 /// Sessions revoked after `since`: what the revocation cache holds.

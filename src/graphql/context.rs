@@ -32,21 +32,50 @@ pub fn attach(
     data: RequestData,
     services: &Services,
 ) -> async_graphql::Request {
+    attach_with(request, data, loaders(services, true))
+}
+
+/// Adds the data of a subscription to `request`: its loaders cache nothing, since each
+/// event must be resolved with what is stored now.
+pub fn attach_live(
+    request: async_graphql::Request,
+    data: RequestData,
+    services: &Services,
+) -> async_graphql::Request {
+    attach_with(request, data, loaders(services, false))
+}
+
+fn attach_with(
+    request: async_graphql::Request,
+    data: RequestData,
+    loaders: Loaders,
+) -> async_graphql::Request {
     request
         .data(data.principal)
         .data(data.client)
         .data(data.refresh_cookie)
         .data(ViewerCell::default())
-        .data(Loaders::with_cache(
-            AppLoader::new(services.clone()),
-            tokio::spawn,
-            HashMapCache::default(),
-        ))
+        .data(loaders)
+}
+
+fn loaders(services: &Services, cache: bool) -> Loaders {
+    let loaders = Loaders::with_cache(
+        AppLoader::new(services.clone()),
+        tokio::spawn,
+        HashMapCache::default(),
+    );
+    loaders.enable_all_cache(cache);
+    loaders
 }
 
 /// The shared services.
 pub fn services<'a>(ctx: &Context<'a>) -> &'a Services {
     ctx.data_unchecked::<Services>()
+}
+
+/// Who the request acts as.
+pub fn principal<'a>(ctx: &Context<'a>) -> &'a Principal {
+    ctx.data_unchecked::<Principal>()
 }
 
 /// Where the request came from.

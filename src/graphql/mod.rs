@@ -10,22 +10,23 @@ pub mod mutation;
 pub mod persisted;
 pub mod query;
 mod spans;
+pub mod subscription;
 pub mod types;
 
-use async_graphql::{EmptySubscription, SDLExportOptions, Schema, SchemaBuilder};
+use async_graphql::{SDLExportOptions, Schema, SchemaBuilder};
 
 use crate::config::Config;
 use crate::error::ErrorCode;
 use crate::services::Services;
 
-/// The schema type served at `/graphql`.
-pub type AppSchema = Schema<query::Query, mutation::Mutation, EmptySubscription>;
+/// The schema type served at `/graphql` (subscriptions over WebSocket).
+pub type AppSchema = Schema<query::Query, mutation::Mutation, subscription::Subscription>;
 
-fn builder() -> SchemaBuilder<query::Query, mutation::Mutation, EmptySubscription> {
+fn builder() -> SchemaBuilder<query::Query, mutation::Mutation, subscription::Subscription> {
     Schema::build(
         query::Query::default(),
         mutation::Mutation::default(),
-        EmptySubscription,
+        subscription::Subscription::default(),
     )
     .register_output_type::<ErrorCode>()
     .register_output_type::<types::node::Node>()

@@ -12,8 +12,11 @@
 
 use std::collections::BTreeMap;
 
+use async_graphql::Positioned;
 use async_graphql::http::MultipartOptions;
-use async_graphql::parser::types::{DocumentOperations, OperationType};
+use async_graphql::parser::types::{
+    DocumentOperations, ExecutableDocument, OperationDefinition, OperationType,
+};
 use async_graphql::{BatchRequest, ServerError};
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -279,10 +282,13 @@ fn files_in(batch: &BatchRequest) -> usize {
     }
 }
 
-/// `GET /graphql`: the playground for browsers (unless turned off), queries (never
-/// mutations) for everyone else.
+/// `GET /graphql`: subscriptions for WebSocket upgrades, the playground for browsers
+/// (unless turned off), queries (never mutations) for everyone else.
 pub async fn get(State(state): State<HttpState>, request: Request) -> Response {
     let (parts, _) = request.into_parts();
+    if super::socket::wants_upgrade(&parts) {
+        return super::socket::upgrade(state, parts).await;
+    }
     let wants_html = parts
         .headers
         .get(header::ACCEPT)
@@ -325,6 +331,21 @@ pub async fn get(State(state): State<HttpState>, request: Request) -> Response {
     execute(&state, &parts, media, vec![Ok(request)], false).await
 }
 
+/// The operation a document runs: the one `name`d, or its only one.
+pub(super) fn selected_operation<'a>(
+    document: &'a ExecutableDocument,
+    name: Option<&str>,
+) -> Option<&'a Positioned<OperationDefinition>> {
+    match &document.operations {
+        DocumentOperations::Single(operation) => Some(operation),
+        DocumentOperations::Multiple(operations) => match name {
+            Some(name) => operations.get(name),
+            None if operations.len() == 1 => operations.values().next(),
+            None => None,
+        },
+    }
+}
+
 fn is_mutation(request: &mut async_graphql::Request) -> bool {
     let name = request.operation_name.clone();
     let Ok(document) = request.parsed_query() else {
@@ -358,7 +379,7 @@ fn admit(
 }
 
 /// The answer to a request refused before execution: a request error, nothing ran.
-fn refusal(error: &AppError) -> async_graphql::Response {
+pub(super) fn refusal(error: &AppError) -> async_graphql::Response {
     let error = async_graphql::Error::from(error);
     let mut server_error = ServerError::new(error.message, None);
     server_error.extensions = error.extensions;
@@ -667,15 +688,15 @@ async fn principal(headers: &HeaderMap, state: &HttpState) -> Result<Principal, 
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(Principal::Anonymous);
     };
-    let Some(token) = value
-        .to_str()
-        .ok()
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-    else {
+    principal_of(value.to_str().ok(), state).await
+}
+
+/// Who an `Authorization` value (`Bearer <token>`) names; `None` when it is not text.
+pub(super) async fn principal_of(
+    value: Option<&str>,
+    state: &HttpState,
+) -> Result<Principal, AppError> {
+    let Some(token) = bearer(value) else {
         return Ok(Principal::Invalid(
             "use the header `Authorization: Bearer <token>`",
         ));
@@ -687,7 +708,17 @@ async fn principal(headers: &HeaderMap, state: &HttpState) -> Result<Principal, 
     state.services.authenticate(token).await
 }
 
-fn client_info(parts: &Parts) -> ClientInfo {
+/// The token of a `Bearer <token>` value.
+pub(super) fn bearer(value: Option<&str>) -> Option<&str> {
+    value
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+}
+
+pub(super) fn client_info(parts: &Parts) -> ClientInfo {
     let ip = parts
         .extensions
         .get::<ClientAddr>()

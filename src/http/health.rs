@@ -25,7 +25,8 @@ impl Readiness {
         self.0.store(true, Ordering::Release);
     }
 
-    fn draining(&self) -> bool {
+    /// Whether shutdown has begun.
+    pub(crate) fn draining(&self) -> bool {
         self.0.load(Ordering::Acquire)
     }
 }

@@ -9,6 +9,7 @@ mod playground;
 pub mod request_log;
 pub mod scrape;
 pub mod serve;
+pub mod socket;
 mod uploads;
 
 use std::sync::Arc;
@@ -37,6 +38,8 @@ pub struct HttpState {
     pub admission: Arc<Admission>,
     /// Cleared when shutdown begins (`/ready`).
     pub readiness: health::Readiness,
+    /// The subscription sockets open, per address and account.
+    pub sockets: Arc<socket::Sockets>,
 }
 
 impl axum::extract::FromRef<HttpState> for Services {
@@ -90,6 +93,7 @@ pub fn router(state: HttpState) -> Router {
 fn routes(config: &crate::config::Config) -> Router<HttpState> {
     let mut router = Router::new()
         .route("/graphql", get(graphql::get).post(graphql::post))
+        .route(socket::PATH, get(socket::get))
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/.well-known/jwks.json", get(jwks::jwks))

@@ -297,7 +297,7 @@ fn refusal(limit: &'static str, wait: Duration) -> Refusal {
 
 /// A client's bucket key: its IPv4 address, or its IPv6 /64 (one host holds a whole /64,
 /// so counting single IPv6 addresses would count nothing); 0 when unknown.
-fn ip_bits(ip: Option<IpAddr>) -> u128 {
+pub(crate) fn ip_bits(ip: Option<IpAddr>) -> u128 {
     match ip.map(|ip| ip.to_canonical()) {
         None => 0,
         Some(IpAddr::V4(v4)) => u128::from(v4.to_ipv6_mapped()),

@@ -6,6 +6,7 @@ pub mod audit_log;
 pub mod avatars;
 pub mod email;
 pub mod export;
+pub mod live;
 pub mod password_reset;
 pub mod personal_tokens;
 pub mod profiles;

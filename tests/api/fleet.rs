@@ -156,7 +156,11 @@ async fn two_processes_behave_as_one(backend: Backend) {
         .filter(|l| l["fields"]["message"] == "applied database migrations")
         .filter_map(|l| l["fields"]["count"].as_u64())
         .sum();
-    let migrations = std::fs::read_dir("migrations/postgres").unwrap().count() as u64;
+    let tree = match backend {
+        Backend::Sqlite => "migrations/sqlite",
+        Backend::Postgres => "migrations/postgres",
+    };
+    let migrations = std::fs::read_dir(tree).unwrap().count() as u64;
     assert_eq!(applied, migrations, "each migration applied once in all");
 
     // A token signed by A is accepted by B.

@@ -20,6 +20,7 @@ mod fleet;
 mod http;
 mod keys;
 mod listing;
+mod live;
 mod lockout;
 mod mailbox;
 mod metrics;

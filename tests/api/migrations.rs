@@ -58,9 +58,11 @@ async fn migrations_go_up_down_and_up(backend: Backend) {
     let url = url_of(&db);
     // A PostgreSQL test database starts migrated (from the template); SQLite starts empty.
     let first = usergraph::db::migrate(&url).await.unwrap();
-    let trees = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite"))
-        .unwrap()
-        .count();
+    let tree = match backend {
+        Backend::Sqlite => concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite"),
+        Backend::Postgres => concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres"),
+    };
+    let trees = std::fs::read_dir(tree).unwrap().count();
     assert_eq!(first, if backend == Backend::Sqlite { trees } else { 0 });
     let before = columns(&db).await;
     assert!(before.contains(&("users".into(), "email".into())));
@@ -123,7 +125,10 @@ async fn columns_at(backend: Backend, url: &str) -> BTreeSet<(String, String)> {
         .collect()
 }
 
-/// Both migration trees give the same tables and columns.
+/// Tables only the SQLite tree has, each for something PostgreSQL does without a table.
+const SQLITE_ONLY: &[&str] = &["live_events"];
+
+/// Both migration trees give the same tables and columns (but [`SQLITE_ONLY`]).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_trees_have_the_same_tables_and_columns() {
     let dir = tempfile::tempdir().unwrap();
@@ -136,7 +141,9 @@ async fn both_trees_have_the_same_tables_and_columns() {
         .await
         .unwrap();
     let pg = columns(&postgres.db).await;
-    let lite = columns_at(Backend::Sqlite, &sqlite.display().to_string()).await;
+    let mut lite = columns_at(Backend::Sqlite, &sqlite.display().to_string()).await;
+    // PostgreSQL announces live events with NOTIFY; only SQLite needs a table for them.
+    lite.retain(|(table, _)| !SQLITE_ONLY.contains(&table.as_str()));
     assert!(!pg.is_empty());
     assert_eq!(pg, lite, "the migration trees differ");
 }

@@ -15,7 +15,7 @@ both_backends!(
 );
 
 /// Signs `claims` with the app's own key, with the given `typ` header.
-fn sign(app: &TestApp, claims: &Value, typ: &str, kid: &str) -> String {
+pub(crate) fn sign(app: &TestApp, claims: &Value, typ: &str, kid: &str) -> String {
     use ed25519_dalek::pkcs8::{DecodePrivateKey as _, EncodePrivateKey as _};
     // The first key, made on first start.
     let first = app.data_dir().join("keys").join("19700101T000000Z.pem");
@@ -28,12 +28,14 @@ fn sign(app: &TestApp, claims: &Value, typ: &str, kid: &str) -> String {
     jsonwebtoken::encode(&header, claims, &key).expect("sign")
 }
 
-fn claims_of(token: &str) -> Value {
+/// The claims of `token`, unchecked.
+pub(crate) fn claims_of(token: &str) -> Value {
     let payload = token.split('.').nth(1).unwrap();
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }
 
-fn kid_of(token: &str) -> String {
+/// The key id of `token`.
+pub(crate) fn kid_of(token: &str) -> String {
     jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
 }
 

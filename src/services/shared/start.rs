@@ -11,6 +11,7 @@ use crate::auth::password::PasswordHasher;
 use crate::auth::revocation::RevokedSessions;
 use crate::config::Config;
 use crate::db::{self, DbPool};
+use crate::events::bus::{Bus, Source};
 use crate::mail;
 use crate::ratelimit::RateLimits;
 
@@ -49,6 +50,14 @@ impl Services {
             .await
             .map_err(|e| e.into_report().context("loading account changes"))?;
         revoked.spawn_reloader(&callers, db.clone());
+        let source = match &url {
+            crate::config::DatabaseUrl::Postgres(url) => {
+                Source::Postgres(url.clone(), config.db_timeout)
+            }
+            crate::config::DatabaseUrl::Sqlite(_) => Source::Sqlite,
+        };
+        let bus = Bus::new(source, db.clone(), revoked.clone(), callers.clone());
+        bus.spawn_pruner();
         let limits = RateLimits::start(&config, &db).await?;
         let config_uploads = config.uploads_path();
         let jwt = Arc::new(jwt);
@@ -66,6 +75,7 @@ impl Services {
             limits,
             avatars: Arc::new(crate::avatars::Directory::new(config_uploads)?),
             decoding: Arc::new(tokio::sync::Semaphore::new(2)),
+            bus,
         })
     }
 }
