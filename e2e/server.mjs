@@ -54,8 +54,30 @@ export async function startServer() {
   }
   execFileSync(bin, ['admin', 'create', '--email', ADMIN.email, '--password', ADMIN.password],
     { env, stdio: 'pipe' });
+  const first = await launch(bin, env);
+  const twins = [];
+  return {
+    ...first,
+    backend: server ? 'postgres' : 'sqlite',
+    // A second instance on the same database and data directory (so the same signing
+    // key), as behind a load balancer.
+    async twin() {
+      const twin = await launch(bin, { ...env, USERGRAPH_LISTEN: `127.0.0.1:${await freePort()}` });
+      twins.push(twin);
+      return twin;
+    },
+    async stop() {
+      for (const instance of [...twins, first]) await instance.stop();
+      dropDatabase();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/// Starts `usergraph serve` with `env` and waits until it answers.
+async function launch(bin, env) {
   const child = spawn(bin, ['serve'], { env, stdio: ['ignore', 'inherit', 'inherit'] });
-  const origin = `http://127.0.0.1:${port}`;
+  const origin = `http://${env.USERGRAPH_LISTEN}`;
   for (let i = 0; ; i++) {
     try {
       if ((await fetch(`${origin}/health`)).ok) break;
@@ -68,12 +90,10 @@ export async function startServer() {
   return {
     origin,
     url: `${origin}/graphql`,
-    backend: server ? 'postgres' : 'sqlite',
+    socket: `ws://${env.USERGRAPH_LISTEN}/graphql/ws`,
     async stop() {
-      child.kill('SIGTERM');
+      if (child.exitCode === null) child.kill('SIGTERM');
       await new Promise((r) => (child.exitCode !== null ? r() : child.once('exit', r)));
-      dropDatabase();
-      rmSync(dir, { recursive: true, force: true });
     },
   };
 }

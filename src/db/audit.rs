@@ -4,8 +4,8 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
-use super::Conn;
 use super::schema::audit_events;
+use super::{Conn, live_events};
 use crate::db::with_conn;
 use crate::ids::{AuditEventId, UserId};
 
@@ -59,7 +59,7 @@ pub struct AuditEvent {
 
 impl NewAuditEvent<'_> {
     /// The row this inserts.
-    pub fn to_row(&self) -> AuditEvent {
+    fn to_row(&self) -> AuditEvent {
         AuditEvent {
             id: self.id,
             at: self.at,
@@ -85,13 +85,18 @@ pub async fn insert(conn: &mut Conn<'_>, event: &NewAuditEvent<'_>) -> QueryResu
     .map(drop)
 }
 
-/// Appends events: in one statement on PostgreSQL; on SQLite, whose batch insert cannot
-/// leave the optional columns out, one by one (in-process, no round trips to save).
+/// Appends events and announces them to live subscribers when the transaction commits: on
+/// PostgreSQL in one statement, whose `RETURNING` calls `pg_notify` for each row; on
+/// SQLite, whose batch insert cannot leave the optional columns out, one by one
+/// (in-process, no round trips to save), then into `live_events`.
 pub async fn insert_many(conn: &mut Conn<'_>, events: &[NewAuditEvent<'_>]) -> QueryResult<()> {
     match conn {
         Conn::Postgres(c) => diesel::insert_into(audit_events::table)
             .values(events)
-            .execute(&mut **c)
+            .returning(diesel::dsl::sql::<diesel::sql_types::Bool>(
+                &live_events::notify_audit_row(),
+            ))
+            .load::<bool>(&mut **c)
             .await
             .map(drop),
         Conn::Sqlite(c) => {
@@ -101,7 +106,8 @@ pub async fn insert_many(conn: &mut Conn<'_>, events: &[NewAuditEvent<'_>]) -> Q
                     .execute(&mut **c)
                     .await?;
             }
-            Ok(())
+            let rows: Vec<AuditEvent> = events.iter().map(NewAuditEvent::to_row).collect();
+            live_events::announce_audit(conn, &rows).await
         }
     }
 }

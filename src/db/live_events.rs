@@ -1,4 +1,6 @@
-//! Announcing events to live subscribers, in the transaction of the change they describe.
+//! Announcing events to live subscribers (GraphQL subscriptions), in the transaction of the
+//! change they describe: every audit event written (every change worth a subscription
+//! writes one) and every session revoked (an audit row says how many, not which).
 //!
 //! PostgreSQL: `pg_notify` on [`CHANNEL`], which the server delivers to every listening
 //! connection when (and only if) the transaction commits. SQLite has no such thing: the
@@ -9,17 +11,20 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel::sql_types::{Array, Text};
 use diesel_async::RunQueryDsl;
+use serde::{Deserialize, Serialize};
 
 use super::Conn;
+use super::audit::AuditEvent;
+use super::clock::now;
 use super::schema::live_events;
 use crate::db::with_conn;
+use crate::ids::{AuditEventId, SessionId, UserId};
 
 /// The PostgreSQL notification channel.
 pub const CHANNEL: &str = "usergraph_events";
 
-/// The largest payload `pg_notify` accepts is 8000 bytes; [`announce`] callers keep under
-/// this.
-pub const MAX_PAYLOAD: usize = 7_900;
+/// The largest payload `pg_notify` accepts is 8000 bytes; payloads stay under this.
+const MAX_PAYLOAD: usize = 7_900;
 
 #[derive(Insertable)]
 #[diesel(table_name = live_events)]
@@ -30,11 +35,7 @@ struct NewLiveEvent<'a> {
 
 /// Announces `payloads` (each at most [`MAX_PAYLOAD`] bytes) when the caller's transaction
 /// commits: one statement on PostgreSQL, one per payload on SQLite.
-pub async fn announce(
-    conn: &mut Conn<'_>,
-    payloads: &[String],
-    at: NaiveDateTime,
-) -> QueryResult<()> {
+async fn announce(conn: &mut Conn<'_>, payloads: &[String], at: NaiveDateTime) -> QueryResult<()> {
     if payloads.is_empty() {
         return Ok(());
     }
@@ -59,6 +60,90 @@ pub async fn announce(
         }
     }
     .map(drop)
+}
+
+/// Most session ids in one announcement: keeps a payload well under `pg_notify`'s limit.
+const SESSIONS_PER_PAYLOAD: usize = 100;
+
+/// Something a live subscriber may want to hear about.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Event {
+    /// An audit event was written.
+    Audit(AuditEvent),
+    /// An audit event too large for one notification: readers load it by id.
+    AuditRef {
+        /// The event.
+        id: AuditEventId,
+    },
+    /// Sessions of `user` were revoked.
+    Revoked {
+        /// Their account.
+        user: UserId,
+        /// The sessions.
+        sessions: Vec<SessionId>,
+    },
+}
+
+impl Event {
+    /// The account an audit event is about, when it is about one.
+    pub fn audited_user(event: &AuditEvent) -> Option<UserId> {
+        (event.target_type.as_deref() == Some("user"))
+            .then(|| event.target_id.as_deref()?.parse().ok())
+            .flatten()
+    }
+}
+
+/// The `RETURNING` expression that announces each row of an `audit_events` INSERT on
+/// PostgreSQL: the [`Event::Audit`] payload built from the row by the server (the shape
+/// serde reads), or an [`Event::AuditRef`] when that is too long for a notification.
+pub(super) fn notify_audit_row() -> String {
+    let row = r#"json_build_object('kind', 'audit', 'id', "id", 'at', "at", 'actor_id', "actor_id", 'action', "action", 'target_type', "target_type", 'target_id', "target_id", 'ip', "ip", 'user_agent', "user_agent", 'details', "details")::text"#;
+    let by_id = r#"json_build_object('kind', 'audit_ref', 'id', "id")::text"#;
+    format!(
+        "pg_notify('{CHANNEL}', CASE WHEN octet_length({row}) <= {MAX_PAYLOAD} THEN {row} \
+         ELSE {by_id} END) IS NULL"
+    )
+}
+
+/// Announces that `events` were written, when the caller's transaction commits (SQLite's
+/// way; PostgreSQL announces within the INSERT, [`notify_audit_row`]).
+pub(super) async fn announce_audit(conn: &mut Conn<'_>, events: &[AuditEvent]) -> QueryResult<()> {
+    let payloads: Vec<String> = events
+        .iter()
+        .map(|event| {
+            let payload = encode(&Event::Audit(event.clone()));
+            if payload.len() <= MAX_PAYLOAD {
+                payload
+            } else {
+                encode(&Event::AuditRef { id: event.id })
+            }
+        })
+        .collect();
+    announce(conn, &payloads, now()).await
+}
+
+/// Announces that `sessions` of `user` were revoked, when the caller's transaction commits.
+pub async fn announce_revoked(
+    conn: &mut Conn<'_>,
+    user: UserId,
+    sessions: &[SessionId],
+) -> QueryResult<()> {
+    let payloads: Vec<String> = sessions
+        .chunks(SESSIONS_PER_PAYLOAD)
+        .map(|chunk| {
+            encode(&Event::Revoked {
+                user,
+                sessions: chunk.to_vec(),
+            })
+        })
+        .collect();
+    announce(conn, &payloads, now()).await
+}
+
+fn encode(event: &Event) -> String {
+    // Ids, times and strings only: serialising cannot fail.
+    serde_json::to_string(event).unwrap_or_default()
 }
 
 /// SQLite: the newest row's number (0 when there is none).

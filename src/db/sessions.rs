@@ -237,7 +237,7 @@ pub async fn revoke_session(
     let Some(owner) = owner else {
         return Ok(false);
     };
-    crate::events::announce_revoked(conn, owner, &[id]).await?;
+    super::live_events::announce_revoked(conn, owner, &[id]).await?;
     Ok(true)
 }
 
@@ -264,7 +264,7 @@ pub async fn revoke_sessions_of(
             .await
     })?;
     if !revoked.is_empty() {
-        crate::events::announce_revoked(conn, user, &revoked).await?;
+        super::live_events::announce_revoked(conn, user, &revoked).await?;
     }
     Ok(revoked)
 }

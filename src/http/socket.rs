@@ -299,14 +299,17 @@ impl Connection {
             Ok(message) => self.vet(message).await,
             Err(_) => Err(Step::Close((4400, "Invalid message received".into()))),
         };
+        let message = match message {
+            Ok(message) => message,
+            Err(step) => return step,
+        };
         // Never waits: the loop that would empty the inbox is the one running this.
-        match message.map(|message| inbox.try_send(Ok(message))) {
-            Ok(Ok(())) => Step::Continue,
-            Ok(Err(mpsc::error::TrySendError::Full(_))) => {
+        match inbox.try_send(Ok(message)) {
+            Ok(()) => Step::Continue,
+            Err(mpsc::error::TrySendError::Full(_)) => {
                 Step::Close((4429, "Too many messages".into()))
             }
-            Ok(Err(mpsc::error::TrySendError::Closed(_))) => Step::End,
-            Err(step) => step,
+            Err(mpsc::error::TrySendError::Closed(_)) => Step::End,
         }
     }
 

@@ -13,11 +13,11 @@ use super::Services;
 use super::shared::audit::action;
 use crate::auth::Principal;
 use crate::db::audit::{AuditEvent, AuditQuery};
+use crate::db::live_events::Event;
 use crate::db::sessions::{self as session_rows, Session};
 use crate::db::users::{self as user_rows, User};
 use crate::domain::Permission;
 use crate::error::{AppError, AppResult, Outcome};
-use crate::events::Event;
 use crate::ids::{SessionId, UserId};
 
 /// How often a stream with nothing to say checks that its caller may still listen.

@@ -77,6 +77,15 @@ impl Socket {
             .expect("sending");
     }
 
+    /// Sends `message` `times` times in one write.
+    pub async fn burst(&mut self, message: Value, times: usize) {
+        for _ in 0..times {
+            let text = Message::Text(message.to_string().into());
+            self.stream.feed(text).await.expect("queueing");
+        }
+        self.stream.flush().await.expect("sending");
+    }
+
     /// Starts subscription `id`.
     pub async fn subscribe(&mut self, id: &str, query: &str, variables: Value) {
         let payload = json!({ "query": query, "variables": variables });
@@ -399,9 +408,8 @@ async fn sockets_refuse_what_they_must(backend: Backend) {
     // A client flooding the socket: 4429.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let mut socket = Socket::connect(address, &token).await;
-    for _ in 0..20 {
-        socket.send(json!({ "type": "ping" })).await;
-    }
+    // In one write: the server may close before a later write would land.
+    socket.burst(json!({ "type": "ping" }), 20).await;
     let (_, code, _) = socket.until_closed().await;
     assert_eq!(code, 4429);
 
@@ -449,25 +457,26 @@ async fn rolled_back_changes_announce_nothing(backend: Backend) {
         .subscribe("a", "subscription { auditEvents { action } }", json!({}))
         .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let row = |action: &str| usergraph::db::audit::AuditEvent {
+    let row = |action| usergraph::db::audit::NewAuditEvent {
         id: usergraph::ids::AuditEventId::new(),
         at: usergraph::db::clock::now(),
         actor_id: None,
-        action: action.to_owned(),
+        action,
         target_type: None,
         target_id: None,
         ip: None,
         user_agent: None,
         details: None,
     };
+    // Written as every change writes its audit rows: in the change's transaction.
     let mut db = app.sql().await.get().await.unwrap();
     let rolled_back: Result<(), diesel::result::Error> = usergraph::transaction!(&mut db, |conn| {
-        usergraph::events::announce_audit(conn, &[row("test.rolled_back")]).await?;
+        usergraph::db::audit::insert_many(conn, &[row("test.rolled_back")]).await?;
         Err(diesel::result::Error::RollbackTransaction)
     });
     assert!(rolled_back.is_err());
     let committed: Result<(), diesel::result::Error> = usergraph::transaction!(&mut db, |conn| {
-        usergraph::events::announce_audit(conn, &[row("test.committed")]).await
+        usergraph::db::audit::insert_many(conn, &[row("test.committed")]).await
     });
     committed.unwrap();
     let message = socket.next().await;
@@ -476,6 +485,19 @@ async fn rolled_back_changes_announce_nothing(backend: Backend) {
         "test.committed"
     );
     assert!(socket.quiet_for(Duration::from_millis(500)).await);
+
+    // Too long for one PostgreSQL notification (8000 bytes): it still arrives whole.
+    let long = "x".repeat(9_000);
+    let committed: Result<(), diesel::result::Error> = usergraph::transaction!(&mut db, |conn| {
+        let big = usergraph::db::audit::NewAuditEvent {
+            user_agent: Some(&long),
+            ..row("test.long")
+        };
+        usergraph::db::audit::insert_many(conn, &[big]).await
+    });
+    committed.unwrap();
+    let message = socket.next().await;
+    assert_eq!(data(&message, "a")["auditEvents"]["action"], "test.long");
 }
 
 both_backends!(two_processes_share_live_events);

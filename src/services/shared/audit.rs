@@ -153,7 +153,5 @@ pub async fn record_all(conn: &mut Conn<'_>, events: &[Event<'_>]) -> AppResult<
         })
         .collect();
     audit::insert_many(conn, &rows).await?;
-    let written: Vec<audit::AuditEvent> = rows.iter().map(audit::NewAuditEvent::to_row).collect();
-    crate::events::announce_audit(conn, &written).await?;
     Ok(())
 }

@@ -73,7 +73,7 @@ pub struct Services {
     /// Pictures being decoded at once (each may take a few hundred MB).
     pub(super) decoding: Arc<tokio::sync::Semaphore>,
     /// The events of every instance, for live subscribers.
-    pub(super) bus: Arc<crate::events::bus::Bus>,
+    pub(super) bus: Arc<crate::events::Bus>,
 }
 
 /// What the HTTP layer may ask of the services besides their operations (it does not reach

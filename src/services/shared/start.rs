@@ -11,7 +11,7 @@ use crate::auth::password::PasswordHasher;
 use crate::auth::revocation::RevokedSessions;
 use crate::config::Config;
 use crate::db::{self, DbPool};
-use crate::events::bus::{Bus, Source};
+use crate::events::{Bus, Source};
 use crate::mail;
 use crate::ratelimit::RateLimits;
 

@@ -1,4 +1,5 @@
-//! The instance's bus: receives the events every instance announced (PostgreSQL: a
+//! Live events on this instance: the bus receives the events every instance announced
+//! (`db::live_events`) and hands each to this instance's subscribers. The bus: receives the events every instance announced (PostgreSQL: a
 //! connection listening on the channel; SQLite: the table, read every
 //! [`SQLITE_POLL`]) and hands each to the subscribers of this instance.
 //!
@@ -13,13 +14,12 @@ use std::time::Duration;
 use chrono::TimeDelta;
 use tokio::sync::{broadcast, watch};
 
-use super::Event;
 use crate::auth::callers::CallerCache;
 use crate::auth::revocation::RevokedSessions;
 use crate::db::clock::now;
-use crate::db::{DbPool, audit, connect, live_events};
+use crate::db::live_events::{self, Event};
+use crate::db::{DbPool, audit, connect};
 use crate::error::AppError;
-use crate::services::shared::audit::action;
 
 /// Events a slow subscriber may fall behind by before it misses some.
 const CAPACITY: usize = 1024;
@@ -133,7 +133,10 @@ impl Bus {
                 self.revoked.insert(sessions.iter().copied());
                 self.callers.evict(Some(*user));
             }
-            Event::Audit(row) if row.action == action::ROLE_DELETED => self.callers.evict(None),
+            // A role changed: every holder's permissions may have.
+            Event::Audit(row) if row.target_type.as_deref() == Some("role") => {
+                self.callers.evict(None);
+            }
             Event::Audit(row) => {
                 if let Some(user) = Event::audited_user(row) {
                     self.callers.evict(Some(user));
