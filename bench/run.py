@@ -278,6 +278,7 @@ SERIES = {
     "usergraph_db_pool_connections": True, "usergraph_db_pool_max_connections": None,
     "usergraph_db_pool_waiting": True, "usergraph_mail_queue_length": True,
     "usergraph_revoked_sessions": True, "usergraph_revocation_reload_age_seconds": True,
+    "usergraph_subscription_sockets": True, "usergraph_subscriptions": True,
 }
 
 

@@ -104,6 +104,11 @@ impl Bus {
         }
     }
 
+    /// How many subscriptions listen on this instance.
+    pub fn subscribers(&self) -> usize {
+        self.sender.receiver_count()
+    }
+
     /// SQLite: deletes rows older than [`SQLITE_KEEP`] every minute, whether or not anyone
     /// here subscribes (every instance writes them).
     pub fn spawn_pruner(self: &Arc<Self>) {

@@ -45,6 +45,10 @@ pub const MAIL_QUEUE: &str = "usergraph_mail_queue_length";
 pub const REVOKED_SESSIONS: &str = "usergraph_revoked_sessions";
 /// Seconds since the revocation set was last reloaded from the database.
 pub const REVOCATION_AGE: &str = "usergraph_revocation_reload_age_seconds";
+/// Subscription sockets open.
+pub const SOCKETS: &str = "usergraph_subscription_sockets";
+/// Subscriptions running.
+pub const SUBSCRIPTIONS: &str = "usergraph_subscriptions";
 
 /// Histogram buckets for durations, 1 ms to 10 s.
 const BUCKETS: [f64; 13] = [

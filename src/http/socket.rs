@@ -182,6 +182,7 @@ async fn serve(
                 .ok_or_else(|| async_graphql::Error::new("Forbidden"))
         }),
     );
+    metrics::gauge!(crate::instruments::SOCKETS).increment(1.0);
     let mut connection = Connection::new(state, client, protocol, granted, place);
     let mut pings = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
     let mut checks = tokio::time::interval(RECHECK);
@@ -212,8 +213,10 @@ async fn serve(
             code,
             reason: reason.into(),
         };
+        // The client may be gone already; the socket ends either way.
         let _ = sink.send(Message::Close(Some(frame))).await;
     }
+    metrics::gauge!(crate::instruments::SOCKETS).decrement(1.0);
 }
 
 /// What the loop does next.

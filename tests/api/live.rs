@@ -25,6 +25,7 @@ both_backends!(
     user_updated_follows_the_account,
     sockets_refuse_what_they_must,
     an_expired_token_closes_the_socket,
+    a_personal_token_listens_until_revoked,
     rolled_back_changes_announce_nothing,
 );
 
@@ -317,6 +318,7 @@ async fn user_updated_follows_the_account(backend: Backend) {
         "subscription { userUpdated { id profile { displayName } roles { name } permissions } }";
     socket.subscribe("u", watch, json!({})).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(gauge(&app, "usergraph_subscriptions").await, 1.0);
 
     let rename =
         "mutation($name: String!) { updateMyProfile(input: { displayName: $name }) { id } }";
@@ -348,6 +350,55 @@ async fn user_updated_follows_the_account(backend: Backend) {
     assert!(socket.quiet_for(Duration::from_millis(500)).await);
 }
 
+/// The value of an unlabelled gauge in `app`'s `/metrics`.
+async fn gauge(app: &TestApp, name: &str) -> f64 {
+    let request = axum::http::Request::get("/metrics")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let (_, _, body) = app.send(request).await;
+    let text = String::from_utf8(body).unwrap();
+    let line = text.lines().find(|l| l.starts_with(&format!("{name} ")));
+    let value = line.and_then(|l| l.rsplit(' ').next());
+    value
+        .unwrap_or_else(|| panic!("no {name}"))
+        .parse()
+        .unwrap()
+}
+
+async fn a_personal_token_listens_until_revoked(backend: Backend) {
+    let Some((app, address)) = served(backend, &[]).await else {
+        return;
+    };
+    let admin = app.admin().await;
+    let create = "mutation { createPersonalAccessToken(input: { name: \"siem\", scopes: [\"audit:read\"] }) {
+        token personalAccessToken { id } } }";
+    let created = succeeds(&app, create, json!({}), &admin).await;
+    let created = &created["data"]["createPersonalAccessToken"];
+    let pat = created["token"].as_str().unwrap().to_owned();
+    let mut socket = Socket::connect(address, &pat).await;
+    socket
+        .subscribe(
+            "a",
+            "subscription { auditEvents(filter: { action: \"user.register\" }) { action } }",
+            json!({}),
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    app.register("newcomer@example.com").await;
+    let message = socket.next().await;
+    assert_eq!(
+        data(&message, "a")["auditEvents"]["action"],
+        "user.register"
+    );
+
+    // Revoked: the socket closes (personal tokens are looked up every five seconds).
+    let revoke = "mutation($id: ID!) { revokePersonalAccessToken(id: $id) }";
+    let id = created["personalAccessToken"]["id"].clone();
+    succeeds(&app, revoke, json!({ "id": id }), &admin).await;
+    let (_, code, reason) = socket.until_closed().await;
+    assert_eq!(code, 4403, "{reason}");
+}
+
 async fn sockets_refuse_what_they_must(backend: Backend) {
     let extra = ["--ws-max-per-account", "1", "--ws-messages-per-second", "3"];
     let Some((app, address)) = served(backend, &extra).await else {
@@ -355,6 +406,8 @@ async fn sockets_refuse_what_they_must(backend: Backend) {
     };
     let (token, _) = app.user("strict@example.com").await;
     let open = || Socket::open(address, "/graphql/ws", "graphql-transport-ws");
+    // Says nothing: closed after ten seconds (looked at last).
+    let mut mute = open().await;
 
     // No token, a bad token: 4403.
     let mut socket = open().await;
@@ -372,6 +425,8 @@ async fn sockets_refuse_what_they_must(backend: Backend) {
     assert_eq!(socket.until_closed().await.1, 4401);
 
     let mut socket = Socket::connect(address, &token).await;
+    socket.send(json!({ "type": "ping" })).await;
+    assert_eq!(socket.next().await, json!({ "type": "pong" }));
     // One socket per account here.
     let mut second = open().await;
     second.init(Some(&token)).await;
@@ -426,6 +481,9 @@ async fn sockets_refuse_what_they_must(backend: Backend) {
     succeeds(&app, rename, json!({}), &token).await;
     let message = legacy.next().await;
     assert_eq!(message["type"], "data", "{message}");
+
+    let (_, code, reason) = mute.until_closed().await;
+    assert_eq!(code, 4408, "{reason}");
 }
 
 async fn an_expired_token_closes_the_socket(backend: Backend) {

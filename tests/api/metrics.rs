@@ -123,6 +123,8 @@ async fn the_scrape_shows_what_happened_with_bounded_labels(backend: Backend) {
         ("usergraph_mail_queue_length", &[]),
         ("usergraph_revoked_sessions", &[]),
         ("usergraph_revocation_reload_age_seconds", &[]),
+        ("usergraph_subscription_sockets", &[]),
+        ("usergraph_subscriptions", &[]),
     ];
     for (name, labels) in expected {
         assert!(has(&text, name, labels), "no {name} {labels:?} in\n{text}");

@@ -116,7 +116,8 @@ impl Services {
         self.limits.rate(name)
     }
 
-    /// Sets the gauges read at scrape time: the pool, the mail queue, the revocation set.
+    /// Sets the gauges read at scrape time: the pool, the mail queue, the revocation set,
+    /// the subscriptions.
     pub async fn record_gauges(&self) {
         use crate::instruments as names;
         let pool = self.db.status();
@@ -130,6 +131,9 @@ impl Services {
         if let Some(age) = self.revoked.reload_age() {
             metrics::gauge!(names::REVOCATION_AGE).set(age.as_secs_f64());
         }
+        metrics::gauge!(names::SUBSCRIPTIONS).set(self.bus.subscribers() as f64);
+        // Moved by each socket as it opens and closes; touched here so the series exists.
+        metrics::gauge!(names::SOCKETS).increment(0.0);
         if let Ok(pending) = self.mail_pending().await {
             metrics::gauge!(names::MAIL_QUEUE).set(pending as f64);
         }
