@@ -16,6 +16,7 @@ use tokio::sync::{broadcast, watch};
 
 use crate::auth::callers::CallerCache;
 use crate::auth::revocation::RevokedSessions;
+use crate::config::DatabaseUrl;
 use crate::db::clock::now;
 use crate::db::live_events::{self, Event};
 use crate::db::{DbPool, audit, connect};
@@ -40,7 +41,7 @@ const LISTEN_CHECK: Duration = Duration::from_secs(15);
 const READY_WAIT: Duration = Duration::from_secs(5);
 
 /// Where the events come from.
-pub enum Source {
+enum Source {
     /// A PostgreSQL connection listening on the channel: the URL and the answer timeout.
     Postgres(String, Duration),
     /// The `live_events` table of this SQLite file.
@@ -60,21 +61,27 @@ pub struct Bus {
 }
 
 impl Bus {
-    /// A bus over `source`, applying what it hears to `revoked` and `callers`.
+    /// The bus of the database at `url` (`db` its pool; `timeout` bounds each wait for
+    /// PostgreSQL), applying what it hears to `revoked` and `callers`.
     pub fn new(
-        source: Source,
+        url: &DatabaseUrl,
+        timeout: Duration,
         db: DbPool,
-        revoked: Arc<RevokedSessions>,
-        callers: Arc<CallerCache>,
+        revoked: &Arc<RevokedSessions>,
+        callers: &Arc<CallerCache>,
     ) -> Arc<Self> {
+        let source = match url {
+            DatabaseUrl::Postgres(url) => Source::Postgres(url.clone(), timeout),
+            DatabaseUrl::Sqlite(_) => Source::Sqlite,
+        };
         Arc::new(Self {
             sender: broadcast::channel(CAPACITY).0,
             started: AtomicBool::new(false),
             live: watch::channel(false).0,
             source,
             db,
-            revoked,
-            callers,
+            revoked: revoked.clone(),
+            callers: callers.clone(),
         })
     }
 

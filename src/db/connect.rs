@@ -24,28 +24,14 @@ pub async fn establish(
     url: &str,
     timeout: Duration,
 ) -> diesel::ConnectionResult<AsyncPgConnection> {
-    let bad = |what: String| ConnectionError::BadConnection(what);
-    let config: tokio_postgres::Config = url
-        .parse()
-        .map_err(|e| ConnectionError::InvalidConnectionUrl(format!("{e}")))?;
-    let connecting = async {
-        let socket = open_socket(&config)
-            .await
-            .map_err(|e| bad(format!("connecting: {e}")))?;
-        config
-            .connect_raw(Deadline::new(socket, timeout), tokio_postgres::NoTls)
-            .await
-            .map_err(|e| bad(format!("starting the session: {e}")))
-    };
-    let (client, connection) = tokio::time::timeout(timeout, connecting)
-        .await
-        .map_err(|_| bad(format!("no answer within {timeout:?}")))??;
+    let (client, connection) = start_session(url, timeout).await?;
     tokio::spawn(async move {
         // Ends with the client, or with an error that every waiting request also gets.
         if let Err(error) = connection.await {
             tracing::debug!(%error, "database connection closed");
         }
     });
+    let bad = |what: String| ConnectionError::BadConnection(what);
     let mut conn = AsyncPgConnection::try_from(client).await?;
     let millis = timeout.as_millis();
     conn.batch_execute(&format!(
@@ -66,22 +52,7 @@ pub async fn listen(
     timeout: Duration,
     channel: &str,
 ) -> Result<(tokio_postgres::Client, tokio::sync::mpsc::Receiver<String>), ConnectionError> {
-    let bad = |what: String| ConnectionError::BadConnection(what);
-    let config: tokio_postgres::Config = url
-        .parse()
-        .map_err(|e| ConnectionError::InvalidConnectionUrl(format!("{e}")))?;
-    let connecting = async {
-        let socket = open_socket(&config)
-            .await
-            .map_err(|e| bad(format!("connecting: {e}")))?;
-        config
-            .connect_raw(Deadline::new(socket, timeout), tokio_postgres::NoTls)
-            .await
-            .map_err(|e| bad(format!("starting the session: {e}")))
-    };
-    let (client, mut connection) = tokio::time::timeout(timeout, connecting)
-        .await
-        .map_err(|_| bad(format!("no answer within {timeout:?}")))??;
+    let (client, mut connection) = start_session(url, timeout).await?;
     let (sender, receiver) = tokio::sync::mpsc::channel(1024);
     tokio::spawn(async move {
         loop {
@@ -101,12 +72,43 @@ pub async fn listen(
             }
         }
     });
+    let bad = |what: String| ConnectionError::BadConnection(what);
     let listen = format!("LISTEN \"{}\"", channel.replace('"', "\"\""));
     tokio::time::timeout(timeout, client.batch_execute(&listen))
         .await
         .map_err(|_| bad(format!("no answer within {timeout:?}")))?
         .map_err(|e| bad(format!("LISTEN: {e}")))?;
     Ok((client, receiver))
+}
+
+/// A session with the server at `url` over a [`Deadline`] socket, started within `timeout`;
+/// the connection must be driven for the client to be answered.
+async fn start_session(
+    url: &str,
+    timeout: Duration,
+) -> Result<
+    (
+        tokio_postgres::Client,
+        tokio_postgres::Connection<Deadline, tokio_postgres::tls::NoTlsStream>,
+    ),
+    ConnectionError,
+> {
+    let bad = |what: String| ConnectionError::BadConnection(what);
+    let config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e| ConnectionError::InvalidConnectionUrl(format!("{e}")))?;
+    let connecting = async {
+        let socket = open_socket(&config)
+            .await
+            .map_err(|e| bad(format!("connecting: {e}")))?;
+        config
+            .connect_raw(Deadline::new(socket, timeout), tokio_postgres::NoTls)
+            .await
+            .map_err(|e| bad(format!("starting the session: {e}")))
+    };
+    tokio::time::timeout(timeout, connecting)
+        .await
+        .map_err(|_| bad(format!("no answer within {timeout:?}")))?
 }
 
 /// A socket to the first of the configured hosts that accepts one.

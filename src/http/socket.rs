@@ -165,23 +165,9 @@ async fn serve(
     place: Place,
 ) {
     let (mut sink, mut source) = socket.split();
-    let (inbox, mut messages) = mpsc::channel::<serde_json::Result<ClientMessage>>(INBOX);
+    let (inbox, messages) = mpsc::channel::<serde_json::Result<ClientMessage>>(INBOX);
     let granted = Arc::new(Mutex::new(None::<Data>));
-    let grant = granted.clone();
-    let mut graphql = Box::pin(
-        Protocol::from_message_stream(
-            state.schema.clone(),
-            futures_util::stream::poll_fn(move |cx| messages.poll_recv(cx)),
-            protocol,
-        )
-        .on_connection_init(move |_| async move {
-            grant
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take()
-                .ok_or_else(|| async_graphql::Error::new("Forbidden"))
-        }),
-    );
+    let mut graphql = Box::pin(run_protocol(&state, protocol, messages, granted.clone()));
     metrics::gauge!(crate::instruments::SOCKETS).increment(1.0);
     let mut connection = Connection::new(state, client, protocol, granted, place);
     let mut pings = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
@@ -217,6 +203,28 @@ async fn serve(
         let _ = sink.send(Message::Close(Some(frame))).await;
     }
     metrics::gauge!(crate::instruments::SOCKETS).decrement(1.0);
+}
+
+/// async-graphql's side of the protocol, fed the vetted `messages`; it acknowledges
+/// `connection_init` with what [`Connection::authenticate`] `granted`.
+fn run_protocol(
+    state: &HttpState,
+    protocol: WebSocketProtocols,
+    mut messages: mpsc::Receiver<serde_json::Result<ClientMessage>>,
+    granted: Arc<Mutex<Option<Data>>>,
+) -> impl futures_util::Stream<Item = WsMessage> + use<> {
+    Protocol::from_message_stream(
+        state.schema.clone(),
+        futures_util::stream::poll_fn(move |cx| messages.poll_recv(cx)),
+        protocol,
+    )
+    .on_connection_init(move |_| async move {
+        granted
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+            .ok_or_else(|| async_graphql::Error::new("Forbidden"))
+    })
 }
 
 /// What the loop does next.

@@ -92,7 +92,7 @@ async fn can_list_users(server: &Server, token: &str) -> bool {
 }
 
 /// Runs `usergraph` with `args` on the fleet's database and keys; fails when it does.
-fn command(dir: &Path, database: &str, keys: &Path, args: &[&str]) {
+pub(crate) fn command(dir: &Path, database: &str, keys: &Path, args: &[&str]) {
     let output = usergraph_in(dir)
         .env("DATABASE_URL", database)
         .env("USERGRAPH_JWT_KEY_DIR", keys)

@@ -11,7 +11,7 @@ use crate::auth::password::PasswordHasher;
 use crate::auth::revocation::RevokedSessions;
 use crate::config::Config;
 use crate::db::{self, DbPool};
-use crate::events::{Bus, Source};
+use crate::events::Bus;
 use crate::mail;
 use crate::ratelimit::RateLimits;
 
@@ -39,24 +39,8 @@ impl Services {
         let mailer = mail::Mailer::new(&config)?;
         let mail_queue = Arc::new(super::mail::MailQueue::default());
         super::mail::spawn_sender(&mail_queue, db.clone(), mailer, config.mail_retry_delay);
-        let revoked = Arc::new(RevokedSessions::new(config.access_token_ttl));
-        revoked
-            .reload(&db)
-            .await
-            .map_err(|e| e.into_report().context("loading revoked sessions"))?;
-        let callers = Arc::new(CallerCache::default());
-        callers
-            .reload(&db)
-            .await
-            .map_err(|e| e.into_report().context("loading account changes"))?;
-        revoked.spawn_reloader(&callers, db.clone());
-        let source = match &url {
-            crate::config::DatabaseUrl::Postgres(url) => {
-                Source::Postgres(url.clone(), config.db_timeout)
-            }
-            crate::config::DatabaseUrl::Sqlite(_) => Source::Sqlite,
-        };
-        let bus = Bus::new(source, db.clone(), revoked.clone(), callers.clone());
+        let (revoked, callers) = caches(&config, &db).await?;
+        let bus = Bus::new(&url, config.db_timeout, db.clone(), &revoked, &callers);
         bus.spawn_pruner();
         let limits = RateLimits::start(&config, &db).await?;
         let config_uploads = config.uploads_path();
@@ -78,6 +62,25 @@ impl Services {
             bus,
         })
     }
+}
+
+/// The revoked sessions and the caller cache, loaded, with the task that reloads both.
+async fn caches(
+    config: &Config,
+    db: &DbPool,
+) -> anyhow::Result<(Arc<RevokedSessions>, Arc<CallerCache>)> {
+    let revoked = Arc::new(RevokedSessions::new(config.access_token_ttl));
+    revoked
+        .reload(db)
+        .await
+        .map_err(|e| e.into_report().context("loading revoked sessions"))?;
+    let callers = Arc::new(CallerCache::default());
+    callers
+        .reload(db)
+        .await
+        .map_err(|e| e.into_report().context("loading account changes"))?;
+    revoked.spawn_reloader(&callers, db.clone());
+    Ok((revoked, callers))
 }
 
 /// Looks at the key directory every [`RELOAD_INTERVAL`] for keys another process added.
