@@ -46,6 +46,9 @@ const RECHECK: Duration = Duration::from_millis(250);
 /// A personal token is looked up in the database: only every this many checks.
 const PERSONAL_TOKEN_EVERY: u32 = 20;
 
+/// The account behind a socket is checked every this many checks.
+const ACCOUNT_EVERY: u32 = 4;
+
 /// How long a client has to send `connection_init`.
 const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -528,6 +531,11 @@ impl Connection {
             Ok(_) => return Some("the token expired or its session was revoked"),
             // The database did not answer: the next check decides.
             Err(_) => return None,
+        }
+        // The account (from the caller cache, or the database when the cache is stale):
+        // once a second is enough, since deactivating or deleting one revokes its sessions.
+        if !self.checks.is_multiple_of(ACCOUNT_EVERY) {
+            return None;
         }
         match services.viewer(&caller.principal).await {
             Ok(_) => None,

@@ -21,6 +21,7 @@ use crate::tokens::{claims_of, kid_of, sign};
 
 both_backends!(
     sessions_hear_their_revocation_and_close,
+    a_deactivated_account_is_told_and_closed,
     holders_of_audit_read_watch_the_trail,
     user_updated_follows_the_account,
     connection_init_decides_who_listens,
@@ -250,6 +251,30 @@ async fn sessions_hear_their_revocation_and_close(backend: Backend) {
     let mut again = Socket::open(address, "/graphql/ws", "graphql-transport-ws").await;
     again.init(Some(&tab_a)).await;
     assert_eq!(again.until_closed().await.1, 4403);
+}
+
+async fn a_deactivated_account_is_told_and_closed(backend: Backend) {
+    let Some((app, address)) = served(backend, &[]).await else {
+        return;
+    };
+    let admin = app.admin().await;
+    let (token, id) = app.user("leaving@example.com").await;
+    let mut socket = Socket::connect(address, &token).await;
+    socket
+        .subscribe(
+            "s",
+            "subscription { sessionRevoked { current } }",
+            json!({}),
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let deactivate =
+        "mutation($id: ID!) { updateUser(id: $id, input: { isActive: false }) { id } }";
+    succeeds(&app, deactivate, json!({ "id": id }), &admin).await;
+    let (messages, code, reason) = socket.until_closed().await;
+    let told = json!({ "type": "next", "id": "s", "payload": { "data": { "sessionRevoked": { "current": true } } } });
+    assert!(messages.contains(&told), "{messages:?}");
+    assert_eq!(code, 4403, "{reason}");
 }
 
 async fn holders_of_audit_read_watch_the_trail(backend: Backend) {
