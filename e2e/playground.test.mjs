@@ -1,15 +1,15 @@
 // GraphiQL in a real browser, with every request to anywhere but the server refused: the
 // page renders, the tour's operations run as written, a register mutation typed into the
 // editor runs, `me` with the token typed into the headers editor answers the account, tabs
-// and headers survive a reload, and no Content-Security-Policy violation or page error is
-// reported. Screenshots go to artifacts/.
+// and headers survive a reload, a subscription shows the change it is told of, and no
+// Content-Security-Policy violation or page error is reported. Screenshots go to artifacts/.
 import assert from 'node:assert/strict';
 import { mkdirSync, copyFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { startServer } from './server.mjs';
+import { post, startServer } from './server.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ARTIFACTS = path.join(HERE, 'artifacts');
@@ -175,6 +175,22 @@ test('GraphiQL renders from the server alone and runs the tour', async () => {
   await playgroundReady(page);
   assert.match(await editorValue(page, '.graphiql-query-editor .CodeMirror'), /me \{ id email \}/);
   assert.match(await editorValue(page, `${HEADERS_EDITOR} .CodeMirror`), new RegExp(token.slice(-16)));
+
+  // A subscription runs over WebSocket with the same token: the answer changes when the
+  // account does, and the run button stops it.
+  await typeInto(page, '.graphiql-query-editor', 'subscription { userUpdated { profile { displayName } } }');
+  await page.waitForTimeout(600);
+  const quiet = await editorValue(page, '.graphiql-response .CodeMirror');
+  await page.click('.graphiql-execute-button');
+  // graphql-ws does not acknowledge a subscription: give the server a moment to start it.
+  await page.waitForTimeout(1000);
+  const renamed = await post(server.url,
+    'mutation { updateMyProfile(input: { displayName: "Pushed to the playground" }) { id } }', {}, token);
+  assert.equal(renamed.errors, undefined, JSON.stringify(renamed));
+  const pushed = await answer(page, quiet);
+  assert.equal(pushed.data?.userUpdated?.profile?.displayName, 'Pushed to the playground',
+    JSON.stringify(pushed));
+  await page.click('.graphiql-execute-button');
 
   assert.deepEqual(elsewhere, [], 'requests that left the server');
   assert.deepEqual(violations, [], 'Content-Security-Policy reports and page errors');

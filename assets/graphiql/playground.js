@@ -116,8 +116,64 @@
         if (token) headers.Authorization = 'Bearer ' + token;
       }
     });
+    if (isSubscription(params)) {
+      var authorization = Object.keys(headers).filter(function (name) {
+        return name.toLowerCase() === 'authorization';
+      }).map(function (name) { return headers[name]; })[0];
+      return subscribe(socketFor(authorization), params);
+    }
     var answer = base(params, Object.assign({}, options, { headers: headers }));
     return answer && typeof answer.then === 'function' ? answer.then(observe) : observe(answer);
+  }
+
+  // Subscriptions run over WebSocket (graphql-transport-ws) with the token the requests
+  // would carry: one socket per token, opened when first needed.
+  var sockets = {};
+  function socketFor(authorization) {
+    var key = authorization || '';
+    if (!sockets[key]) {
+      var url = new URL('/graphql/ws', window.location.href);
+      url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+      sockets[key] = graphqlWs.createClient({
+        url: url.href,
+        connectionParams: authorization ? { Authorization: authorization } : {},
+        retryAttempts: 0,
+      });
+    }
+    return sockets[key];
+  }
+
+  function isSubscription(params) {
+    try {
+      var operations = GraphiQL.GraphQL.parse(params.query).definitions.filter(function (d) {
+        return d.kind === 'OperationDefinition';
+      });
+      var chosen = operations.filter(function (o) {
+        return o.name && o.name.value === params.operationName;
+      })[0] || (operations.length === 1 ? operations[0] : null);
+      return Boolean(chosen) && chosen.operation === 'subscription';
+    } catch (error) {
+      // Not parsable: the server says why.
+      return false;
+    }
+  }
+
+  // The events of a subscription; a socket the server closed (a refused token, say)
+  // becomes an error in the response pane rather than a bare close event.
+  async function* subscribe(client, params) {
+    try {
+      var events = client.iterate({
+        query: params.query,
+        variables: params.variables,
+        operationName: params.operationName
+      });
+      for await (var event of events) yield event;
+    } catch (error) {
+      var message = error && typeof error.code === 'number'
+        ? 'the subscription socket closed (' + error.code + '): ' + (error.reason || 'no reason given')
+        : String((error && error.message) || error);
+      yield { errors: [{ message: message }] };
+    }
   }
 
   // An answer, or (GraphiQL streams: incremental delivery) the parts of one as they pass.

@@ -34,6 +34,8 @@ PACKAGES = [
                            "graphiql.min.css": "graphiql.min.css"}, "LICENSE"),
     ("@graphiql/plugin-explorer", "4.0.6", {"dist/index.umd.js": "plugin-explorer.umd.js",
                                             "dist/style.css": "plugin-explorer.css"}, None),
+    # Subscriptions from the playground, over the WebSocket protocol the server speaks.
+    ("graphql-ws", "6.4.2", {"umd/graphql-ws.min.js": "graphql-ws.min.js"}, "LICENSE.md"),
 ]
 
 

@@ -86,6 +86,7 @@ static FILES: LazyLock<Vec<File>> = LazyLock::new(|| {
         file!("react-dom.production.min.js", JS, gzipped),
         file!("graphiql.min.js", JS, gzipped),
         file!("plugin-explorer.umd.js", JS, gzipped),
+        file!("graphql-ws.min.js", JS, gzipped),
         file!("playground.js", JS),
     ]
     .into_iter()

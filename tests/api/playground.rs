@@ -65,7 +65,7 @@ async fn the_page_and_its_files_come_from_the_server(backend: Backend) {
         .chain(attributes(&html, "href"))
         .filter(|f| !f.starts_with("data:"))
         .collect();
-    assert_eq!(files.len(), 8, "{html}");
+    assert_eq!(files.len(), 9, "{html}");
     for file in files {
         assert!(file.starts_with("/graphql/assets/"), "{file}");
         let (status, headers, plain) = app.send(get(file, "*/*", None)).await;
