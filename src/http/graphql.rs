@@ -312,7 +312,8 @@ pub async fn get(State(state): State<HttpState>, request: Request) -> Response {
         }
     };
     // Before anything parses the document: that is where a deep one would overflow.
-    if let Err(error) = state.admission.admit(&mut request) {
+    let admitted = state.admission.admit(&mut request);
+    if let Err(error) = admitted.and_then(|_| not_a_subscription(&mut request)) {
         let (status, body) = render(refusal(&error), media);
         return bytes_response(status, media, body);
     }
@@ -373,9 +374,27 @@ fn admit(
     mut request: async_graphql::Request,
     admission: &Admission,
 ) -> Result<(async_graphql::Request, usize), AppError> {
-    admission
-        .admit(&mut request)
-        .map(|costly| (request, costly))
+    let costly = admission.admit(&mut request)?;
+    not_a_subscription(&mut request)?;
+    Ok((request, costly))
+}
+
+/// `BAD_USER_INPUT` saying where subscriptions are served, when `request` runs one.
+fn not_a_subscription(request: &mut async_graphql::Request) -> Result<(), AppError> {
+    let name = request.operation_name.clone();
+    let Ok(document) = request.parsed_query() else {
+        return Ok(());
+    };
+    match selected_operation(document, name.as_deref()) {
+        Some(operation) if operation.node.ty == OperationType::Subscription => {
+            Err(AppError::bad_field(
+                "query",
+                "subscriptions are served over WebSocket at /graphql/ws \
+                 (graphql-transport-ws), not over HTTP",
+            ))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The answer to a request refused before execution: a request error, nothing ran.

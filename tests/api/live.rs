@@ -15,7 +15,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use usergraph::http::serve::ServeOptions;
 
 use crate::both_backends;
-use crate::helpers::{Backend, PASSWORD, TestApp, TestDb};
+use crate::helpers::{Backend, PASSWORD, TestApp, TestDb, error_code};
 use crate::process::Server;
 use crate::tokens::{claims_of, kid_of, sign};
 
@@ -473,6 +473,22 @@ async fn documents_and_floods_are_refused(backend: Backend) {
     let Some((app, address, token)) = strict(backend).await else {
         return;
     };
+    // Over HTTP, a subscription is told where it is served.
+    let answer = app
+        .gql(
+            "subscription { userUpdated { id } }",
+            json!({}),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(error_code(&answer), "BAD_USER_INPUT", "{answer}");
+    assert!(
+        answer["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("/graphql/ws"),
+        "{answer}"
+    );
     let mut socket = Socket::connect(address, &token).await;
     // Queries and mutations go over HTTP; documents pass the same admission as there.
     socket.subscribe("q", "{ me { id } }", json!({})).await;
