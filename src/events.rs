@@ -145,16 +145,8 @@ impl Bus {
                 self.revoked.insert(sessions.iter().copied());
                 self.callers.evict(Some(*user));
             }
-            // A role changed: every holder's permissions may have.
-            Event::Audit(row) if row.target_type.as_deref() == Some("role") => {
-                self.callers.evict(None);
-            }
-            Event::Audit(row) => {
-                if let Some(user) = Event::audited_user(row) {
-                    self.callers.evict(Some(user));
-                }
-            }
-            Event::AuditRef { .. } => {}
+            Event::AccountChanged { user } => self.callers.evict(*user),
+            Event::Audit(_) | Event::AuditRef { .. } => {}
         }
         // No subscriber is not an error: the caches were the point.
         let _ = self.sender.send(Arc::new(event));

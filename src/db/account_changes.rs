@@ -4,28 +4,40 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
-use super::Conn;
 use super::schema::account_changes;
+use super::{Conn, live_events};
 use crate::db::with_conn;
 use crate::ids::{AccountChangeId, UserId};
 
-/// Records that `user` (every account when `None`) changed at `at`.
+/// Records that `user` (every account when `None`) changed at `at`, and announces it to
+/// every instance's live events (so their caches drop it at once).
 pub async fn record(
     conn: &mut Conn<'_>,
     user: Option<UserId>,
     at: NaiveDateTime,
 ) -> QueryResult<()> {
-    with_conn!(conn, |c| {
-        diesel::insert_into(account_changes::table)
-            .values((
-                account_changes::id.eq(AccountChangeId::new()),
-                account_changes::user_id.eq(user),
-                account_changes::changed_at.eq(at),
+    let row = (
+        account_changes::id.eq(AccountChangeId::new()),
+        account_changes::user_id.eq(user),
+        account_changes::changed_at.eq(at),
+    );
+    match conn {
+        Conn::Postgres(c) => diesel::insert_into(account_changes::table)
+            .values(row)
+            .returning(diesel::dsl::sql::<diesel::sql_types::Bool>(
+                &live_events::notify_account_change(),
             ))
-            .execute(c)
+            .load::<bool>(&mut **c)
             .await
-    })
-    .map(drop)
+            .map(drop),
+        Conn::Sqlite(c) => {
+            diesel::insert_into(account_changes::table)
+                .values(row)
+                .execute(&mut **c)
+                .await?;
+            live_events::announce_account_change(conn, user).await
+        }
+    }
 }
 
 /// The changes recorded after `since`: (change, account or `None` for every account).

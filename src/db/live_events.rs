@@ -76,6 +76,12 @@ pub enum Event {
         /// The event.
         id: AuditEventId,
     },
+    /// What authorises `user` (every account when `None`) changed: status, password, roles,
+    /// a role's grants (as `account_changes` records).
+    AccountChanged {
+        /// The account.
+        user: Option<UserId>,
+    },
     /// Sessions of `user` were revoked.
     Revoked {
         /// Their account.
@@ -104,6 +110,24 @@ pub(super) fn notify_audit_row() -> String {
         "pg_notify('{CHANNEL}', CASE WHEN octet_length({row}) <= {MAX_PAYLOAD} THEN {row} \
          ELSE {by_id} END) IS NULL"
     )
+}
+
+/// The `RETURNING` expression that announces an `account_changes` INSERT on PostgreSQL
+/// ([`Event::AccountChanged`]).
+pub(super) fn notify_account_change() -> String {
+    format!(
+        "pg_notify('{CHANNEL}', json_build_object('kind', 'account_changed', 'user', \"user_id\")::text) \
+         IS NULL"
+    )
+}
+
+/// Announces that what authorises `user` changed, when the caller's transaction commits
+/// (SQLite's way; PostgreSQL announces within the INSERT, [`notify_account_change`]).
+pub(super) async fn announce_account_change(
+    conn: &mut Conn<'_>,
+    user: Option<UserId>,
+) -> QueryResult<()> {
+    announce(conn, &[encode(&Event::AccountChanged { user })], now()).await
 }
 
 /// Announces that `events` were written, when the caller's transaction commits (SQLite's

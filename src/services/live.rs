@@ -98,23 +98,23 @@ impl Services {
             async move {
                 let (services, mut events, mut checks) = state?;
                 loop {
-                    let row = tokio::select! {
+                    // A row to send, or (`None`) a moment to check the caller again.
+                    let heard = tokio::select! {
                         event = events.recv() => match heard(event)? {
-                            Heard::Row(row) if filter.matches(&row) => Ok(row),
-                            Heard::Row(_) | Heard::Other => continue,
-                            Heard::Behind(error) => Err(error),
+                            Heard::Row(row) if filter.matches(&row) => Some(Ok(row)),
+                            Heard::Changed(of) if of.is_none() || of == principal.user_id() => None,
+                            Heard::Behind(error) => Some(Err(error)),
+                            Heard::Row(_) | Heard::Changed(_) | Heard::Other => continue,
                         },
-                        _ = checks.tick() => match services.may_listen(&principal, Some(Permission::AuditRead)).await {
-                            Ok(()) => continue,
-                            Err(error) => Err(error),
-                        },
+                        _ = checks.tick() => None,
                     };
-                    let row = match row {
-                        Ok(row) => services
-                            .may_listen(&principal, Some(Permission::AuditRead))
-                            .await
-                            .map(|()| row),
-                        Err(error) => Err(error),
+                    let allowed = services
+                        .may_listen(&principal, Some(Permission::AuditRead))
+                        .await;
+                    let row = match (heard, allowed) {
+                        (Some(Err(error)), _) | (_, Err(error)) => Err(error),
+                        (Some(Ok(row)), Ok(())) => Ok(row),
+                        (None, Ok(())) => continue,
                     };
                     let next = row.is_ok().then_some((services, events, checks));
                     return Some((row, next));
@@ -139,7 +139,7 @@ impl Services {
                     tokio::select! {
                         event = events.recv() => match heard(event)? {
                             Heard::Row(row) if concerns(&row, user) => {}
-                            Heard::Row(_) | Heard::Other => continue,
+                            Heard::Row(_) | Heard::Changed(_) | Heard::Other => continue,
                             Heard::Behind(error) => return Some((Err(error), None)),
                         },
                         _ = checks.tick() => match services.may_listen(&principal, None).await {
@@ -196,6 +196,8 @@ fn recheck() -> tokio::time::Interval {
 enum Heard {
     /// An audit event was written.
     Row(AuditEvent),
+    /// What authorises an account (every account when `None`) changed.
+    Changed(Option<UserId>),
     /// Something else.
     Other,
     /// The subscriber fell behind and missed events.
@@ -207,6 +209,7 @@ fn heard(received: Result<Arc<Event>, RecvError>) -> Option<Heard> {
     match received {
         Ok(event) => match &*event {
             Event::Audit(row) => Some(Heard::Row(row.clone())),
+            Event::AccountChanged { user } => Some(Heard::Changed(*user)),
             Event::AuditRef { .. } | Event::Revoked { .. } => Some(Heard::Other),
         },
         Err(RecvError::Lagged(missed)) => Some(Heard::Behind(AppError::ServiceUnavailable(
