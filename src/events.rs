@@ -7,6 +7,7 @@
 //! an event also applies it to this instance's caches at once (a revoked session is refused,
 //! a changed account read again), ahead of their once-a-second reload.
 
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -34,8 +35,13 @@ const SQLITE_BATCH: i64 = 500;
 /// SQLite rows older than this are deleted.
 const SQLITE_KEEP: Duration = Duration::from_secs(60);
 
-/// How often the listening connection is checked (a statement that must be answered).
-const LISTEN_CHECK: Duration = Duration::from_secs(15);
+/// How often the listening connection renews its lease (a statement that must be answered,
+/// so also the check that the connection works).
+const LISTEN_CHECK: Duration = Duration::from_secs(10);
+
+/// How long the first subscriber waits once the lease is taken: a change whose statement
+/// ran just before it may not announce itself, and commits a moment later.
+const LEASE_GRACE: Duration = Duration::from_millis(300);
 
 /// How long a new subscriber waits for the feed to be up.
 const READY_WAIT: Duration = Duration::from_secs(5);
@@ -180,37 +186,15 @@ impl Bus {
 
 /// PostgreSQL: listens until the bus is dropped, connecting again after failures.
 async fn listen(bus: Weak<Bus>, url: String, timeout: Duration) {
+    let instance = uuid::Uuid::now_v7().to_string();
     let mut backoff = Duration::from_millis(250);
     loop {
         match connect::listen(&url, timeout, live_events::CHANNEL).await {
-            Ok((client, mut payloads)) => {
+            Ok((client, payloads)) => {
+                if relay(&bus, &client, payloads, &instance).await.is_break() {
+                    return;
+                }
                 backoff = Duration::from_millis(250);
-                let mut checks = tokio::time::interval(LISTEN_CHECK);
-                checks.tick().await;
-                if let Some(bus) = bus.upgrade() {
-                    bus.live.send_replace(true);
-                }
-                loop {
-                    tokio::select! {
-                        payload = payloads.recv() => {
-                            let (Some(payload), Some(bus)) = (payload, bus.upgrade()) else {
-                                break;
-                            };
-                            if let Some(event) = bus.decode(&payload).await {
-                                bus.deliver(event);
-                            }
-                        }
-                        _ = checks.tick() => {
-                            if bus.strong_count() == 0 {
-                                return;
-                            }
-                            if let Err(error) = client.batch_execute("SELECT 1").await {
-                                tracing::warn!(%error, "the live event connection failed");
-                                break;
-                            }
-                        }
-                    }
-                }
             }
             Err(error) => tracing::warn!(%error, "listening for live events failed"),
         }
@@ -223,6 +207,52 @@ async fn listen(bus: Weak<Bus>, url: String, timeout: Duration) {
         drop(strong);
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(10));
+    }
+}
+
+/// Takes the lease of `instance` on the listening connection `client`, then hands the
+/// bus what arrives, renewing the lease every [`LISTEN_CHECK`]. `Break` when the bus is
+/// gone; `Continue` when the connection failed (the caller connects again).
+async fn relay(
+    bus: &Weak<Bus>,
+    client: &tokio_postgres::Client,
+    mut payloads: tokio::sync::mpsc::Receiver<String>,
+    instance: &str,
+) -> ControlFlow<()> {
+    if let Err(error) = live_events::renew_listener(client, instance).await {
+        tracing::warn!(%error, "taking the live event lease failed");
+        return ControlFlow::Continue(());
+    }
+    tokio::time::sleep(LEASE_GRACE).await;
+    let mut checks = tokio::time::interval(LISTEN_CHECK);
+    checks.tick().await;
+    match bus.upgrade() {
+        Some(bus) => bus.live.send_replace(true),
+        None => return ControlFlow::Break(()),
+    };
+    loop {
+        tokio::select! {
+            payload = payloads.recv() => {
+                let Some(payload) = payload else {
+                    return ControlFlow::Continue(());
+                };
+                let Some(bus) = bus.upgrade() else {
+                    return ControlFlow::Break(());
+                };
+                if let Some(event) = bus.decode(&payload).await {
+                    bus.deliver(event);
+                }
+            }
+            _ = checks.tick() => {
+                if bus.strong_count() == 0 {
+                    return ControlFlow::Break(());
+                }
+                if let Err(error) = live_events::renew_listener(client, instance).await {
+                    tracing::warn!(%error, "the live event connection failed");
+                    return ControlFlow::Continue(());
+                }
+            }
+        }
     }
 }
 

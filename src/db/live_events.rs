@@ -3,7 +3,9 @@
 //! writes one) and every session revoked (an audit row says how many, not which).
 //!
 //! PostgreSQL: `pg_notify` on [`CHANNEL`], which the server delivers to every listening
-//! connection when (and only if) the transaction commits. SQLite has no such thing: the
+//! connection when (and only if) the transaction commits; only while some instance has
+//! a current row in `live_listeners` (NOTIFY serialises the commits of the transactions
+//! that use it: no cost for what nobody hears). SQLite has no such thing: the
 //! payloads go into `live_events` in the same transaction, and each instance reads the rows
 //! after the last one it saw ([`after`]).
 
@@ -23,6 +25,13 @@ use crate::ids::{AuditEventId, SessionId, UserId};
 /// The PostgreSQL notification channel.
 pub const CHANNEL: &str = "usergraph_events";
 
+/// Whether some instance listens (PostgreSQL): announcements are made only then.
+const LISTENING: &str = "EXISTS (SELECT 1 FROM live_listeners \
+     WHERE until > (now() AT TIME ZONE 'UTC'))";
+
+/// How long a listener's row holds without being renewed.
+const LISTENER_LEASE: &str = "30 seconds";
+
 /// The largest payload `pg_notify` accepts is 8000 bytes; payloads stay under this.
 const MAX_PAYLOAD: usize = 7_900;
 
@@ -41,11 +50,13 @@ async fn announce(conn: &mut Conn<'_>, payloads: &[String], at: NaiveDateTime) -
     }
     match conn {
         Conn::Postgres(c) => {
-            diesel::sql_query("SELECT pg_notify($1, p) FROM unnest($2) AS p")
-                .bind::<Text, _>(CHANNEL)
-                .bind::<Array<Text>, _>(payloads)
-                .execute(&mut **c)
-                .await
+            diesel::sql_query(format!(
+                "SELECT pg_notify($1, p) FROM unnest($2) AS p WHERE {LISTENING}"
+            ))
+            .bind::<Text, _>(CHANNEL)
+            .bind::<Array<Text>, _>(payloads)
+            .execute(&mut **c)
+            .await
         }
         Conn::Sqlite(c) => {
             // One by one: diesel-async's SQLite has no batch insert (in-process, no round
@@ -107,8 +118,8 @@ pub(super) fn notify_audit_row() -> String {
     let row = r#"json_build_object('kind', 'audit', 'id', "id", 'at', "at", 'actor_id', "actor_id", 'action', "action", 'target_type', "target_type", 'target_id', "target_id", 'ip', "ip", 'user_agent', "user_agent", 'details', "details")::text"#;
     let by_id = r#"json_build_object('kind', 'audit_ref', 'id', "id")::text"#;
     format!(
-        "pg_notify('{CHANNEL}', CASE WHEN octet_length({row}) <= {MAX_PAYLOAD} THEN {row} \
-         ELSE {by_id} END) IS NULL"
+        "(CASE WHEN {LISTENING} THEN pg_notify('{CHANNEL}', CASE WHEN octet_length({row}) <= \
+         {MAX_PAYLOAD} THEN {row} ELSE {by_id} END) END) IS NULL"
     )
 }
 
@@ -116,8 +127,8 @@ pub(super) fn notify_audit_row() -> String {
 /// ([`Event::AccountChanged`]).
 pub(super) fn notify_account_change() -> String {
     format!(
-        "pg_notify('{CHANNEL}', json_build_object('kind', 'account_changed', 'user', \"user_id\")::text) \
-         IS NULL"
+        "(CASE WHEN {LISTENING} THEN pg_notify('{CHANNEL}', json_build_object('kind', \
+         'account_changed', 'user', \"user_id\")::text) END) IS NULL"
     )
 }
 
@@ -168,6 +179,23 @@ pub async fn announce_revoked(
 fn encode(event: &Event) -> String {
     // Ids, times and strings only: serialising cannot fail.
     serde_json::to_string(event).unwrap_or_default()
+}
+
+/// PostgreSQL: records (or renews) that `instance` listens, for [`LISTENER_LEASE`]; drops
+/// rows long expired. On the listening connection itself, so a renewal that fails tells
+/// the listener its connection failed.
+pub async fn renew_listener(
+    client: &tokio_postgres::Client,
+    instance: &str,
+) -> Result<(), tokio_postgres::Error> {
+    let statement = format!(
+        "WITH gone AS (DELETE FROM live_listeners \
+         WHERE until < (now() AT TIME ZONE 'UTC') - interval '1 hour') \
+         INSERT INTO live_listeners (instance, until) \
+         VALUES ($1, (now() AT TIME ZONE 'UTC') + interval '{LISTENER_LEASE}') \
+         ON CONFLICT (instance) DO UPDATE SET until = EXCLUDED.until"
+    );
+    client.execute(&statement, &[&instance]).await.map(drop)
 }
 
 /// SQLite: the newest row's number (0 when there is none).

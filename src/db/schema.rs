@@ -159,6 +159,13 @@ diesel::table! {
 }
 
 diesel::table! {
+    live_listeners (instance) {
+        instance -> Text,
+        until -> Timestamp,
+    }
+}
+
+diesel::table! {
     live_events (seq) {
         seq -> BigInt,
         at -> Timestamp,
@@ -230,6 +237,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_events,
     account_changes,
     live_events,
+    live_listeners,
     rate_limits,
     mail_outbox,
     email_tokens,

@@ -704,3 +704,60 @@ async fn two_processes_share_live_events(backend: Backend) {
     assert_eq!(code, 1001);
     assert!(b.exited(Duration::from_secs(20)).await.success());
 }
+
+/// On PostgreSQL a change announces itself only while some instance listens: NOTIFY
+/// serialises the commits of the transactions that use it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_announces_only_while_someone_listens() {
+    let Some((app, address)) = served(Backend::Postgres, &[]).await else {
+        return;
+    };
+    let (_client, mut heard) = raw_listener(&app.db.url).await;
+    app.register("first@example.com").await;
+    let nothing = tokio::time::timeout(Duration::from_millis(500), heard.recv()).await;
+    assert!(
+        nothing.is_err(),
+        "announced with nobody listening: {nothing:?}"
+    );
+
+    let admin = app.admin().await;
+    let mut socket = Socket::connect(address, &admin).await;
+    socket
+        .subscribe("a", "subscription { auditEvents { action } }", json!({}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    app.register("second@example.com").await;
+    let payload = tokio::time::timeout(PATIENCE, heard.recv()).await;
+    let payload = payload.expect("an announcement").expect("the listener");
+    assert!(payload.contains("user.register"), "{payload}");
+    assert_eq!(
+        data(&socket.next().await, "a")["auditEvents"]["action"],
+        "user.register"
+    );
+}
+
+/// A connection of the test's own listening on the channel (keep the client), and its
+/// notifications' payloads.
+async fn raw_listener(
+    url: &str,
+) -> (
+    tokio_postgres::Client,
+    tokio::sync::mpsc::UnboundedReceiver<String>,
+) {
+    let (client, mut connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(Ok(message)) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+            if let tokio_postgres::AsyncMessage::Notification(note) = message {
+                let _ = sender.send(note.payload().to_owned());
+            }
+        }
+    });
+    client
+        .batch_execute("LISTEN usergraph_events")
+        .await
+        .unwrap();
+    (client, receiver)
+}
