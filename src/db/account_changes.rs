@@ -24,8 +24,8 @@ pub async fn record(
     match conn {
         Conn::Postgres(c) => diesel::insert_into(account_changes::table)
             .values(row)
-            .returning(diesel::dsl::sql::<diesel::sql_types::Bool>(
-                &live_events::notify_account_change(),
+            .returning(live_events::announce_account_change_row(
+                account_changes::user_id,
             ))
             .load::<bool>(&mut **c)
             .await

@@ -86,15 +86,23 @@ pub async fn insert(conn: &mut Conn<'_>, event: &NewAuditEvent<'_>) -> QueryResu
 }
 
 /// Appends events and announces them to live subscribers when the transaction commits: on
-/// PostgreSQL in one statement, whose `RETURNING` calls `pg_notify` for each row; on
+/// PostgreSQL in one statement, whose `RETURNING` announces each row; on
 /// SQLite, whose batch insert cannot leave the optional columns out, one by one
 /// (in-process, no round trips to save), then into `live_events`.
 pub async fn insert_many(conn: &mut Conn<'_>, events: &[NewAuditEvent<'_>]) -> QueryResult<()> {
     match conn {
         Conn::Postgres(c) => diesel::insert_into(audit_events::table)
             .values(events)
-            .returning(diesel::dsl::sql::<diesel::sql_types::Bool>(
-                &live_events::notify_audit_row(),
+            .returning(live_events::announce_audit_row(
+                audit_events::id,
+                audit_events::at,
+                audit_events::actor_id,
+                audit_events::action,
+                audit_events::target_type,
+                audit_events::target_id,
+                audit_events::ip,
+                audit_events::user_agent,
+                audit_events::details,
             ))
             .load::<bool>(&mut **c)
             .await

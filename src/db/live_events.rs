@@ -5,13 +5,14 @@
 //! PostgreSQL: `pg_notify` on [`CHANNEL`], which the server delivers to every listening
 //! connection when (and only if) the transaction commits; only while some instance has
 //! a current row in `live_listeners` (NOTIFY serialises the commits of the transactions
-//! that use it: no cost for what nobody hears). SQLite has no such thing: the
+//! that use it: no cost for what nobody hears). The SQL functions of the migration
+//! `live_announce` do it from within the statements that write the change (their
+//! `RETURNING`), so announcing costs no statement and the statements stay cacheable. SQLite has no such thing: the
 //! payloads go into `live_events` in the same transaction, and each instance reads the rows
 //! after the last one it saw ([`after`]).
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, Text};
 use diesel_async::RunQueryDsl;
 use serde::{Deserialize, Serialize};
 
@@ -22,18 +23,57 @@ use super::schema::live_events;
 use crate::db::with_conn;
 use crate::ids::{AuditEventId, SessionId, UserId};
 
-/// The PostgreSQL notification channel.
+/// The PostgreSQL notification channel (the migration `live_announce` names it too).
 pub const CHANNEL: &str = "usergraph_events";
-
-/// Whether some instance listens (PostgreSQL): announcements are made only then.
-const LISTENING: &str = "EXISTS (SELECT 1 FROM live_listeners \
-     WHERE until > (now() AT TIME ZONE 'UTC'))";
 
 /// How long a listener's row holds without being renewed.
 const LISTENER_LEASE: &str = "30 seconds";
 
-/// The largest payload `pg_notify` accepts is 8000 bytes; payloads stay under this.
-const MAX_PAYLOAD: usize = 7_900;
+/// The functions of the migration `live_announce` (PostgreSQL), each `true` when it
+/// announced and `false` when nobody listens.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the audit function takes one argument per column of the row"
+)]
+mod functions {
+    use diesel::sql_types::{Array, Nullable, Text, Timestamp};
+
+    // Not `Uuid`: the macro brings diesel's own SQL types into scope.
+    use crate::ids::sql::Uuid as IdColumn;
+
+    diesel::define_sql_function! {
+        /// Announces an audit row ([`super::Event::Audit`], or [`super::Event::AuditRef`]
+        /// when too long for a notification).
+        #[sql_name = "live_announce_audit"]
+        fn announce_audit(
+            id: IdColumn,
+            at: Timestamp,
+            actor_id: Nullable<IdColumn>,
+            action: Text,
+            target_type: Nullable<Text>,
+            target_id: Nullable<Text>,
+            ip: Nullable<Text>,
+            user_agent: Nullable<Text>,
+            details: Nullable<Text>,
+        ) -> Bool;
+    }
+
+    diesel::define_sql_function! {
+        /// Announces [`super::Event::AccountChanged`] for an account (every one when null).
+        #[sql_name = "live_announce_account_change"]
+        fn announce_account_change(user_id: Nullable<IdColumn>) -> Bool;
+    }
+
+    diesel::define_sql_function! {
+        /// Announces payloads made here.
+        #[sql_name = "live_announce"]
+        fn announce(payloads: Array<Text>) -> Bool;
+    }
+}
+
+pub(super) use functions::{
+    announce_account_change as announce_account_change_row, announce_audit as announce_audit_row,
+};
 
 #[derive(Insertable)]
 #[diesel(table_name = live_events)]
@@ -42,22 +82,17 @@ struct NewLiveEvent<'a> {
     payload: &'a str,
 }
 
-/// Announces `payloads` (each at most [`MAX_PAYLOAD`] bytes) when the caller's transaction
-/// commits: one statement on PostgreSQL, one per payload on SQLite.
+/// Announces `payloads` (each well under `pg_notify`'s 8000 bytes) when the caller's
+/// transaction commits: one statement on PostgreSQL, one per payload on SQLite.
 async fn announce(conn: &mut Conn<'_>, payloads: &[String], at: NaiveDateTime) -> QueryResult<()> {
     if payloads.is_empty() {
         return Ok(());
     }
     match conn {
-        Conn::Postgres(c) => {
-            diesel::sql_query(format!(
-                "SELECT pg_notify($1, p) FROM unnest($2) AS p WHERE {LISTENING}"
-            ))
-            .bind::<Text, _>(CHANNEL)
-            .bind::<Array<Text>, _>(payloads)
-            .execute(&mut **c)
+        Conn::Postgres(c) => diesel::select(functions::announce(payloads))
+            .get_result::<bool>(&mut **c)
             .await
-        }
+            .map(usize::from),
         Conn::Sqlite(c) => {
             // One by one: diesel-async's SQLite has no batch insert (in-process, no round
             // trips to save).
@@ -111,29 +146,8 @@ impl Event {
     }
 }
 
-/// The `RETURNING` expression that announces each row of an `audit_events` INSERT on
-/// PostgreSQL: the [`Event::Audit`] payload built from the row by the server (the shape
-/// serde reads), or an [`Event::AuditRef`] when that is too long for a notification.
-pub(super) fn notify_audit_row() -> String {
-    let row = r#"json_build_object('kind', 'audit', 'id', "id", 'at', "at", 'actor_id', "actor_id", 'action', "action", 'target_type', "target_type", 'target_id', "target_id", 'ip', "ip", 'user_agent', "user_agent", 'details', "details")::text"#;
-    let by_id = r#"json_build_object('kind', 'audit_ref', 'id', "id")::text"#;
-    format!(
-        "(CASE WHEN {LISTENING} THEN pg_notify('{CHANNEL}', CASE WHEN octet_length({row}) <= \
-         {MAX_PAYLOAD} THEN {row} ELSE {by_id} END) END) IS NULL"
-    )
-}
-
-/// The `RETURNING` expression that announces an `account_changes` INSERT on PostgreSQL
-/// ([`Event::AccountChanged`]).
-pub(super) fn notify_account_change() -> String {
-    format!(
-        "(CASE WHEN {LISTENING} THEN pg_notify('{CHANNEL}', json_build_object('kind', \
-         'account_changed', 'user', \"user_id\")::text) END) IS NULL"
-    )
-}
-
 /// Announces that what authorises `user` changed, when the caller's transaction commits
-/// (SQLite's way; PostgreSQL announces within the INSERT, [`notify_account_change`]).
+/// (SQLite's way; PostgreSQL announces within the INSERT, [`announce_account_change_row`]).
 pub(super) async fn announce_account_change(
     conn: &mut Conn<'_>,
     user: Option<UserId>,
@@ -142,18 +156,12 @@ pub(super) async fn announce_account_change(
 }
 
 /// Announces that `events` were written, when the caller's transaction commits (SQLite's
-/// way; PostgreSQL announces within the INSERT, [`notify_audit_row`]).
+/// way, where a payload may be any length; PostgreSQL announces within the INSERT,
+/// [`announce_audit_row`]).
 pub(super) async fn announce_audit(conn: &mut Conn<'_>, events: &[AuditEvent]) -> QueryResult<()> {
     let payloads: Vec<String> = events
         .iter()
-        .map(|event| {
-            let payload = encode(&Event::Audit(event.clone()));
-            if payload.len() <= MAX_PAYLOAD {
-                payload
-            } else {
-                encode(&Event::AuditRef { id: event.id })
-            }
-        })
+        .map(|event| encode(&Event::Audit(event.clone())))
         .collect();
     announce(conn, &payloads, now()).await
 }
