@@ -230,7 +230,7 @@ mod tests {
                 pinned += 1;
             }
         }
-        assert_eq!(pinned, 6);
+        assert_eq!(pinned, 7);
     }
 
     #[test]
