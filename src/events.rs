@@ -148,7 +148,8 @@ impl Bus {
     fn deliver(&self, event: Event) {
         match &event {
             Event::Revoked { user, sessions } => {
-                self.revoked.insert(sessions.iter().copied());
+                self.revoked
+                    .insert(sessions.iter().map(|session| session.id));
                 self.callers.evict(Some(*user));
             }
             Event::AccountChanged { user } => self.callers.evict(*user),

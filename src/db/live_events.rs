@@ -20,8 +20,9 @@ use super::Conn;
 use super::audit::AuditEvent;
 use super::clock::now;
 use super::schema::live_events;
+use super::sessions::Session;
 use crate::db::with_conn;
-use crate::ids::{AuditEventId, SessionId, UserId};
+use crate::ids::{AuditEventId, UserId};
 
 /// The PostgreSQL notification channel (the migration `live_announce` names it too).
 pub const CHANNEL: &str = "usergraph_events";
@@ -108,8 +109,11 @@ async fn announce(conn: &mut Conn<'_>, payloads: &[String], at: NaiveDateTime) -
     .map(drop)
 }
 
-/// Most session ids in one announcement: keeps a payload well under `pg_notify`'s limit.
-const SESSIONS_PER_PAYLOAD: usize = 100;
+/// Most sessions in one announcement.
+const SESSIONS_PER_PAYLOAD: usize = 50;
+
+/// What the sessions of one announcement may take, well under `pg_notify`'s 8000 bytes.
+const PAYLOAD_BUDGET: usize = 7_000;
 
 /// Something a live subscriber may want to hear about.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -128,12 +132,13 @@ pub enum Event {
         /// The account.
         user: Option<UserId>,
     },
-    /// Sessions of `user` were revoked.
+    /// Sessions of `user` were revoked (as they were then: an erased account's rows are
+    /// gone by the time anyone reads them).
     Revoked {
         /// Their account.
         user: UserId,
         /// The sessions.
-        sessions: Vec<SessionId>,
+        sessions: Vec<Session>,
     },
 }
 
@@ -170,18 +175,34 @@ pub(super) async fn announce_audit(conn: &mut Conn<'_>, events: &[AuditEvent]) -
 pub async fn announce_revoked(
     conn: &mut Conn<'_>,
     user: UserId,
-    sessions: &[SessionId],
+    sessions: &[Session],
 ) -> QueryResult<()> {
-    let payloads: Vec<String> = sessions
-        .chunks(SESSIONS_PER_PAYLOAD)
-        .map(|chunk| {
-            encode(&Event::Revoked {
-                user,
-                sessions: chunk.to_vec(),
-            })
-        })
-        .collect();
+    let mut payloads = Vec::new();
+    let mut chunk: Vec<Session> = Vec::new();
+    // A session is at most about 2.5 KB (its User-Agent); a payload stays under 8000 bytes.
+    for session in sessions {
+        if chunk.len() >= SESSIONS_PER_PAYLOAD
+            || (!chunk.is_empty()
+                && size_of_chunk(&chunk) + size_of_chunk(std::slice::from_ref(session))
+                    > PAYLOAD_BUDGET)
+        {
+            payloads.push(revoked(user, std::mem::take(&mut chunk)));
+        }
+        chunk.push(session.clone());
+    }
+    if !chunk.is_empty() {
+        payloads.push(revoked(user, chunk));
+    }
     announce(conn, &payloads, now()).await
+}
+
+fn revoked(user: UserId, sessions: Vec<Session>) -> String {
+    encode(&Event::Revoked { user, sessions })
+}
+
+/// The encoded length of `sessions` in a payload.
+fn size_of_chunk(sessions: &[Session]) -> usize {
+    serde_json::to_string(sessions).map_or(0, |s| s.len())
 }
 
 fn encode(event: &Event) -> String {

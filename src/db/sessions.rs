@@ -9,7 +9,7 @@ use super::schema::{refresh_tokens, sessions};
 use crate::ids::{RefreshTokenId, SessionId, UserId};
 
 /// A row of `sessions`.
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, Selectable, serde::Serialize, serde::Deserialize)]
 #[diesel(table_name = sessions)]
 pub struct Session {
     /// Primary key.
@@ -222,22 +222,22 @@ pub async fn revoke_session(
     id: SessionId,
     at: NaiveDateTime,
 ) -> QueryResult<bool> {
-    let owner: Option<UserId> = with_conn!(conn, |c| {
+    let revoked: Option<Session> = with_conn!(conn, |c| {
         diesel::update(
             sessions::table
                 .find(id)
                 .filter(sessions::revoked_at.is_null()),
         )
         .set(sessions::revoked_at.eq(at))
-        .returning(sessions::user_id)
+        .returning(Session::as_returning())
         .get_result(c)
         .await
         .optional()
     })?;
-    let Some(owner) = owner else {
+    let Some(revoked) = revoked else {
         return Ok(false);
     };
-    super::live_events::announce_revoked(conn, owner, &[id]).await?;
+    super::live_events::announce_revoked(conn, revoked.user_id, &[revoked]).await?;
     Ok(true)
 }
 
@@ -249,7 +249,7 @@ pub async fn revoke_sessions_of(
     keep: Option<SessionId>,
     at: NaiveDateTime,
 ) -> QueryResult<Vec<SessionId>> {
-    let revoked = with_conn!(conn, |c| {
+    let revoked: Vec<Session> = with_conn!(conn, |c| {
         let mut query = diesel::update(sessions::table)
             .filter(sessions::user_id.eq(user))
             .filter(sessions::revoked_at.is_null())
@@ -259,14 +259,14 @@ pub async fn revoke_sessions_of(
         }
         query
             .set(sessions::revoked_at.eq(at))
-            .returning(sessions::id)
+            .returning(Session::as_returning())
             .get_results(c)
             .await
     })?;
     if !revoked.is_empty() {
         super::live_events::announce_revoked(conn, user, &revoked).await?;
     }
-    Ok(revoked)
+    Ok(revoked.into_iter().map(|session| session.id).collect())
 }
 
 /// Sessions revoked after `since`: what the revocation cache holds.

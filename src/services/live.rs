@@ -14,11 +14,11 @@ use super::shared::audit::action;
 use crate::auth::Principal;
 use crate::db::audit::{AuditEvent, AuditQuery};
 use crate::db::live_events::Event;
-use crate::db::sessions::{self as session_rows, Session};
+use crate::db::sessions::Session;
 use crate::db::users::{self as user_rows, User};
 use crate::domain::Permission;
 use crate::error::{AppError, AppResult, Outcome};
-use crate::ids::{SessionId, UserId};
+use crate::ids::UserId;
 
 /// How often a stream with nothing to say checks that its caller may still listen.
 const RECHECK: Duration = Duration::from_secs(1);
@@ -54,25 +54,21 @@ impl Services {
     ) -> AppResult<impl Stream<Item = AppResult<Revocation>> + Send + use<>> {
         let viewer = self.viewer(principal).await?;
         let (user, own) = (viewer.user.id, viewer.session());
-        let state = (self.clone(), self.bus.subscribe().await?, VecDeque::new());
+        let state = (self.bus.subscribe().await?, VecDeque::<Session>::new());
         Ok(stream::unfold(Some(state), move |state| async move {
-            let (services, mut events, mut pending) = state?;
+            let (mut events, mut pending) = state?;
             loop {
-                if let Some(id) = pending.pop_front() {
-                    let Some(session) = services.session_row(id).await.transpose() else {
-                        continue;
-                    };
-                    let current = own == Some(id);
-                    let item = session.map(|session| Revocation { session, current });
-                    let next = (!current).then_some((services, events, pending));
-                    return Some((item, next));
+                if let Some(session) = pending.pop_front() {
+                    let current = own == Some(session.id);
+                    let next = (!current).then_some((events, pending));
+                    return Some((Ok(Revocation { session, current }), next));
                 }
                 match events.recv().await {
                     Ok(event) => {
                         if let Event::Revoked { user: of, sessions } = &*event
                             && *of == user
                         {
-                            pending.extend(sessions);
+                            pending.extend(sessions.iter().cloned());
                         }
                     }
                     // The socket's own checks close it if its session was among those.
@@ -168,11 +164,6 @@ impl Services {
             }
             _ => Ok(()),
         }
-    }
-
-    async fn session_row(&self, id: SessionId) -> AppResult<Option<Session>> {
-        let mut db = self.db.get().await?;
-        Ok(session_rows::find_session(&mut db.conn(), id).await?)
     }
 
     /// The account as stored now (not the caller cache, which another instance's change

@@ -21,7 +21,7 @@ use crate::tokens::{claims_of, kid_of, sign};
 
 both_backends!(
     sessions_hear_their_revocation_and_close,
-    a_deactivated_account_is_told_and_closed,
+    deactivated_and_erased_accounts_are_told_and_closed,
     holders_of_audit_read_watch_the_trail,
     user_updated_follows_the_account,
     connection_init_decides_who_listens,
@@ -94,6 +94,13 @@ impl Socket {
         let payload = json!({ "query": query, "variables": variables });
         self.send(json!({ "type": "subscribe", "id": id, "payload": payload }))
             .await;
+    }
+
+    /// Starts subscription `id` and gives the server a moment to start it (graphql-ws has
+    /// no acknowledgement of a subscription).
+    pub async fn listen(&mut self, id: &str, query: &str) {
+        self.subscribe(id, query, json!({})).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 
     /// The next message; fails on a close or after [`PATIENCE`].
@@ -253,26 +260,38 @@ async fn sessions_hear_their_revocation_and_close(backend: Backend) {
     assert_eq!(again.until_closed().await.1, 4403);
 }
 
-async fn a_deactivated_account_is_told_and_closed(backend: Backend) {
+async fn deactivated_and_erased_accounts_are_told_and_closed(backend: Backend) {
     let Some((app, address)) = served(backend, &[]).await else {
         return;
     };
     let admin = app.admin().await;
+    let told = json!({ "type": "next", "id": "s", "payload": { "data": { "sessionRevoked": { "current": true } } } });
+
+    // Deactivated by an administrator.
     let (token, id) = app.user("leaving@example.com").await;
     let mut socket = Socket::connect(address, &token).await;
     socket
-        .subscribe(
-            "s",
-            "subscription { sessionRevoked { current } }",
-            json!({}),
-        )
+        .listen("s", "subscription { sessionRevoked { current } }")
         .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
     let deactivate =
         "mutation($id: ID!) { updateUser(id: $id, input: { isActive: false }) { id } }";
     succeeds(&app, deactivate, json!({ "id": id }), &admin).await;
     let (messages, code, reason) = socket.until_closed().await;
-    let told = json!({ "type": "next", "id": "s", "payload": { "data": { "sessionRevoked": { "current": true } } } });
+    assert!(messages.contains(&told), "{messages:?}");
+    assert_eq!(code, 4403, "{reason}");
+
+    // Erased by its owner from another tab: its sessions are gone with it, and this tab
+    // is still told.
+    app.register("erased@example.com").await;
+    let (tab, _) = app.login_pair("erased@example.com", "tab").await;
+    let (other, _) = app.login_pair("erased@example.com", "other tab").await;
+    let mut socket = Socket::connect(address, &tab).await;
+    socket
+        .listen("s", "subscription { sessionRevoked { current } }")
+        .await;
+    let erase = "mutation($password: String!) { deleteMyAccount(password: $password) }";
+    succeeds(&app, erase, json!({ "password": PASSWORD }), &other).await;
+    let (messages, code, reason) = socket.until_closed().await;
     assert!(messages.contains(&told), "{messages:?}");
     assert_eq!(code, 4403, "{reason}");
 }
@@ -342,8 +361,7 @@ async fn user_updated_follows_the_account(backend: Backend) {
     let mut socket = Socket::connect(address, &token).await;
     let watch =
         "subscription { userUpdated { id profile { displayName } roles { name } permissions } }";
-    socket.subscribe("u", watch, json!({})).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    socket.listen("u", watch).await;
     assert_eq!(gauge(&app, "usergraph_subscriptions").await, 1.0);
 
     let rename =
@@ -403,13 +421,11 @@ async fn a_personal_token_listens_until_revoked(backend: Backend) {
     let pat = created["token"].as_str().unwrap().to_owned();
     let mut socket = Socket::connect(address, &pat).await;
     socket
-        .subscribe(
+        .listen(
             "a",
             "subscription { auditEvents(filter: { action: \"user.register\" }) { action } }",
-            json!({}),
         )
         .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
     app.register("newcomer@example.com").await;
     let message = socket.next().await;
     assert_eq!(
@@ -568,9 +584,8 @@ async fn rolled_back_changes_announce_nothing(backend: Backend) {
     let admin = app.admin().await;
     let mut socket = Socket::connect(address, &admin).await;
     socket
-        .subscribe("a", "subscription { auditEvents { action } }", json!({}))
+        .listen("a", "subscription { auditEvents { action } }")
         .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
     let row = |action| usergraph::db::audit::NewAuditEvent {
         id: usergraph::ids::AuditEventId::new(),
         at: usergraph::db::clock::now(),
@@ -667,13 +682,8 @@ async fn two_processes_share_live_events(backend: Backend) {
         "subscription { auditEvents(filter: { action: \"user.login\" }) { action actor { id } } }";
     watch.subscribe("w", audit, json!({})).await;
     let mut tab = Socket::connect(b.address, &on_b).await;
-    tab.subscribe(
-        "t",
-        "subscription { sessionRevoked { current } }",
-        json!({}),
-    )
-    .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tab.listen("t", "subscription { sessionRevoked { current } }")
+        .await;
 
     let started = Instant::now();
     let on_a = login_on(&a, "member@example.com").await;
@@ -723,9 +733,8 @@ async fn postgres_announces_only_while_someone_listens() {
     let admin = app.admin().await;
     let mut socket = Socket::connect(address, &admin).await;
     socket
-        .subscribe("a", "subscription { auditEvents { action } }", json!({}))
+        .listen("a", "subscription { auditEvents { action } }")
         .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
     app.register("second@example.com").await;
     let payload = tokio::time::timeout(PATIENCE, heard.recv()).await;
     let payload = payload.expect("an announcement").expect("the listener");
