@@ -1,9 +1,10 @@
 //! Live events on this instance: the bus receives the events every instance announced
-//! (`db::live_events`) and hands each to this instance's subscribers. The bus: receives the events every instance announced (PostgreSQL: a
-//! connection listening on the channel; SQLite: the table, read every
-//! [`SQLITE_POLL`]) and hands each to the subscribers of this instance.
+//! (`db::live_events`: on PostgreSQL through a connection listening on the channel, on
+//! SQLite from the table, read every [`SQLITE_POLL`]) and hands each to this instance's
+//! subscribers.
 //!
-//! The feed starts with the first subscriber and runs as long as the bus lives. Receiving
+//! The feed starts with the first subscriber and runs as long as the bus lives (on
+//! PostgreSQL holding the lease that makes changes announce themselves). Receiving
 //! an event also applies it to this instance's caches at once (a revoked session is refused,
 //! a changed account read again), ahead of their once-a-second reload.
 
