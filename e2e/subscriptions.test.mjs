@@ -1,11 +1,13 @@
-// Subscriptions with the real `graphql-ws` client (and Apollo Client's GraphQLWsLink over
-// it), as a new user would meet them: an app open in two tabs, logged out everywhere from
-// one, tells the other at once and its socket closes; an administrator watching
-// `auditEvents` on one instance sees a login made on another.
+// Subscriptions with the real `graphql-ws` client (and, over it, Apollo Client's
+// GraphQLWsLink and urql's subscriptionExchange), as a new user would meet them: an app
+// open in two tabs, logged out everywhere from one, tells the other at once and its socket
+// closes; an administrator watching `auditEvents` on one instance sees a login made on
+// another; urql's `userUpdated` follows a profile change.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { ApolloClient, InMemoryCache, gql } from '@apollo/client/core/index.js';
 import { GraphQLWsLink } from '@apollo/client/link/subscriptions/index.js';
+import { Client, fetchExchange, subscriptionExchange } from '@urql/core';
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 import { ADMIN, post, startServer } from './server.mjs';
@@ -142,5 +144,44 @@ describe('Apollo Client over GraphQLWsLink', () => {
     assert.equal(seen[0].actor.id, userId);
     subscription.unsubscribe();
     await watcher.client.dispose();
+  });
+});
+
+describe('urql over subscriptionExchange', () => {
+  test('userUpdated follows a change of the profile', async () => {
+    const email = `urql-live-${server.backend}@example.com`;
+    const registered = await post(server.url, REGISTER, { email, password: PASSWORD });
+    assert.ok(registered.data, JSON.stringify(registered));
+    const token = await login(server.url, email);
+    const socket = subscriber(server, token);
+    const urql = new Client({
+      url: server.url,
+      exchanges: [
+        fetchExchange,
+        subscriptionExchange({
+          forwardSubscription: (request) => ({
+            subscribe: (sink) => ({
+              unsubscribe: socket.client.subscribe({ ...request, query: request.query ?? '' }, sink),
+            }),
+          }),
+        }),
+      ],
+    });
+    let onUpdate;
+    const updated = new Promise((resolve) => { onUpdate = resolve; });
+    const { unsubscribe } = urql
+      .subscription('subscription { userUpdated { profile { displayName } } }', {})
+      .subscribe((result) => onUpdate(result));
+    await within(5000, 'connection_ack', socket.connected);
+    await settle();
+
+    const renamed = await post(server.url,
+      'mutation { updateMyProfile(input: { displayName: "Seen by urql" }) { id } }', {}, token);
+    assert.equal(renamed.errors, undefined, JSON.stringify(renamed));
+    const result = await within(5000, 'userUpdated', updated);
+    assert.equal(result.error, undefined, String(result.error));
+    assert.equal(result.data.userUpdated.profile.displayName, 'Seen by urql');
+    unsubscribe();
+    await socket.client.dispose();
   });
 });
