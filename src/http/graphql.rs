@@ -332,8 +332,17 @@ pub async fn get(State(state): State<HttpState>, request: Request) -> Response {
     execute(&state, &parts, media, vec![Ok(request)], false).await
 }
 
-/// The operation a document runs: the one `name`d, or its only one.
-pub(super) fn selected_operation<'a>(
+/// The operation `request` runs, when its document parses and names one (the one named,
+/// or its only one); async-graphql reports why otherwise.
+pub(super) fn operation_of(
+    request: &mut async_graphql::Request,
+) -> Option<&Positioned<OperationDefinition>> {
+    let name = request.operation_name.clone();
+    let document = request.parsed_query().ok()?;
+    selected_operation(document, name.as_deref())
+}
+
+fn selected_operation<'a>(
     document: &'a ExecutableDocument,
     name: Option<&str>,
 ) -> Option<&'a Positioned<OperationDefinition>> {
@@ -381,11 +390,7 @@ fn admit(
 
 /// `BAD_USER_INPUT` saying where subscriptions are served, when `request` runs one.
 fn not_a_subscription(request: &mut async_graphql::Request) -> Result<(), AppError> {
-    let name = request.operation_name.clone();
-    let Ok(document) = request.parsed_query() else {
-        return Ok(());
-    };
-    match selected_operation(document, name.as_deref()) {
+    match operation_of(request) {
         Some(operation) if operation.node.ty == OperationType::Subscription => {
             Err(AppError::bad_field(
                 "query",

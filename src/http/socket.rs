@@ -29,7 +29,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::HttpState;
-use super::graphql::{bearer, client_info, principal_of, refusal, selected_operation};
+use super::graphql::{bearer, client_info, operation_of, principal_of, refusal};
 use crate::auth::Principal;
 use crate::error::AppError;
 use crate::graphql::context::{RequestData, attach_live};
@@ -355,16 +355,10 @@ impl Connection {
                 "Too many initialisation requests".into(),
             )));
         }
-        let value = payload.as_ref().and_then(|p| {
-            p.get("Authorization")
-                .or_else(|| p.get("authorization"))
-                .and_then(|v| v.as_str())
-        });
+        let value = authorization(payload.as_ref());
         let forbidden = |why: &str| Step::Close((4403, format!("Forbidden: {why}")));
         if value.is_none() {
-            return Err(forbidden(
-                "send { \"Authorization\": \"Bearer <access token>\" } in connection_init",
-            ));
+            return Err(forbidden(NO_AUTHORIZATION));
         }
         let principal = principal_of(value, &self.state).await.map_err(|error| {
             tracing::warn!(error = %error, "authenticating a subscription socket failed");
@@ -545,14 +539,25 @@ impl Connection {
     }
 }
 
+/// Why a `connection_init` without a token is refused.
+const NO_AUTHORIZATION: &str =
+    "send { \"Authorization\": \"Bearer <access token>\" } in connection_init";
+
+/// The `Authorization` of a `connection_init` payload (any case of its first letter).
+fn authorization(payload: Option<&serde_json::Value>) -> Option<&str> {
+    let payload = payload?;
+    payload
+        .get("Authorization")
+        .or_else(|| payload.get("authorization"))
+        .and_then(|v| v.as_str())
+}
+
 /// The root fields of the operation `request` runs, when it is a subscription.
 fn subscription_fields(request: &mut async_graphql::Request) -> Option<Vec<String>> {
-    let name = request.operation_name.clone();
-    let Ok(document) = request.parsed_query() else {
-        // async-graphql reports where the text is wrong.
+    let Some(operation) = operation_of(request) else {
+        // async-graphql reports what is wrong with the text.
         return Some(Vec::new());
     };
-    let operation = selected_operation(document, name.as_deref())?;
     if operation.node.ty != OperationType::Subscription {
         return None;
     }

@@ -92,7 +92,7 @@ async fn can_list_users(server: &Server, token: &str) -> bool {
 }
 
 /// Runs `usergraph` with `args` on the fleet's database and keys; fails when it does.
-pub(crate) fn command(dir: &Path, database: &str, keys: &Path, args: &[&str]) {
+fn command(dir: &Path, database: &str, keys: &Path, args: &[&str]) {
     let output = usergraph_in(dir)
         .env("DATABASE_URL", database)
         .env("USERGRAPH_JWT_KEY_DIR", keys)
@@ -106,6 +106,19 @@ pub(crate) fn command(dir: &Path, database: &str, keys: &Path, args: &[&str]) {
         "usergraph {args:?}: {}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// Creates the administrator `ops@example.com` with `usergraph admin create`.
+pub(crate) fn create_admin(dir: &Path, database: &str, keys: &Path) {
+    let args = [
+        "admin",
+        "create",
+        "--email",
+        "ops@example.com",
+        "--password",
+        PASSWORD,
+    ];
+    command(dir, database, keys, &args);
 }
 
 async fn two_processes_behave_as_one(backend: Backend) {
@@ -164,19 +177,7 @@ async fn two_processes_behave_as_one(backend: Backend) {
     assert_eq!(applied, migrations, "each migration applied once in all");
 
     // A token signed by A is accepted by B.
-    command(
-        dir.path(),
-        &db.url,
-        &keys,
-        &[
-            "admin",
-            "create",
-            "--email",
-            "ops@example.com",
-            "--password",
-            PASSWORD,
-        ],
-    );
+    create_admin(dir.path(), &db.url, &keys);
     let (admin, _) = tokens(&a, "ops@example.com").await;
     let user = register(&b, "member@example.com").await;
     let (access, refresh) = tokens(&a, "member@example.com").await;

@@ -659,15 +659,7 @@ async fn two_processes_share_live_events(backend: Backend) {
     // B loads the signing key A made; it keeps serving for a moment after SIGTERM.
     let mut b = Server::start(dir.path(), &db.url, &[("USERGRAPH_SHUTDOWN_DELAY", "2s")]).await;
     let keys = dir.path().join("keys");
-    let create_admin = [
-        "admin",
-        "create",
-        "--email",
-        "ops@example.com",
-        "--password",
-        PASSWORD,
-    ];
-    crate::fleet::command(dir.path(), &db.url, &keys, &create_admin);
+    crate::fleet::create_admin(dir.path(), &db.url, &keys);
     let register = "mutation($email: String!, $password: String!) {
         register(input: { email: $email, password: $password }) { user { id } }
     }";
@@ -760,6 +752,7 @@ async fn raw_listener(
     tokio::spawn(async move {
         while let Some(Ok(message)) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
             if let tokio_postgres::AsyncMessage::Notification(note) = message {
+                // The test may be done listening: then nobody reads this.
                 let _ = sender.send(note.payload().to_owned());
             }
         }
