@@ -308,6 +308,43 @@ pub struct Config {
           value_parser = clap::value_parser!(u16).range(8..=128), global = true)]
     pub password_min_length: u16,
 
+    /// Shortest accepted password of an account with a second factor on, in Unicode
+    /// characters (NIST SP 800-63B allows 8 then), in place of USERGRAPH_PASSWORD_MIN_LENGTH.
+    #[arg(long, env = "USERGRAPH_PASSWORD_MIN_LENGTH_WITH_MFA", default_value_t = 8,
+          value_parser = clap::value_parser!(u16).range(8..=128), global = true)]
+    pub password_min_length_with_mfa: u16,
+
+    /// Roles whose holders must turn on a second factor (TOTP) before they can do anything
+    /// but enrol, comma-separated (e.g. `admin`). Default: none.
+    #[arg(
+        long,
+        env = "USERGRAPH_REQUIRE_MFA_FOR_ROLES",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub require_mfa_for_roles: Vec<String>,
+
+    /// How recent the password (and, with MFA on, a code) must be for sensitive changes
+    /// (password, email, personal tokens, account deletion, second factor); older sessions
+    /// get REAUTHENTICATION_REQUIRED until they call `reauthenticate`.
+    #[arg(long, env = "USERGRAPH_REAUTHENTICATION_WINDOW", default_value = "10m", value_parser = parse_duration, global = true)]
+    pub reauthentication_window: Duration,
+
+    /// The name authenticator apps show for TOTP entries (the `issuer` of the otpauth URI).
+    #[arg(
+        long,
+        env = "USERGRAPH_MFA_ISSUER",
+        default_value = "usergraph",
+        global = true
+    )]
+    pub mfa_issuer: String,
+
+    /// The file of the key TOTP secrets are sealed with and recovery codes hashed with (32
+    /// random bytes, hex); every instance must share it. Default: `mfa.key` in the data
+    /// directory, made on first start. Losing it turns every second factor off for good.
+    #[arg(long, env = "USERGRAPH_MFA_KEY_FILE", global = true)]
+    pub mfa_key_file: Option<PathBuf>,
+
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "USERGRAPH_MAX_BODY_BYTES", default_value_t = 1_048_576,
           value_parser = clap::value_parser!(u64).range(1024..), global = true)]
@@ -340,8 +377,9 @@ pub struct Config {
     pub max_query_depth: usize,
 
     /// Most fields that hash a password or create an account (login, register,
-    /// changePassword, resetPassword, deleteMyAccount, createUser) in one request, aliases
-    /// and every operation of a batch counted; more is refused with QUERY_TOO_COMPLEX.
+    /// changePassword, resetPassword, deleteMyAccount, createUser, reauthenticate) in one
+    /// request, aliases and every operation of a batch counted; more is refused with
+    /// QUERY_TOO_COMPLEX.
     #[arg(long, env = "USERGRAPH_MAX_PASSWORD_FIELDS", default_value_t = 2,
           value_parser = clap::value_parser!(u32).range(1..=100), global = true)]
     pub max_password_fields: u32,
@@ -743,6 +781,13 @@ impl Config {
             .unwrap_or_else(|| self.data_dir.join("keys"))
     }
 
+    /// The file of the second factors' key.
+    pub fn mfa_key_file(&self) -> PathBuf {
+        self.mfa_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("mfa.key"))
+    }
+
     /// Where avatar files are kept.
     pub fn uploads_path(&self) -> PathBuf {
         self.data_dir.join("uploads")
@@ -771,6 +816,16 @@ impl Config {
         }
         if self.argon2_memory_kib < 8 * self.argon2_parallelism {
             bail!("USERGRAPH_ARGON2_MEMORY_KIB: must be at least 8 × USERGRAPH_ARGON2_PARALLELISM");
+        }
+        if self.mfa_issuer.trim().is_empty() || self.mfa_issuer.contains(':') {
+            bail!("USERGRAPH_MFA_ISSUER: must be a name without `:` (authenticator apps show it)");
+        }
+        if self
+            .require_mfa_for_roles
+            .iter()
+            .any(|r| r.trim().is_empty())
+        {
+            bail!("USERGRAPH_REQUIRE_MFA_FOR_ROLES: role names, comma-separated, none empty");
         }
         if self.rate_limit_store == RateLimitStore::Redis && self.redis_url.is_none() {
             bail!("USERGRAPH_RATE_LIMIT_STORE=redis: set USERGRAPH_REDIS_URL");

@@ -33,6 +33,8 @@ pub mod bounds {
     pub const AUDIT_KEY: usize = 100;
     /// A page cursor as presented (ours are under 400).
     pub const CURSOR: usize = 1_024;
+    /// A second factor's code as typed: six digits, or a recovery code (`xxxxx-xxxxx`).
+    pub const CODE: usize = 32;
 }
 
 /// Whether `c` may appear in text a client sends: anything but control characters, tab and

@@ -36,6 +36,12 @@ pub enum ErrorCode {
     PersistedQueryNotFound,
     /// Only persisted operations are accepted and this one is not on the list.
     PersistedQueryNotInList,
+    /// The password was right and the account has a second factor: no session yet.
+    /// `extensions.challenge` goes to `verifyMfa` with a code.
+    MfaRequired,
+    /// A sensitive change needs a recent authentication: call `reauthenticate` (with a code
+    /// too when `extensions.factors` lists `totp`), then try again.
+    ReauthenticationRequired,
     /// Something failed inside the server; the details are in its log.
     InternalServerError,
 }
@@ -56,6 +62,8 @@ impl ErrorCode {
             Self::EmailNotVerified => "EMAIL_NOT_VERIFIED",
             Self::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
             Self::PersistedQueryNotInList => "PERSISTED_QUERY_NOT_IN_LIST",
+            Self::MfaRequired => "MFA_REQUIRED",
+            Self::ReauthenticationRequired => "REAUTHENTICATION_REQUIRED",
             Self::InternalServerError => "INTERNAL_SERVER_ERROR",
         }
     }
@@ -163,6 +171,33 @@ pub enum AppError {
         /// Seconds until the lock ends.
         retry_after: u64,
     },
+    /// The password was right; a second factor must complete the login.
+    #[error(
+        "this account has two-step verification: call verifyMfa with extensions.challenge \
+         and a code from your authenticator app (or a recovery code)"
+    )]
+    MfaRequired {
+        /// The token `verifyMfa` takes.
+        challenge: String,
+        /// Seconds it stays valid.
+        expires_in: i64,
+    },
+    /// The session's last authentication is too old for this change.
+    #[error(
+        "this change needs a recent authentication: call reauthenticate with your password{} \
+         first",
+        if *.code { " and a code from your authenticator app" } else { "" }
+    )]
+    ReauthenticationRequired {
+        /// Whether a second factor is asked for too.
+        code: bool,
+    },
+    /// Holders of the caller's roles must turn a second factor on first.
+    #[error(
+        "your role requires two-step verification: turn it on (startTotpEnrollment, then \
+         confirmTotpEnrollment) before anything else"
+    )]
+    MfaEnrollmentRequired,
     /// A dependency (the database) does not answer.
     #[error("{}", unavailable_message(*.0))]
     ServiceUnavailable(Outcome, #[source] anyhow::Error),
@@ -213,6 +248,17 @@ impl AppError {
             Self::AccountLocked { retry_after } => Self::AccountLocked {
                 retry_after: *retry_after,
             },
+            Self::MfaRequired {
+                challenge,
+                expires_in,
+            } => Self::MfaRequired {
+                challenge: challenge.clone(),
+                expires_in: *expires_in,
+            },
+            Self::ReauthenticationRequired { code } => {
+                Self::ReauthenticationRequired { code: *code }
+            }
+            Self::MfaEnrollmentRequired => Self::MfaEnrollmentRequired,
             Self::ServiceUnavailable(outcome, source) => {
                 Self::ServiceUnavailable(*outcome, anyhow::anyhow!("{source:#}"))
             }
@@ -234,6 +280,9 @@ impl AppError {
             Self::PersistedQueryNotFound => ErrorCode::PersistedQueryNotFound,
             Self::PersistedQueryNotInList => ErrorCode::PersistedQueryNotInList,
             Self::RateLimited { .. } => ErrorCode::RateLimited,
+            Self::MfaRequired { .. } => ErrorCode::MfaRequired,
+            Self::ReauthenticationRequired { .. } => ErrorCode::ReauthenticationRequired,
+            Self::MfaEnrollmentRequired => ErrorCode::Forbidden,
             Self::ServiceUnavailable(..) => ErrorCode::ServiceUnavailable,
             Self::Internal(_) => ErrorCode::InternalServerError,
         }
@@ -397,6 +446,24 @@ impl From<&AppError> for async_graphql::Error {
                 AppError::ServiceUnavailable(outcome, _) => {
                     ext.set("outcome", outcome.as_str());
                 }
+                AppError::MfaRequired {
+                    challenge,
+                    expires_in,
+                } => {
+                    ext.set("challenge", challenge.as_str());
+                    ext.set("expiresIn", *expires_in);
+                }
+                AppError::ReauthenticationRequired { code } => {
+                    let factors: &[&str] = if *code {
+                        &["password", "totp"]
+                    } else {
+                        &["password"]
+                    };
+                    ext.set("factors", factors.to_vec());
+                }
+                AppError::MfaEnrollmentRequired => {
+                    ext.set("reason", "MFA_ENROLLMENT_REQUIRED");
+                }
                 _ => {}
             }
         })
@@ -448,6 +515,18 @@ mod tests {
                 AppError::ServiceUnavailable(Outcome::NotApplied, anyhow::anyhow!("down")),
                 "SERVICE_UNAVAILABLE",
             ),
+            (
+                AppError::MfaRequired {
+                    challenge: "ugm_x".into(),
+                    expires_in: 300,
+                },
+                "MFA_REQUIRED",
+            ),
+            (
+                AppError::ReauthenticationRequired { code: true },
+                "REAUTHENTICATION_REQUIRED",
+            ),
+            (AppError::MfaEnrollmentRequired, "FORBIDDEN"),
             (
                 AppError::internal(anyhow::anyhow!("boom")),
                 "INTERNAL_SERVER_ERROR",

@@ -132,3 +132,11 @@ id_type!(
     /// The id of an emailed token (address verification, address change).
     EmailTokenId
 );
+id_type!(
+    /// The id of a recovery code.
+    RecoveryCodeId
+);
+id_type!(
+    /// The id of a login waiting for its second factor.
+    MfaChallengeId
+);

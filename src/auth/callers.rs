@@ -49,6 +49,8 @@ pub struct Caller {
     pub user: User,
     /// The permissions its roles grant.
     pub permissions: Arc<BTreeSet<String>>,
+    /// A role of the account requires a second factor it has not turned on.
+    pub must_enrol: bool,
 }
 
 struct Entry {

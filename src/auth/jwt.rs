@@ -38,6 +38,24 @@ struct AccessClaims {
     iat: i64,
     nbf: i64,
     exp: i64,
+    /// When the holder last gave the password (OpenID Connect's `auth_time`).
+    #[serde(default)]
+    auth_time: i64,
+    /// How (RFC 8176): `pwd`, and `otp` after a second factor.
+    #[serde(default)]
+    amr: Vec<String>,
+    /// The assurance level: `aal1` (password) or `aal2` (and a second factor).
+    #[serde(default)]
+    acr: String,
+}
+
+/// How strongly a token's holder proved who they are.
+#[derive(Debug, Clone, Copy)]
+pub struct Assurance {
+    /// When the password was last given (the token's `auth_time`).
+    pub auth_time: chrono::NaiveDateTime,
+    /// Whether a second factor was given too (`amr` has `otp`, `acr` is `aal2`).
+    pub second_factor: bool,
 }
 
 /// A freshly signed access token.
@@ -253,7 +271,13 @@ impl JwtKeys {
         session: SessionId,
         jti: uuid::Uuid,
         issued_at: chrono::NaiveDateTime,
+        assurance: &Assurance,
     ) -> anyhow::Result<AccessToken> {
+        let (amr, acr) = if assurance.second_factor {
+            (vec!["pwd".to_owned(), "otp".to_owned()], "aal2")
+        } else {
+            (vec!["pwd".to_owned()], "aal1")
+        };
         let iat = issued_at.and_utc().timestamp();
         let ttl = i64::try_from(self.ttl.as_secs()).context("access token lifetime")?;
         let claims = AccessClaims {
@@ -265,6 +289,9 @@ impl JwtKeys {
             iat,
             nbf: iat,
             exp: iat + ttl,
+            auth_time: assurance.auth_time.and_utc().timestamp(),
+            amr,
+            acr: acr.to_owned(),
         };
         let set = self.current();
         let key = set.signing(now_secs());

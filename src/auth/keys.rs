@@ -154,7 +154,7 @@ fn start_of(path: &Path) -> anyhow::Result<i64> {
 }
 
 fn read(path: &Path, production: bool) -> anyhow::Result<SigningKey> {
-    refuse_if_shared(path, production)?;
+    refuse_if_shared(path, production, "the signing key")?;
     let pem = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the signing key {}", path.display()))?;
     SigningKey::from_pkcs8_pem(&pem)
@@ -188,9 +188,9 @@ fn generate(path: &Path) -> anyhow::Result<SigningKey> {
     }
 }
 
-/// A secret file that others than its owner may read: refused in production, a warning
-/// otherwise.
-fn refuse_if_shared(path: &Path, production: bool) -> anyhow::Result<()> {
+/// A secret file (`what`) that others than its owner may read: refused in production, a
+/// warning otherwise.
+pub(crate) fn refuse_if_shared(path: &Path, production: bool, what: &str) -> anyhow::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
@@ -201,13 +201,13 @@ fn refuse_if_shared(path: &Path, production: bool) -> anyhow::Result<()> {
         if mode & 0o077 != 0 {
             if production {
                 bail!(
-                    "USERGRAPH_ENV=production: the signing key {} may be read by others (mode \
-                     {:o}); chmod 600 it",
+                    "USERGRAPH_ENV=production: {what} {} may be read by others (mode {:o}); \
+                     chmod 600 it",
                     path.display(),
                     mode & 0o777
                 );
             }
-            tracing::warn!(path = %path.display(), mode = format!("{:o}", mode & 0o777), "the signing key may be read by others; chmod 600 it");
+            tracing::warn!(path = %path.display(), mode = format!("{:o}", mode & 0o777), "{what} may be read by others; chmod 600 it");
         }
     }
     Ok(())

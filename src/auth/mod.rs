@@ -7,6 +7,7 @@ pub mod keys;
 pub mod password;
 pub mod revocation;
 pub mod token;
+pub mod totp;
 
 use crate::ids::{PersonalTokenId, SessionId, UserId};
 

@@ -13,6 +13,7 @@ pub mod email_tokens;
 pub mod live_events;
 pub mod login_failures;
 pub mod mail_outbox;
+pub mod mfa;
 pub mod password_resets;
 pub mod personal_tokens;
 pub mod rate_limits;

@@ -14,6 +14,7 @@ diesel::table! {
         updated_at -> Timestamp,
         deleted_at -> Nullable<Timestamp>,
         last_login_at -> Nullable<Timestamp>,
+        mfa_enabled_at -> Nullable<Timestamp>,
     }
 }
 
@@ -69,6 +70,8 @@ diesel::table! {
         revoked_at -> Nullable<Timestamp>,
         user_agent -> Nullable<Text>,
         ip -> Nullable<Text>,
+        authenticated_at -> Nullable<Timestamp>,
+        mfa_at -> Nullable<Timestamp>,
     }
 }
 
@@ -215,6 +218,46 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::ids::sql::Uuid;
+
+    totp_secrets (user_id) {
+        user_id -> Uuid,
+        secret -> Binary,
+        created_at -> Timestamp,
+        confirmed_at -> Nullable<Timestamp>,
+        last_step -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::ids::sql::Uuid;
+
+    recovery_codes (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        code_hash -> Binary,
+        created_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::ids::sql::Uuid;
+
+    mfa_challenges (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        token_hash -> Binary,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(profiles -> users (user_id));
 diesel::joinable!(user_roles -> users (user_id));
 diesel::joinable!(user_roles -> roles (role_id));
@@ -223,6 +266,9 @@ diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::joinable!(personal_access_tokens -> users (user_id));
 diesel::joinable!(password_reset_tokens -> users (user_id));
 diesel::joinable!(email_tokens -> users (user_id));
+diesel::joinable!(totp_secrets -> users (user_id));
+diesel::joinable!(recovery_codes -> users (user_id));
+diesel::joinable!(mfa_challenges -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -241,4 +287,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     rate_limits,
     mail_outbox,
     email_tokens,
+    totp_secrets,
+    recovery_codes,
+    mfa_challenges,
 );

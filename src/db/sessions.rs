@@ -28,9 +28,18 @@ pub struct Session {
     pub user_agent: Option<String>,
     /// The client's address at login.
     pub ip: Option<String>,
+    /// When its holder last gave the password (`None`: at its creation).
+    pub authenticated_at: Option<NaiveDateTime>,
+    /// When its holder last gave a second factor, if ever.
+    pub mfa_at: Option<NaiveDateTime>,
 }
 
 impl Session {
+    /// When its holder last gave the password.
+    pub fn authenticated_at(&self) -> NaiveDateTime {
+        self.authenticated_at.unwrap_or(self.created_at)
+    }
+
     /// Neither revoked nor past its absolute end.
     pub fn is_live(&self, now: NaiveDateTime) -> bool {
         self.revoked_at.is_none() && self.expires_at > now
@@ -72,6 +81,10 @@ pub struct NewSession<'a> {
     pub user_agent: Option<&'a str>,
     /// The client's address.
     pub ip: Option<&'a str>,
+    /// When the password was given (the login's time).
+    pub authenticated_at: NaiveDateTime,
+    /// When a second factor was given, if the login asked for one.
+    pub mfa_at: Option<NaiveDateTime>,
 }
 
 /// A new row of `refresh_tokens`.
@@ -281,4 +294,44 @@ pub async fn revoked_since(
             .load(c)
             .await
     })
+}
+
+/// Notes that the holder of session `id` gave the password at `at`, and a second factor too
+/// when `second_factor`.
+pub async fn record_authentication(
+    conn: &mut Conn<'_>,
+    id: SessionId,
+    at: NaiveDateTime,
+    second_factor: bool,
+) -> QueryResult<()> {
+    with_conn!(conn, |c| {
+        let query = diesel::update(sessions::table.find(id));
+        if second_factor {
+            query
+                .set((sessions::authenticated_at.eq(at), sessions::mfa_at.eq(at)))
+                .execute(c)
+                .await
+        } else {
+            query
+                .set(sessions::authenticated_at.eq(at))
+                .execute(c)
+                .await
+        }
+    })
+    .map(drop)
+}
+
+/// Notes that the holder of session `id` gave a second factor at `at`.
+pub async fn record_second_factor(
+    conn: &mut Conn<'_>,
+    id: SessionId,
+    at: NaiveDateTime,
+) -> QueryResult<()> {
+    with_conn!(conn, |c| {
+        diesel::update(sessions::table.find(id))
+            .set(sessions::mfa_at.eq(at))
+            .execute(c)
+            .await
+    })
+    .map(drop)
 }

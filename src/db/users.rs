@@ -31,6 +31,8 @@ pub struct User {
     pub deleted_at: Option<NaiveDateTime>,
     /// When the account last logged in.
     pub last_login_at: Option<NaiveDateTime>,
+    /// Since when a second factor (TOTP) guards the account, if one does.
+    pub mfa_enabled_at: Option<NaiveDateTime>,
 }
 
 impl User {

@@ -51,13 +51,14 @@ const INTROSPECTION_LISTS: [&str; 4] = ["fields", "interfaces", "possibleTypes",
 
 /// The mutations that hash a password (argon2: tens of milliseconds of a core and 19 MiB
 /// each) or create an account. Aliases would let one request run hundreds of them.
-pub const COSTLY_FIELDS: [&str; 6] = [
+pub const COSTLY_FIELDS: [&str; 7] = [
     "login",
     "register",
     "changePassword",
     "resetPassword",
     "deleteMyAccount",
     "createUser",
+    "reauthenticate",
 ];
 
 /// The limits a document is held to, from the configuration.
@@ -83,7 +84,7 @@ pub struct Limits {
 pub fn too_costly(max: usize) -> AppError {
     AppError::QueryTooComplex(format!(
         "a request may check a password or create an account at most {max} times \
-         (login, register, changePassword, resetPassword, deleteMyAccount, createUser)"
+         (login, register, changePassword, resetPassword, deleteMyAccount, createUser, reauthenticate)"
     ))
 }
 

@@ -91,8 +91,21 @@ pub fn loader<'a>(ctx: &Context<'a>) -> &'a Loaders {
 /// The per-request dataloader type.
 pub type Loaders = DataLoader<AppLoader, HashMapCache>;
 
-/// The caller's account; `UNAUTHENTICATED` without valid credentials.
+/// The caller's account; `UNAUTHENTICATED` without valid credentials, `FORBIDDEN` while a
+/// role of the account requires a second factor it has not turned on
+/// (`USERGRAPH_REQUIRE_MFA_FOR_ROLES`).
 pub async fn viewer<'a>(ctx: &Context<'a>) -> Result<&'a Viewer, AppError> {
+    let viewer = enrolling_viewer(ctx).await?;
+    if viewer.must_enrol {
+        return Err(AppError::MfaEnrollmentRequired);
+    }
+    Ok(viewer)
+}
+
+/// The caller's account, even while it must enrol a second factor: for the fields that lead
+/// to enrolment (`me`, enrolment, reauthentication) and for fields nested under a root field
+/// that checked the caller already.
+pub async fn enrolling_viewer<'a>(ctx: &Context<'a>) -> Result<&'a Viewer, AppError> {
     let cell = ctx.data_unchecked::<ViewerCell>();
     if let Some(viewer) = cell.0.get() {
         return Ok(viewer);

@@ -38,6 +38,8 @@ pub enum Operation {
     ChangeEmail,
     /// `cancelEmailChange`.
     CancelEmailChange,
+    /// `verifyMfa` (codes are also counted per account, like passwords).
+    VerifyMfa,
 }
 
 impl Operation {
@@ -53,6 +55,7 @@ impl Operation {
             Self::VerifyEmail => "verifyEmail",
             Self::ChangeEmail => "changeEmail",
             Self::CancelEmailChange => "cancelEmailChange",
+            Self::VerifyMfa => "verifyMfa",
         }
     }
 }
@@ -62,7 +65,7 @@ pub const TRAFFIC: &str = "ip";
 
 /// Every limit with its scope and default rate (count per seconds). The defaults are meant
 /// to be kept: a person never meets them, a script does at once.
-pub(super) const DEFAULTS: [(&str, Scope, u32, u64); 17] = [
+pub(super) const DEFAULTS: [(&str, Scope, u32, u64); 18] = [
     (TRAFFIC, Scope::Ip, 1_200, 60),
     ("login.ip", Scope::Ip, 60, 60),
     ("login.account", Scope::Account, 50, 3_600),
@@ -80,6 +83,7 @@ pub(super) const DEFAULTS: [(&str, Scope, u32, u64); 17] = [
     ("changeEmail.ip", Scope::Ip, 20, 3_600),
     ("changeEmail.account", Scope::Account, 5, 3_600),
     ("cancelEmailChange.ip", Scope::Ip, 30, 3_600),
+    ("verifyMfa.ip", Scope::Ip, 60, 60),
 ];
 
 /// One limit as configured.

@@ -2,17 +2,16 @@
 
 use std::sync::Arc;
 
-use chrono::NaiveDateTime;
 use serde_json::json;
 
 use super::shared::accounts::{create_account, erase_account, grant_role};
 use super::shared::audit::{self, Event, action};
 use super::shared::email_tokens::Proof;
-use super::shared::lockout::{Check, LOGIN_REFUSED};
+use super::shared::lockout::{Attempt, Check, LOGIN_REFUSED};
 use super::shared::sessions::end_sessions;
 use super::shared::{
-    ADMIN_ROLE, AuthGrant, ClientInfo, Credential, DEFAULT_ROLE, IssuedRefresh, Services,
-    TOKEN_REFUSED, Viewer, record_account_change,
+    ADMIN_ROLE, AuthGrant, ClientInfo, Credential, DEFAULT_ROLE, Services, TOKEN_REFUSED, Viewer,
+    record_account_change,
 };
 use crate::auth::Principal;
 use crate::auth::callers::Caller;
@@ -61,7 +60,7 @@ impl Services {
         let (user, refresh) = transaction!(&mut db, |conn| {
             let user = create_account(conn, &email, &hash, display_name.clone()).await?;
             grant_role(conn, user.id, DEFAULT_ROLE).await?;
-            let refresh = self.start_session(conn, user.id, client).await?;
+            let refresh = self.start_session(conn, user.id, false, client).await?;
             let event = Event::on(None, action::REGISTER, ("user", user.id), client)
                 .with_details(json!({ "session": refresh.session.to_string() }));
             audit::record(conn, event).await?;
@@ -92,6 +91,7 @@ impl Services {
             Err(AppError::AccountLocked { .. }) => "locked",
             Err(AppError::RateLimited { .. }) => "rate_limited",
             Err(AppError::EmailNotVerified) => "unverified",
+            Err(AppError::MfaRequired { .. }) => "mfa_required",
             Err(AppError::BadUserInput(_)) => "bad_input",
             Err(_) => "error",
         };
@@ -121,13 +121,17 @@ impl Services {
             self.resend_verification(&user, client).await;
             return Err(AppError::EmailNotVerified);
         }
+        if user.mfa_enabled_at.is_some() {
+            // No session yet: `verifyMfa` opens it with a code.
+            return Err(self.challenge(&user, client).await?);
+        }
         let rehash = if self.passwords.needs_rehash(&user.password_hash) {
             Some(self.passwords.hash(&Password::verified(password)).await?)
         } else {
             None
         };
         let at = now();
-        let refresh = self.open_login(&user, rehash, at, client).await?;
+        let refresh = self.open_login(&user, rehash, None, at, client).await?;
         // Its last login time changed (other instances show it within `MAX_AGE`).
         self.callers.evict(Some(user.id));
         tracing::info!(user.id = %user.id, "logged in");
@@ -175,41 +179,17 @@ impl Services {
             None => None,
         };
         let check = Check {
-            key,
-            user: user.as_ref().map(|u| u.id),
+            attempt: Attempt {
+                key,
+                user: user.as_ref().map(|u| u.id),
+                allowed: user.as_ref().is_some_and(User::can_sign_in),
+                client: client.clone(),
+                failure: action::LOGIN_FAILED,
+            },
             hash: user.as_ref().map(|u| u.password_hash.clone()),
-            allowed: user.as_ref().is_some_and(User::can_sign_in),
             password: password.to_owned(),
-            client: client.clone(),
         };
         Ok((check, user))
-    }
-
-    /// Opens the session of a checked login, in one transaction with its audit row and, when
-    /// the stored hash was weaker than the current parameters, its replacement `rehash`.
-    async fn open_login(
-        &self,
-        user: &User,
-        rehash: Option<String>,
-        at: NaiveDateTime,
-        client: &ClientInfo,
-    ) -> AppResult<IssuedRefresh> {
-        let mut db = self.db.get().await?;
-        transaction!(&mut db, |conn| {
-            users::record_login(conn, user.id, at).await?;
-            if let Some(hash) = &rehash {
-                users::set_password_hash(conn, user.id, hash, at).await?;
-                record_account_change(conn, Some(user.id)).await?;
-            }
-            let refresh = self.start_session(conn, user.id, client).await?;
-            let event = Event::on(Some(user.id), action::LOGIN, ("user", user.id), client)
-                .with_details(json!({
-                    "session": refresh.session.to_string(),
-                    "passwordHashUpgraded": rehash.is_some(),
-                }));
-            audit::record(conn, event).await?;
-            Ok::<_, AppError>(refresh)
-        })
     }
 
     /// Erases the caller's account for good, after checking its password: every session
@@ -221,7 +201,7 @@ impl Services {
         password: &str,
         client: &ClientInfo,
     ) -> AppResult<()> {
-        viewer.require_session("delete the account")?;
+        self.require_recent(viewer, "delete the account").await?;
         self.confirm_password(viewer, "password", password, client)
             .await?;
         let user = viewer.user.id;
@@ -249,9 +229,10 @@ impl Services {
         new: &str,
         client: &ClientInfo,
     ) -> AppResult<()> {
-        let session = viewer.require_session("change the password")?;
+        let session = self.require_recent(viewer, "change the password").await?;
         let email = Email::parse("email", &viewer.user.email).ok();
-        let password = Password::parse("newPassword", new, self.password_policy(), email.as_ref())
+        let policy = self.password_policy_for(&viewer.user);
+        let password = Password::parse("newPassword", new, policy, email.as_ref())
             .map_err(|e| AppError::BadUserInput(vec![e]))?;
         self.confirm_password(viewer, "currentPassword", current, client)
             .await?;
@@ -315,6 +296,7 @@ impl Services {
             user: caller.user,
             credential,
             permissions,
+            must_enrol: caller.must_enrol,
         })
     }
 
@@ -330,14 +312,19 @@ impl Services {
                 tracing::info!(user.id = %id, reason = "the account may not sign in", "bearer token refused");
                 TOKEN_REFUSED
             })?;
-        let permissions = roles::roles_of_users(&mut conn, &[id])
-            .await?
+        let roles = roles::roles_of_users(&mut conn, &[id]).await?;
+        let must_enrol = user.mfa_enabled_at.is_none()
+            && roles
+                .iter()
+                .any(|(_, role)| self.config.require_mfa_for_roles.contains(&role.name));
+        let permissions = roles
             .into_iter()
             .flat_map(|(_, role)| role.permission_names())
             .collect();
         let caller = Caller {
             user,
             permissions: Arc::new(permissions),
+            must_enrol,
         };
         self.callers.put(caller.clone(), generation);
         Ok(caller)

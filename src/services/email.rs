@@ -99,7 +99,8 @@ impl Services {
         password: &str,
         client: &ClientInfo,
     ) -> AppResult<()> {
-        viewer.require_session("change the email address")?;
+        self.require_recent(viewer, "change the email address")
+            .await?;
         let new =
             Email::parse("newEmail", new_email).map_err(|e| AppError::BadUserInput(vec![e]))?;
         let user = &viewer.user;

@@ -35,6 +35,9 @@ const ACCOUNT_CHANGES: &[&str] = &[
     action::USER_RESTORED,
     action::ROLE_ASSIGNED,
     action::ROLE_REVOKED,
+    action::MFA_ENROLLED,
+    action::MFA_DISABLED,
+    action::MFA_RESET,
 ];
 
 /// A revoked session of the caller.

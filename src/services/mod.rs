@@ -7,6 +7,7 @@ pub mod avatars;
 pub mod email;
 pub mod export;
 pub mod live;
+pub mod mfa;
 pub mod password_reset;
 pub mod personal_tokens;
 pub mod profiles;

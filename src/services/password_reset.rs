@@ -145,7 +145,7 @@ impl Services {
         let password = Password::parse(
             "newPassword",
             new_password,
-            self.password_policy(),
+            self.password_policy_for(&user),
             email.as_ref(),
         )
         .map_err(|e| AppError::BadUserInput(vec![e]))?;

@@ -39,7 +39,8 @@ impl Services {
         request: NewTokenRequest<'_>,
         client: &ClientInfo,
     ) -> AppResult<(String, PersonalToken)> {
-        viewer.require_session("create personal access tokens")?;
+        self.require_recent(viewer, "create personal access tokens")
+            .await?;
         let at = now();
         let (name, scopes, expires_at) = parse_token_request(&request, at)?;
         if let Some(missing) = scopes.iter().find(|s| !viewer.permissions.contains(*s)) {

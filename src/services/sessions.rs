@@ -3,6 +3,7 @@
 use serde_json::json;
 
 use super::shared::audit::{self, Event, action};
+use super::shared::factors::assurance_of;
 use super::shared::sessions::end_sessions;
 use super::shared::{AuthGrant, IssuedRefresh, Viewer, delta};
 use super::shared::{ClientInfo, Services};
@@ -230,6 +231,7 @@ async fn retire(
         id: next,
         created_at: at,
         token: presented.successor.clone(),
+        assurance: assurance_of(session),
     }))
 }
 
@@ -251,6 +253,7 @@ async fn replay(
                 id: next.id,
                 created_at: next.created_at,
                 token: presented.successor.clone(),
+                assurance: assurance_of(&session),
             },
             session,
         ),

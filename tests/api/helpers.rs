@@ -352,6 +352,20 @@ impl TestApp {
         usergraph::with_conn!(&mut conn, |c| diesel::sql_query(sql).execute(c).await).expect(sql);
     }
 
+    /// The `bytes` column of every row `sql` selects: stored values no API shows.
+    pub async fn stored_bytes(&self, sql: &str) -> Vec<Vec<u8>> {
+        #[derive(diesel::QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = diesel::sql_types::Binary)]
+            bytes: Vec<u8>,
+        }
+        let mut db = self.sql().await.get().await.expect("connection");
+        let mut conn = db.conn();
+        let rows: Vec<Row> =
+            usergraph::with_conn!(&mut conn, |c| diesel::sql_query(sql).load(c).await).expect(sql);
+        rows.into_iter().map(|row| row.bytes).collect()
+    }
+
     /// The audit events with this action, oldest first.
     pub async fn audit(&self, action: &str) -> Vec<usergraph::db::audit::AuditEvent> {
         use diesel::{ExpressionMethods as _, QueryDsl as _, SelectableHelper as _};

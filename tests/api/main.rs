@@ -24,6 +24,7 @@ mod live;
 mod lockout;
 mod mailbox;
 mod metrics;
+mod mfa;
 mod migrations;
 mod operations;
 mod passwords;

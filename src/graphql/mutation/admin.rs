@@ -107,6 +107,17 @@ impl AdminMutation {
         Ok(User::new(user))
     }
 
+    /// Turns an account's two-step verification off, for a lost device (`users:write`): it
+    /// logs in with its password alone until it enrols again. Audited; the owner is mailed.
+    #[graphql(guard = "PermissionGuard(Permission::UsersWrite)")]
+    async fn reset_user_mfa(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<User> {
+        let by = context::viewer(ctx).await?.authorize()?;
+        let user = context::services(ctx)
+            .reset_mfa(by, user_id(&id)?, context::client(ctx))
+            .await?;
+        Ok(User::new(user))
+    }
+
     /// Undoes a soft delete (`users:delete`).
     #[graphql(guard = "PermissionGuard(Permission::UsersDelete)")]
     async fn restore_user(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<User> {

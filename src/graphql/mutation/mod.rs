@@ -3,6 +3,7 @@
 mod admin;
 mod auth;
 mod email;
+mod mfa;
 mod profile;
 mod sessions;
 
@@ -14,6 +15,7 @@ pub struct Mutation(
     auth::AuthMutation,
     sessions::SessionsMutation,
     email::EmailMutation,
+    mfa::MfaMutation,
     profile::ProfileMutation,
     admin::AdminMutation,
 );

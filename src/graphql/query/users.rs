@@ -19,9 +19,10 @@ pub struct UsersQuery;
 
 #[Object]
 impl UsersQuery {
-    /// The caller's own account; `UNAUTHENTICATED` without a valid token.
+    /// The caller's own account; `UNAUTHENTICATED` without a valid token. Answered even
+    /// while a role requires a second factor the account has not turned on.
     async fn me(&self, ctx: &Context<'_>) -> async_graphql::Result<User> {
-        let viewer = context::viewer(ctx).await?;
+        let viewer = context::enrolling_viewer(ctx).await?;
         let me = User::owned(viewer.user.clone());
         if !ctx.look_ahead().field("profile").exists() {
             return Ok(me);

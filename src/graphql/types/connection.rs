@@ -105,7 +105,7 @@ impl UserConnection {
 
     /// How many accounts match the filter (counted only when asked for).
     async fn total_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
-        let by = context::viewer(ctx).await?.authorize()?;
+        let by = context::enrolling_viewer(ctx).await?.authorize()?;
         Ok(context::services(ctx).count_users(by, &self.filter).await?)
     }
 }

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod auth;
 pub mod connection;
+pub mod mfa;
 pub mod node;
 pub mod role;
 pub mod session;

@@ -126,7 +126,32 @@ impl User {
         if self.owner_view {
             return Ok(&self.row.email);
         }
-        Ok(context::viewer(ctx).await?.email_of(&self.row)?)
+        Ok(context::enrolling_viewer(ctx).await?.email_of(&self.row)?)
+    }
+
+    /// Whether two-step verification (TOTP) is on: visible to the account itself and to
+    /// holders of `users:read`.
+    async fn mfa_enabled(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
+        if !self.owner_view {
+            context::enrolling_viewer(ctx).await?.email_of(&self.row)?;
+        }
+        Ok(self.row.mfa_enabled_at.is_some())
+    }
+
+    /// Unused recovery codes left: for the account itself only (null for anyone else, and
+    /// when two-step verification is off).
+    async fn recovery_codes_left(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<i64>> {
+        if self.row.mfa_enabled_at.is_none() {
+            return Ok(None);
+        }
+        if !self.owner_view && context::enrolling_viewer(ctx).await?.user.id != self.row.id {
+            return Ok(None);
+        }
+        Ok(Some(
+            context::services(ctx)
+                .recovery_codes_left(self.row.id)
+                .await?,
+        ))
     }
 
     /// Whether the email address was confirmed.

@@ -76,6 +76,26 @@ pub mod action {
     pub const AVATAR_REMOVED: &str = "user.avatar_remove";
     /// The account's owner exported their data.
     pub const DATA_EXPORTED: &str = "user.data_export";
+    /// A login's password was right; it waits for a second factor.
+    pub const MFA_CHALLENGED: &str = "user.mfa_challenge";
+    /// A second factor's code was wrong (or replayed).
+    pub const MFA_FAILED: &str = "user.mfa_failed";
+    /// A TOTP code was accepted (a login, a reauthentication, new recovery codes).
+    pub const MFA_VERIFIED: &str = "user.mfa_verify";
+    /// A recovery code was spent.
+    pub const MFA_RECOVERY_CODE_USED: &str = "user.mfa_recovery_code_use";
+    /// TOTP enrolment began (a secret was shown).
+    pub const MFA_ENROLLMENT_STARTED: &str = "user.mfa_enrollment_start";
+    /// TOTP was turned on (enrolment confirmed with a first code).
+    pub const MFA_ENROLLED: &str = "user.mfa_enroll";
+    /// New recovery codes replaced the old ones.
+    pub const MFA_RECOVERY_CODES_REGENERATED: &str = "user.mfa_recovery_codes_regenerate";
+    /// The owner turned their second factor off.
+    pub const MFA_DISABLED: &str = "user.mfa_disable";
+    /// An administrator removed an account's second factor (a lost device).
+    pub const MFA_RESET: &str = "user.mfa_reset";
+    /// A session's holder gave the password (and a code) again, for sensitive changes.
+    pub const REAUTHENTICATED: &str = "user.reauthenticate";
 }
 
 /// One event to append.

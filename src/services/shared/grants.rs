@@ -79,9 +79,11 @@ mod tests {
                 updated_at: at,
                 deleted_at: None,
                 last_login_at: None,
+                mfa_enabled_at: None,
             },
             credential: Credential::Session(crate::ids::SessionId::new()),
             permissions: permissions.iter().map(|p| (*p).to_owned()).collect(),
+            must_enrol: false,
         }
     }
 

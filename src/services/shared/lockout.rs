@@ -40,20 +40,29 @@ pub const LOGIN_REFUSED: AppError = AppError::Unauthenticated("invalid email or 
 /// Seconds after which a client refused for checks under way may try again.
 const IN_FLIGHT_RETRY_SECONDS: u64 = 1;
 
-/// A password to check as an attempt on one email.
-pub struct Check {
-    /// The normalised email the attempt counts against.
+/// An attempt at a secret (a password, or a second factor's code) counted against one key.
+pub struct Attempt {
+    /// What the attempt counts against: the normalised email for passwords, the account for
+    /// codes.
     pub key: String,
-    /// The account, if the email has one.
+    /// The account, if the key names one.
     pub user: Option<UserId>,
-    /// The account's password hash, if it has one.
-    pub hash: Option<String>,
-    /// Whether the account may sign in at all (a correct password still fails otherwise).
+    /// Whether the account may sign in at all (a correct secret still fails otherwise).
     pub allowed: bool,
-    /// The password as typed.
-    pub password: String,
     /// Where the attempt came from, for the audit trail.
     pub client: ClientInfo,
+    /// The audit action of a failure.
+    pub failure: &'static str,
+}
+
+/// A password to check as an attempt on one email.
+pub struct Check {
+    /// What it counts against.
+    pub attempt: Attempt,
+    /// The account's password hash, if it has one.
+    pub hash: Option<String>,
+    /// The password as typed.
+    pub password: String,
 }
 
 /// Per email, the checks under way on this instance: at most the lockout threshold at once.
@@ -112,37 +121,64 @@ impl Services {
     /// Checks a password as an attempt on `check.key`: `Ok` when it matched an account that
     /// may sign in; `LOGIN_REFUSED`, `ACCOUNT_LOCKED` or `RATE_LIMITED` otherwise.
     pub(crate) async fn check_password(&self, check: Check) -> AppResult<()> {
+        let passwords = self.passwords.clone();
+        let Check {
+            attempt,
+            hash,
+            password,
+        } = check;
+        let verdict = async move {
+            let matches = passwords.verify(&password, hash.as_deref()).await?;
+            Ok(matches.then_some(()))
+        };
+        self.counted(attempt, verdict).await
+    }
+
+    /// Runs `verdict` (`Some` when the secret matched) as an attempt on `attempt.key`, under
+    /// the threshold: what it found, or `LOGIN_REFUSED`, `ACCOUNT_LOCKED`, `RATE_LIMITED`.
+    pub(crate) async fn counted<T: Send + 'static>(
+        &self,
+        attempt: Attempt,
+        verdict: impl Future<Output = AppResult<Option<T>>> + Send + 'static,
+    ) -> AppResult<T> {
         let services = self.clone();
-        tokio::spawn(async move { services.run_check(check).await })
+        tokio::spawn(async move { services.run_check(attempt, verdict).await })
             .await
             .map_err(AppError::internal)?
     }
 
-    async fn run_check(&self, check: Check) -> AppResult<()> {
+    async fn run_check<T>(
+        &self,
+        attempt: Attempt,
+        verdict: impl Future<Output = AppResult<Option<T>>>,
+    ) -> AppResult<T> {
         let permits = usize::try_from(self.config.lockout_threshold)
             .unwrap_or(1)
             .max(1);
         let wait = Duration::from_secs(IN_FLIGHT_RETRY_SECONDS);
-        let Some(_turn) = self.login_gate.enter(&check.key, permits, wait).await else {
+        let Some(_turn) = self.login_gate.enter(&attempt.key, permits, wait).await else {
             return Err(AppError::RateLimited {
                 retry_after: IN_FLIGHT_RETRY_SECONDS,
                 limit: "login.checks_in_flight",
             });
         };
-        self.reserve(&check.key).await?;
-        let verified = self
-            .passwords
-            .verify(&check.password, check.hash.as_deref())
-            .await;
-        let passed = match verified {
-            Ok(matches) => matches && check.allowed,
+        self.reserve(&attempt.key).await?;
+        match verdict.await {
+            Ok(Some(found)) if attempt.allowed => {
+                self.settle(&attempt, Some(true)).await?;
+                Ok(found)
+            }
+            Ok(_) => Err(self
+                .settle(&attempt, Some(false))
+                .await
+                .err()
+                .unwrap_or(LOGIN_REFUSED)),
             Err(error) => {
                 // No verdict: the reservation ends without counting as a failure.
-                self.settle(&check, None).await?;
-                return Err(error);
+                self.settle(&attempt, None).await?;
+                Err(error)
             }
-        };
-        self.settle(&check, Some(passed)).await
+        }
     }
 
     /// Reserves a check of `key`, or says why there is none to have.
@@ -182,7 +218,7 @@ impl Services {
     /// Ends a reserved check: `Some(true)` passed, `Some(false)` failed (counted, audited,
     /// and locking the email when it was the last allowed), `None` no verdict (the caller
     /// reports why there was none).
-    async fn settle(&self, check: &Check, passed: Option<bool>) -> AppResult<()> {
+    async fn settle(&self, check: &Attempt, passed: Option<bool>) -> AppResult<()> {
         let mut db = self.db.get().await?;
         if passed != Some(false) {
             // Nothing to read first: one statement (a login flood's every success pays it).
@@ -199,7 +235,7 @@ impl Services {
             next.last_failure_at = at;
             let event = Event {
                 actor: None,
-                action: action::LOGIN_FAILED,
+                action: check.failure,
                 target: check.user.map(|id| ("user", id.to_string())),
                 details: Some(json!({ "attempt": next.failures })),
                 client: &check.client,
@@ -222,7 +258,7 @@ impl Services {
     async fn lock(
         &self,
         conn: &mut crate::db::Conn<'_>,
-        check: &Check,
+        check: &Attempt,
         row: &LoginFailures,
         next: &mut LoginFailures,
         at: NaiveDateTime,
@@ -294,12 +330,15 @@ impl Services {
     ) -> AppResult<()> {
         bounded(field, password, bounds::PASSWORD)?;
         let check = Check {
-            key: viewer.user.email.clone(),
-            user: Some(viewer.user.id),
+            attempt: Attempt {
+                key: viewer.user.email.clone(),
+                user: Some(viewer.user.id),
+                allowed: true,
+                client: client.clone(),
+                failure: action::LOGIN_FAILED,
+            },
             hash: Some(viewer.user.password_hash.clone()),
-            allowed: true,
             password: password.to_owned(),
-            client: client.clone(),
         };
         match self.check_password(check).await {
             Err(AppError::Unauthenticated(_)) => {

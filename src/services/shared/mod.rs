@@ -8,6 +8,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod email_tokens;
+pub mod factors;
 pub mod grants;
 pub mod lockout;
 pub mod mail;
@@ -74,6 +75,10 @@ pub struct Services {
     pub(super) decoding: Arc<tokio::sync::Semaphore>,
     /// The events of every instance, for live subscribers.
     pub(super) bus: Arc<crate::events::Bus>,
+    /// The clock of second factors and step-up (tests move it).
+    pub(super) clock: Arc<crate::db::clock::Clock>,
+    /// The keys second factors are sealed and hashed with.
+    pub(super) mfa_keys: Arc<crate::auth::totp::MfaKeys>,
 }
 
 /// What the HTTP layer may ask of the services besides their operations (it does not reach
@@ -82,6 +87,11 @@ impl Services {
     /// The settings.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The clock of second factors and of the step-up window, which tests move.
+    pub fn clock(&self) -> &crate::db::clock::Clock {
+        &self.clock
     }
 
     /// The public keys access tokens are signed with, as a JWK set.
@@ -139,10 +149,24 @@ impl Services {
         }
     }
 
-    /// The password rules in force.
+    /// The password rules in force for a new account.
     pub fn password_policy(&self) -> PasswordPolicy {
         PasswordPolicy {
             min_chars: usize::from(self.config.password_min_length),
+            max_chars: PASSWORD_MAX_CHARS,
+        }
+    }
+
+    /// The password rules in force for `user`: shorter passwords are allowed once a second
+    /// factor guards the account.
+    pub fn password_policy_for(&self, user: &User) -> PasswordPolicy {
+        let min = if user.mfa_enabled_at.is_some() {
+            self.config.password_min_length_with_mfa
+        } else {
+            self.config.password_min_length
+        };
+        PasswordPolicy {
+            min_chars: usize::from(min),
             max_chars: PASSWORD_MAX_CHARS,
         }
     }
@@ -178,6 +202,7 @@ pub(crate) struct IssuedRefresh {
     pub id: RefreshTokenId,
     pub created_at: NaiveDateTime,
     pub token: PlainToken,
+    pub assurance: crate::auth::jwt::Assurance,
 }
 
 /// How a request authenticated.
@@ -199,6 +224,9 @@ pub struct Viewer {
     /// The permissions in force: those of the account's roles, narrowed to a personal
     /// token's scopes.
     pub permissions: BTreeSet<String>,
+    /// A role of the account requires a second factor it has not turned on
+    /// (`USERGRAPH_REQUIRE_MFA_FOR_ROLES`): it may do nothing but enrol.
+    pub must_enrol: bool,
 }
 
 impl Viewer {

@@ -9,6 +9,7 @@ use crate::auth::callers::CallerCache;
 use crate::auth::jwt::{JwtKeys, RELOAD_INTERVAL};
 use crate::auth::password::PasswordHasher;
 use crate::auth::revocation::RevokedSessions;
+use crate::auth::totp::MfaKeys;
 use crate::config::Config;
 use crate::db::{self, DbPool};
 use crate::events::Bus;
@@ -46,6 +47,7 @@ impl Services {
         let config_uploads = config.uploads_path();
         let jwt = Arc::new(jwt);
         spawn_key_reloader(&jwt);
+        let mfa_keys = MfaKeys::load_or_generate(&config.mfa_key_file(), config.production())?;
         Ok(Self {
             config: Arc::new(config),
             db,
@@ -60,6 +62,8 @@ impl Services {
             avatars: Arc::new(crate::avatars::Directory::new(config_uploads)?),
             decoding: Arc::new(tokio::sync::Semaphore::new(2)),
             bus,
+            clock: Arc::default(),
+            mfa_keys: Arc::new(mfa_keys),
         })
     }
 }
