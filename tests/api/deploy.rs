@@ -211,6 +211,11 @@ fn kubernetes_manifests_agree_with_the_binary() {
         mount(container, "keys"),
         config.jwt_key_dir().to_str().unwrap()
     );
+    // Every pod opens TOTP secrets with the one key of the Secret, not one of its own.
+    assert_eq!(
+        config.mfa_key_file().parent(),
+        Some(config.jwt_key_dir().as_path())
+    );
     assert_eq!(
         mount(container, "uploads"),
         config.uploads_path().to_str().unwrap()
