@@ -262,14 +262,23 @@ fn generate(path: &Path) -> anyhow::Result<Vec<u8>> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
+    // Written aside, then linked into place: an instance starting at the same moment on a
+    // shared directory sees the whole file or none.
+    let draft = path.with_extension(format!("{}.{}.tmp", std::process::id(), &hex[..8]));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    match options.open(path) {
-        Ok(mut file) => {
-            std::io::Write::write_all(&mut file, format!("{hex}\n").as_bytes())
-                .with_context(|| format!("writing {}", path.display()))?;
+    let mut file = options
+        .open(&draft)
+        .with_context(|| format!("creating {}", draft.display()))?;
+    std::io::Write::write_all(&mut file, format!("{hex}\n").as_bytes())
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("writing {}", draft.display()))?;
+    let linked = std::fs::hard_link(&draft, path);
+    let _ = std::fs::remove_file(&draft);
+    match linked {
+        Ok(()) => {
             tracing::info!(path = %path.display(), "generated the MFA key");
             Ok(material.to_vec())
         }
@@ -356,6 +365,36 @@ mod tests {
         let mut unique: Vec<_> = codes.iter().map(|(c, _)| c.clone()).collect();
         unique.dedup();
         assert_eq!(unique.len(), RECOVERY_CODES);
+    }
+
+    #[test]
+    fn the_key_file_is_made_once_then_read_and_checked() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys").join("mfa.key");
+        let first = MfaKeys::load_or_generate(&path, true).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(
+            std::fs::read_dir(path.parent().unwrap()).unwrap().count(),
+            1
+        );
+        let user = UserId::new();
+        let (secret, sealed) = first.new_secret(user).unwrap();
+        let again = MfaKeys::load_or_generate(&path, true).unwrap();
+        assert_eq!(
+            again.open(&sealed, user).unwrap(),
+            secret,
+            "the same key is read back"
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert!(
+            MfaKeys::load_or_generate(&path, true).is_err(),
+            "production refuses it"
+        );
+        assert!(MfaKeys::load_or_generate(&path, false).is_ok());
+        std::fs::write(&path, "not hex").unwrap();
+        assert!(MfaKeys::load_or_generate(&path, false).is_err());
     }
 
     #[test]

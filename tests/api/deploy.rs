@@ -296,6 +296,11 @@ fn compose_runs_two_instances_behind_a_proxy() {
             .filter_map(Value::as_str)
             .collect();
         let keys = format!("keys:{}", config.jwt_key_dir().display());
+        assert_eq!(
+            config.mfa_key_file().parent(),
+            Some(config.jwt_key_dir().as_path()),
+            "{name}: the MFA key must be on the shared volume"
+        );
         let uploads = format!("uploads:{}", config.uploads_path().display());
         assert!(mounts.contains(&keys.as_str()), "{name}: {mounts:?}");
         assert!(mounts.contains(&uploads.as_str()), "{name}: {mounts:?}");
