@@ -1,13 +1,15 @@
 // GraphiQL in a real browser, with every request to anywhere but the server refused: the
 // page renders, the tour's operations run as written, a register mutation typed into the
 // editor runs, `me` with the token typed into the headers editor answers the account, tabs
-// and headers survive a reload, a subscription shows the change it is told of, and no
+// and headers survive a reload, a subscription shows the change it is told of, TOTP
+// enrolment draws its QR code and a login completes with a code, and no
 // Content-Security-Policy violation or page error is reported. Screenshots go to artifacts/.
 import assert from 'node:assert/strict';
 import { mkdirSync, copyFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import * as OTPAuth from 'otpauth';
 import { chromium } from 'playwright-core';
 import { post, startServer } from './server.mjs';
 
@@ -98,6 +100,7 @@ async function run(page) {
 
 /// Runs the operation `name` of a tab that holds several: the run button asks which.
 async function runNamed(page, name) {
+  await page.waitForTimeout(600);
   const before = await editorValue(page, '.graphiql-response .CodeMirror');
   await page.click('.graphiql-execute-button');
   // Chosen with the keyboard: the run button's tooltip opens over the menu's first items.
@@ -118,7 +121,7 @@ test('GraphiQL renders from the server alone and runs the tour', async () => {
   // The tour opens the first tab; the headers editor is ready for a token.
   assert.match(await editorValue(page, '.graphiql-query-editor .CodeMirror'), /mutation Register/);
   assert.match(await editorValue(page, `${HEADERS_EDITOR} .CodeMirror`), /Authorization/);
-  assert.equal(await page.locator('.graphiql-tab').count(), 3, 'the tour has its tabs');
+  assert.equal(await page.locator('.graphiql-tab').count(), 4, 'the tour has its tabs');
   // The explorer and history plugins are in the sidebar.
   assert.ok(await page.locator('button[aria-label="Show GraphiQL Explorer"]').count() === 1);
   assert.ok(await page.locator('button[aria-label="Show History"]').count() === 1);
@@ -191,6 +194,61 @@ test('GraphiQL renders from the server alone and runs the tour', async () => {
   assert.equal(pushed.data?.userUpdated?.profile?.displayName, 'Pushed to the playground',
     JSON.stringify(pushed));
   await page.click('.graphiql-execute-button');
+
+  assert.deepEqual(elsewhere, [], 'requests that left the server');
+  assert.deepEqual(violations, [], 'Content-Security-Policy reports and page errors');
+  await context.close();
+});
+
+test('two-step verification from the playground: the QR code shown, a login with a code', async () => {
+  const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+  const { page, elsewhere, violations } = await isolatedPage(context);
+  await page.goto(server.url);
+  await playgroundReady(page);
+  const email = `totp-${server.backend}@example.com`;
+  const password = 'typed into GraphiQL with a second factor';
+  await page.click('button[aria-label="New tab"]');
+  await typeInto(page, '.graphiql-query-editor',
+    `mutation { register(input: { email: "${email}", password: "${password}" }) { accessToken } }`);
+  const registered = await run(page);
+  assert.equal(registered.errors, undefined, JSON.stringify(registered));
+
+  // The tour's tab starts enrolment with the remembered token; the QR code is drawn.
+  await page.locator('.graphiql-tab').nth(3).click();
+  const started = await runNamed(page, 'StartTotp');
+  assert.equal(started.errors, undefined, JSON.stringify(started));
+  const qr = page.locator('#usergraph-qr');
+  await qr.locator('svg').waitFor({ state: 'visible' });
+  const box = await qr.locator('svg').boundingBox();
+  assert.ok(box.width > 100 && box.height > 100, `a QR code an app can scan: ${JSON.stringify(box)}`);
+  await page.screenshot({ path: path.join(ARTIFACTS, 'totp.png') });
+  // The app: what the QR code says is the URI the answer holds.
+  const secret = (await qr.locator('code').innerText()).trim();
+  const totp = OTPAuth.URI.parse(started.data.startTotpEnrollment.otpauthUri);
+  assert.equal(totp.secret.base32, secret);
+  await qr.locator('button', { hasText: 'Close' }).click();
+  assert.equal(await qr.count(), 0);
+
+  await page.click('button[aria-label="New tab"]');
+  await typeInto(page, '.graphiql-query-editor',
+    `mutation { confirmTotpEnrollment(code: "${totp.generate()}") { codes } }`);
+  const confirmed = await run(page);
+  assert.equal(confirmed.data?.confirmTotpEnrollment?.codes?.length, 10, JSON.stringify(confirmed));
+
+  // Log in again: the challenge, then the next code; `me` then runs with the new token.
+  await typeInto(page, '.graphiql-query-editor',
+    `mutation { login(input: { email: "${email}", password: "${password}" }) { accessToken } }`);
+  const challenged = await run(page);
+  assert.equal(challenged.errors?.[0]?.extensions?.code, 'MFA_REQUIRED', JSON.stringify(challenged));
+  const challenge = challenged.errors[0].extensions.challenge;
+  const code = totp.generate({ timestamp: Date.now() + 30_000 });
+  await typeInto(page, '.graphiql-query-editor',
+    `mutation { verifyMfa(challenge: "${challenge}", code: "${code}") { accessToken } }`);
+  const verified = await run(page);
+  assert.ok(verified.data?.verifyMfa?.accessToken, JSON.stringify(verified));
+  await typeInto(page, '.graphiql-query-editor', '{ me { email mfaEnabled recoveryCodesLeft } }');
+  const me = await run(page);
+  assert.deepEqual(me.data?.me, { email, mfaEnabled: true, recoveryCodesLeft: 10 }, JSON.stringify(me));
 
   assert.deepEqual(elsewhere, [], 'requests that left the server');
   assert.deepEqual(violations, [], 'Content-Security-Policy reports and page errors');

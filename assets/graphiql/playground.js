@@ -88,19 +88,79 @@
     ''
   ].join('\n');
 
+  var MFA = [
+    '# Two-step verification (TOTP), once logged in (first tab).',
+    '#',
+    '# 1. Start: the playground shows the QR code; scan it with an authenticator app (or',
+    '#    type the secret into it).',
+    'mutation StartTotp {',
+    '  startTotpEnrollment { secret otpauthUri qrCodeSvg }',
+    '}',
+    '',
+    '# 2. Confirm with the six digits the app shows now. Keep the recovery codes somewhere',
+    '#    safe: each signs you in once without the app.',
+    'mutation ConfirmTotp {',
+    '  confirmTotpEnrollment(code: "<6 digits>") { codes }',
+    '}',
+    '',
+    '# 3. From now on, login answers MFA_REQUIRED: paste its extensions.challenge here with',
+    '#    a current code (or a recovery code).',
+    'mutation VerifyMfa {',
+    '  verifyMfa(challenge: "<ugm_…>", code: "<6 digits>") { accessToken refreshToken }',
+    '}',
+    '',
+    '# Changing the password or email, creating tokens or deleting the account answer',
+    '# REAUTHENTICATION_REQUIRED when the login is older than 10 minutes: step up first.',
+    'mutation Reauthenticate {',
+    '  reauthenticate(password: "a passphrase of 15 or more", code: "<6 digits>")',
+    '}',
+    ''
+  ].join('\n');
+
   var HEADERS = '{\n  "Authorization": "' + PLACEHOLDER + '"\n}';
 
   var base = GraphiQL.createFetcher({ url: new URL('/graphql', window.location.href).href });
 
-  // The token of the latest register, login or refresh run here, for this browser tab.
+  // The token of the latest register, login, second step or refresh run here, for this
+  // browser tab.
   var TOKEN_KEY = 'usergraph.playground.token';
   function remember(result) {
     var data = result && result.data;
-    var payload = data && (data.register || data.login || data.refreshToken);
+    var payload = data && (data.register || data.login || data.verifyMfa || data.refreshToken);
     if (payload && typeof payload.accessToken === 'string') {
       window.sessionStorage.setItem(TOKEN_KEY, payload.accessToken);
     }
+    showQrCode(data && data.startTotpEnrollment);
     return result;
+  }
+
+  // An enrolment's QR code, drawn over the playground for an authenticator app to scan
+  // (a QR code inside a JSON string helps no one).
+  function showQrCode(enrolment) {
+    if (!enrolment || typeof enrolment.qrCodeSvg !== 'string') return;
+    var svg = new DOMParser().parseFromString(enrolment.qrCodeSvg, 'image/svg+xml').documentElement;
+    if (!svg || svg.nodeName !== 'svg') return;
+    var old = document.getElementById('usergraph-qr');
+    if (old) old.remove();
+    var panel = document.createElement('div');
+    panel.id = 'usergraph-qr';
+    panel.setAttribute('role', 'dialog');
+    panel.setAttribute('aria-label', 'Scan with your authenticator app');
+    var title = document.createElement('p');
+    title.textContent = 'Scan with your authenticator app, then run ConfirmTotp with the code it shows.';
+    panel.appendChild(title);
+    panel.appendChild(document.importNode(svg, true));
+    if (typeof enrolment.secret === 'string') {
+      var secret = document.createElement('code');
+      secret.textContent = enrolment.secret;
+      panel.appendChild(secret);
+    }
+    var close = document.createElement('button');
+    close.type = 'button';
+    close.textContent = 'Close';
+    close.addEventListener('click', function () { panel.remove(); });
+    panel.appendChild(close);
+    document.body.appendChild(panel);
   }
 
   // While the Authorization header holds the tour's placeholder (or nothing), send the
@@ -190,7 +250,7 @@
   root.render(React.createElement(GraphiQL, {
     fetcher: fetcher,
     plugins: [GraphiQLPluginExplorer.explorerPlugin()],
-    defaultTabs: [{ query: START }, { query: ME }, { query: ADMIN }],
+    defaultTabs: [{ query: START }, { query: ME }, { query: ADMIN }, { query: MFA }],
     defaultHeaders: HEADERS,
     defaultEditorToolsVisibility: 'headers',
     shouldPersistHeaders: true
