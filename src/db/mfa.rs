@@ -269,3 +269,14 @@ pub async fn complete_challenge(
     })?;
     Ok(done == 1)
 }
+
+/// Drops every challenge of `user` (its password changed: a challenge earned with the old
+/// one must not complete).
+pub async fn drop_challenges(conn: &mut Conn<'_>, user: UserId) -> QueryResult<()> {
+    with_conn!(conn, |c| {
+        diesel::delete(mfa_challenges::table.filter(mfa_challenges::user_id.eq(user)))
+            .execute(c)
+            .await
+    })
+    .map(drop)
+}

@@ -8,7 +8,7 @@ use super::shared::accounts::{create_account, erase_account, grant_role};
 use super::shared::audit::{self, Event, action};
 use super::shared::email_tokens::Proof;
 use super::shared::lockout::{Attempt, Check, LOGIN_REFUSED};
-use super::shared::sessions::end_sessions;
+use super::shared::sessions::{count_login, end_sessions};
 use super::shared::{
     ADMIN_ROLE, AuthGrant, ClientInfo, Credential, DEFAULT_ROLE, Services, TOKEN_REFUSED, Viewer,
     record_account_change,
@@ -18,7 +18,7 @@ use crate::auth::callers::Caller;
 use crate::db::clock::now;
 use crate::db::transaction;
 use crate::db::users::User;
-use crate::db::{roles, users};
+use crate::db::{mfa, roles, users};
 use crate::domain::{Email, Password, bounded, bounds};
 use crate::error::{AppError, AppResult};
 use crate::ids::UserId;
@@ -85,17 +85,7 @@ impl Services {
         client: &ClientInfo,
     ) -> AppResult<AuthGrant> {
         let result = self.attempt_login(email, password, client).await;
-        let outcome = match &result {
-            Ok(_) => "success",
-            Err(AppError::Unauthenticated(_)) => "refused",
-            Err(AppError::AccountLocked { .. }) => "locked",
-            Err(AppError::RateLimited { .. }) => "rate_limited",
-            Err(AppError::EmailNotVerified) => "unverified",
-            Err(AppError::MfaRequired { .. }) => "mfa_required",
-            Err(AppError::BadUserInput(_)) => "bad_input",
-            Err(_) => "error",
-        };
-        metrics::counter!(crate::instruments::LOGINS, "outcome" => outcome).increment(1);
+        count_login(&result);
         result
     }
 
@@ -248,6 +238,7 @@ impl Services {
         let mut db = self.db.get().await?;
         let revoked = transaction!(&mut db, |conn| {
             users::set_password_hash(conn, user, &hash, at).await?;
+            mfa::drop_challenges(conn, user).await?;
             record_account_change(conn, Some(user)).await?;
             let keep = Some(session);
             end_sessions(conn, user, keep, at, action::PASSWORD_CHANGED, client).await

@@ -33,6 +33,10 @@ impl Services {
         let sessions = sessions::live_sessions_of(&mut conn, id, crate::db::clock::now()).await?;
         let tokens = personal_tokens::list_of(&mut conn, id).await?;
         let events = audit_rows::involving(&mut conn, id, MAX_EVENTS).await?;
+        let recovery_codes_left = match user.mfa_enabled_at {
+            Some(_) => Some(crate::db::mfa::recovery_codes_left(&mut conn, id).await?),
+            None => None,
+        };
         let document = json!({
             "format": "usergraph-export",
             "version": 1,
@@ -45,6 +49,11 @@ impl Services {
                 "createdAt": time(user.created_at),
                 "updatedAt": time(user.updated_at),
                 "lastLoginAt": user.last_login_at.map(time),
+            },
+            // Whether a second factor is on; never its secret or the recovery codes.
+            "twoStepVerification": {
+                "enabledAt": user.mfa_enabled_at.map(time),
+                "recoveryCodesLeft": recovery_codes_left,
             },
             "profile": profile.map(|p| json!({
                 "displayName": p.display_name,

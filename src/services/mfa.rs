@@ -13,7 +13,7 @@ use super::shared::audit::{self, Event, action};
 use super::shared::factors::{Accept, Factor};
 use super::shared::grants::{Authorized, UsersWrite};
 use super::shared::mail::enqueue;
-use super::shared::sessions::{CHALLENGE_REFUSED, SecondStep};
+use super::shared::sessions::{CHALLENGE_REFUSED, SecondStep, count_login};
 use super::shared::{AuthGrant, ClientInfo, Services, Viewer, record_account_change};
 use crate::auth::token::HashedToken;
 use crate::auth::totp::{self, Enrolment};
@@ -135,6 +135,17 @@ impl Services {
     /// Completes a login that answered `MFA_REQUIRED`: a current TOTP code or an unused
     /// recovery code, then the session and its tokens.
     pub async fn verify_mfa(
+        &self,
+        challenge: &str,
+        code: &str,
+        client: &ClientInfo,
+    ) -> AppResult<AuthGrant> {
+        let result = self.complete_login(challenge, code, client).await;
+        count_login(&result);
+        result
+    }
+
+    async fn complete_login(
         &self,
         challenge: &str,
         code: &str,

@@ -12,7 +12,7 @@ use crate::db::clock::now;
 use crate::db::password_resets::{self, NewPasswordReset};
 use crate::db::transaction;
 use crate::db::users::User;
-use crate::db::{login_failures, users};
+use crate::db::{login_failures, mfa, users};
 use crate::domain::{Email, Password, bounded, bounds};
 use crate::error::{AppError, AppResult};
 use crate::ids::PasswordResetId;
@@ -158,6 +158,7 @@ impl Services {
             }
             password_resets::use_all_of(conn, user.id, at).await?;
             users::set_password_hash(conn, user.id, &new_hash, at).await?;
+            mfa::drop_challenges(conn, user.id).await?;
             record_account_change(conn, Some(user.id)).await?;
             login_failures::clear(conn, &user.email).await?;
             end_sessions(conn, user.id, None, at, action::PASSWORD_RESET, client).await

@@ -170,6 +170,18 @@ async fn enrol_and_log_in(backend: Backend) {
     let answer = verify(&app, &challenge_token, &current).await;
     let access = access_token(&answer);
     assert_eq!(answer["data"]["verifyMfa"]["user"]["id"], id);
+    let sessions = app
+        .gql(
+            "{ mySessions { current secondFactor authenticatedAt } }",
+            json!({}),
+            Some(&access),
+        )
+        .await;
+    let this_session = sessions["data"]["mySessions"]
+        .as_array()
+        .and_then(|all| all.iter().find(|s| s["current"] == true).cloned())
+        .unwrap_or_else(|| panic!("{sessions}"));
+    assert_eq!(this_session["secondFactor"], true);
     let claims = claims_of(&access);
     assert_eq!(claims["amr"], json!(["pwd", "otp"]));
     assert_eq!(claims["acr"], "aal2");
@@ -360,6 +372,23 @@ async fn sensitive_changes_need_a_recent_authentication(backend: Backend) {
         .gql(REAUTH, json!({ "p": PASSWORD }), Some(&token))
         .await;
     assert_eq!(ok["data"]["reauthenticate"], true, "{ok}");
+    // Without a second factor, the general minimum (15) holds.
+    let short = json!({ "old": PASSWORD, "new": "tenchars!!" });
+    let too_short = app.gql(CHANGE_PASSWORD, short.clone(), Some(&token)).await;
+    assert_eq!(error_fields(&too_short), ["newPassword"], "{too_short}");
+    // A personal token cannot step up.
+    let created = app
+        .gql(
+            "mutation { createPersonalAccessToken(input: { name: \"ci\", scopes: [] }) { token } }",
+            json!({}),
+            Some(&token),
+        )
+        .await;
+    let pat = created["data"]["createPersonalAccessToken"]["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{created}"));
+    let by_pat = app.gql(REAUTH, json!({ "p": PASSWORD }), Some(pat)).await;
+    assert_eq!(error_code(&by_pat), "FORBIDDEN", "{by_pat}");
     let (secret, codes) = enrol(&app, &token).await;
 
     // With TOTP on, the step-up needs a code as well.
@@ -383,10 +412,14 @@ async fn sensitive_changes_need_a_recent_authentication(backend: Backend) {
         )
         .await;
     assert_eq!(with_code["data"]["reauthenticate"], true, "{with_code}");
+    // A challenge earned with the old password dies with it.
+    let stale = challenge(&app, "di@example.com").await;
     // A shorter password is allowed once a second factor guards the account.
-    let short = json!({ "old": PASSWORD, "new": "tenchars!!" });
     let changed = app.gql(CHANGE_PASSWORD, short, Some(&token)).await;
     assert_eq!(changed["data"]["changePassword"], true, "{changed}");
+    next_step(&app);
+    let late = verify(&app, &stale, &code(&secret, now(&app))).await;
+    assert_eq!(error_code(&late), "UNAUTHENTICATED", "{late}");
     let off = app.gql(disable, json!({}), Some(&token)).await;
     assert_eq!(off["data"]["disableTotp"], true, "{off}");
     app.login("di@example.com", "tenchars!!").await;
@@ -419,7 +452,7 @@ async fn an_administrator_resets_a_lost_device(backend: Backend) {
         return;
     };
     let (user_token, user_id) = app.user("ed@example.com").await;
-    enrol(&app, &user_token).await;
+    let (secret, _) = enrol(&app, &user_token).await;
     // Holders of `admin` must enrol before anything else; `me` and enrolment still answer.
     let admin = app.admin().await;
     let listing = "{ users(first: 1) { totalCount } }";
@@ -446,6 +479,21 @@ async fn an_administrator_resets_a_lost_device(backend: Backend) {
         .gql(reset, json!({ "id": user_id }), Some(&user_token))
         .await;
     assert_eq!(error_code(&by_user), "FORBIDDEN");
+
+    // A deactivated account's challenge does not complete (its sessions end too).
+    let pending = challenge(&app, "ed@example.com").await;
+    let active = "mutation($id: ID!, $on: Boolean!) { updateUser(id: $id, input: { isActive: $on }) { id } }";
+    let off = app
+        .gql(active, json!({ "id": user_id, "on": false }), Some(&admin))
+        .await;
+    assert!(off.get("errors").is_none(), "{off}");
+    next_step(&app);
+    let refused = verify(&app, &pending, &code(&secret, now(&app))).await;
+    assert_eq!(error_code(&refused), "UNAUTHENTICATED", "{refused}");
+    let on = app
+        .gql(active, json!({ "id": user_id, "on": true }), Some(&admin))
+        .await;
+    assert!(on.get("errors").is_none(), "{on}");
     let done = app.gql(reset, json!({ "id": user_id }), Some(&admin)).await;
     assert_eq!(done["data"]["resetUserMfa"]["mfaEnabled"], false, "{done}");
     let events = app.audit("user.mfa_reset").await;
@@ -471,6 +519,18 @@ async fn secrets_are_sealed_and_codes_hashed(backend: Backend) {
     };
     let (token, _) = app.user("fa@example.com").await;
     let (secret, codes) = enrol(&app, &token).await;
+    // The export says TOTP is on, and shows neither the secret nor the codes.
+    let export = app
+        .gql("mutation { exportMyData }", json!({}), Some(&token))
+        .await;
+    let document = &export["data"]["exportMyData"];
+    assert!(
+        document["twoStepVerification"]["enabledAt"].is_string(),
+        "{export}"
+    );
+    assert_eq!(document["twoStepVerification"]["recoveryCodesLeft"], 10);
+    let text = document.to_string();
+    assert!(!text.contains(&secret) && !text.contains(&codes[0]));
     let raw = totp_rs::Secret::Encoded(secret).to_bytes().expect("secret");
     let stored = app
         .stored_bytes("SELECT secret AS bytes FROM totp_secrets")

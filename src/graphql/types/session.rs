@@ -55,6 +55,17 @@ impl Session {
     async fn current(&self) -> bool {
         self.current
     }
+
+    /// When its holder last gave the password (the login, or a `reauthenticate`).
+    async fn authenticated_at(&self) -> DateTime<Utc> {
+        utc(self.row.authenticated_at())
+    }
+
+    /// Whether its holder gave a second factor (a TOTP or recovery code) too: its tokens
+    /// say `acr: aal2`.
+    async fn second_factor(&self) -> bool {
+        self.row.mfa_at.is_some()
+    }
 }
 
 /// A long-lived token for scripts, acting for its owner within its scopes.

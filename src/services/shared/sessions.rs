@@ -159,3 +159,18 @@ impl Services {
         })
     }
 }
+
+/// Counts a login (a `login`, or the `verifyMfa` that completes one) by its outcome.
+pub(crate) fn count_login<T>(result: &AppResult<T>) {
+    let outcome = match result {
+        Ok(_) => "success",
+        Err(AppError::Unauthenticated(_)) => "refused",
+        Err(AppError::AccountLocked { .. }) => "locked",
+        Err(AppError::RateLimited { .. }) => "rate_limited",
+        Err(AppError::EmailNotVerified) => "unverified",
+        Err(AppError::MfaRequired { .. }) => "mfa_required",
+        Err(AppError::BadUserInput(_)) => "bad_input",
+        Err(_) => "error",
+    };
+    metrics::counter!(crate::instruments::LOGINS, "outcome" => outcome).increment(1);
+}

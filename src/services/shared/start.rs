@@ -35,6 +35,7 @@ impl Services {
             tracing::info!(count = applied, "applied database migrations");
         }
         let db = DbPool::connect(&url, config.db_pool_size, config.db_timeout).await?;
+        warn_of_unknown_roles(&config, &db).await?;
         let jwt = JwtKeys::load_or_generate(&config)?;
         let passwords = PasswordHasher::new(&config).await?;
         let mailer = mail::Mailer::new(&config)?;
@@ -66,6 +67,24 @@ impl Services {
             mfa_keys: Arc::new(mfa_keys),
         })
     }
+}
+
+/// Says so when `USERGRAPH_REQUIRE_MFA_FOR_ROLES` names a role that does not exist (yet):
+/// a misspelt name would otherwise require nothing of anyone.
+async fn warn_of_unknown_roles(config: &Config, db: &DbPool) -> anyhow::Result<()> {
+    if config.require_mfa_for_roles.is_empty() {
+        return Ok(());
+    }
+    let mut conn = db.get().await.map_err(|e| e.into_report())?;
+    let roles = crate::db::roles::list_roles(&mut conn.conn())
+        .await
+        .context("listing roles")?;
+    for name in &config.require_mfa_for_roles {
+        if !roles.iter().any(|role| &role.name == name) {
+            tracing::warn!(role = %name, "USERGRAPH_REQUIRE_MFA_FOR_ROLES names a role that does not exist");
+        }
+    }
+    Ok(())
 }
 
 /// The revoked sessions and the caller cache, loaded, with the task that reloads both.
