@@ -17,7 +17,7 @@ use super::shared::sessions::{CHALLENGE_REFUSED, SecondStep, count_login};
 use super::shared::{AuthGrant, ClientInfo, Services, Viewer, record_account_change};
 use crate::auth::token::HashedToken;
 use crate::auth::totp::{self, Enrolment};
-use crate::db::mfa::{self, NewRecoveryCode};
+use crate::db::mfa::{self, MfaChallenge, NewRecoveryCode};
 use crate::db::users::{self, User};
 use crate::db::{Conn, sessions, transaction};
 use crate::domain::{bounded, bounds};
@@ -89,20 +89,7 @@ impl Services {
         let session = viewer.require_session("enrol a second factor")?;
         bounded("code", code, bounds::CODE)?;
         let user = viewer.user.id;
-        let pending = {
-            let mut db = self.db.get().await?;
-            mfa::find_secret(&mut db.conn(), user).await?
-        };
-        let Some(pending) = pending.filter(|row| row.confirmed_at.is_none()) else {
-            return Err(AppError::bad_field(
-                "code",
-                "there is no enrolment to confirm: call startTotpEnrollment first",
-            ));
-        };
-        let secret = self
-            .mfa_keys
-            .open(&pending.secret, user)
-            .map_err(AppError::internal)?;
+        let secret = self.pending_secret(user).await?;
         let at = self.clock_now();
         let unix = at.and_utc().timestamp();
         let typed = code.to_owned();
@@ -132,6 +119,23 @@ impl Services {
         Ok(codes.into_iter().map(|(code, _)| code).collect())
     }
 
+    /// The secret `user` is enrolling, not confirmed yet.
+    async fn pending_secret(&self, user: UserId) -> AppResult<Vec<u8>> {
+        let pending = {
+            let mut db = self.db.get().await?;
+            mfa::find_secret(&mut db.conn(), user).await?
+        };
+        let Some(pending) = pending.filter(|row| row.confirmed_at.is_none()) else {
+            return Err(AppError::bad_field(
+                "code",
+                "there is no enrolment to confirm: call startTotpEnrollment first",
+            ));
+        };
+        self.mfa_keys
+            .open(&pending.secret, user)
+            .map_err(AppError::internal)
+    }
+
     /// Completes a login that answered `MFA_REQUIRED`: a current TOTP code or an unused
     /// recovery code, then the session and its tokens.
     pub async fn verify_mfa(
@@ -157,22 +161,7 @@ impl Services {
         ])?;
         self.limit(Operation::VerifyMfa, client, None).await?;
         let at = self.clock_now();
-        let (row, user) = {
-            let mut db = self.db.get().await?;
-            let mut conn = db.conn();
-            let hash = HashedToken::of(challenge);
-            let Some(row) = mfa::find_challenge(&mut conn, hash.as_bytes())
-                .await?
-                .filter(|row| row.used_at.is_none() && row.expires_at > at)
-            else {
-                return Err(CHALLENGE_REFUSED);
-            };
-            let user = users::find_user(&mut conn, row.user_id)
-                .await?
-                .filter(|user| user.can_sign_in() && user.mfa_enabled_at.is_some())
-                .ok_or(CHALLENGE_REFUSED)?;
-            (row, user)
-        };
+        let (row, user) = self.waiting_login(challenge, at).await?;
         let factor = self
             .check_code(user.id, code, Accept::TotpOrRecovery, client)
             .await
@@ -196,6 +185,27 @@ impl Services {
             },
             refresh,
         )
+    }
+
+    /// The challenge `token` names, if it still waits, with its account if that may still
+    /// sign in with a second factor.
+    async fn waiting_login(
+        &self,
+        token: &str,
+        at: chrono::NaiveDateTime,
+    ) -> AppResult<(MfaChallenge, User)> {
+        let mut db = self.db.get().await?;
+        let mut conn = db.conn();
+        let hash = HashedToken::of(token);
+        let row = mfa::find_challenge(&mut conn, hash.as_bytes())
+            .await?
+            .filter(|row| row.used_at.is_none() && row.expires_at > at)
+            .ok_or(CHALLENGE_REFUSED)?;
+        let user = users::find_user(&mut conn, row.user_id)
+            .await?
+            .filter(|user| user.can_sign_in() && user.mfa_enabled_at.is_some())
+            .ok_or(CHALLENGE_REFUSED)?;
+        Ok((row, user))
     }
 
     /// Replaces the caller's recovery codes, given a current TOTP code; returns the new
