@@ -146,17 +146,7 @@ async fn deactivation_applies_to_personal_tokens_at_once(backend: Backend) {
     };
     let admin = app.admin().await;
     let (token, id) = app.user("owner@example.com").await;
-    let created = app
-        .gql(
-            "mutation { createPersonalAccessToken(input: { name: \"ci\", scopes: [] }) { token } }",
-            json!({}),
-            Some(&token),
-        )
-        .await;
-    let pat = created["data"]["createPersonalAccessToken"]["token"]
-        .as_str()
-        .expect("a token")
-        .to_owned();
+    let pat = app.personal_token(&token, "ci").await;
     let me = "{ me { id } }";
     assert!(
         app.gql(me, json!({}), Some(&pat))

@@ -268,17 +268,7 @@ async fn the_export_holds_everything_about_you_and_nothing_else(backend: Backend
         Some(&access),
     )
     .await;
-    let created = app
-        .gql(
-            "mutation { createPersonalAccessToken(input: { name: \"backup script\", scopes: [] }) { token } }",
-            json!({}),
-            Some(&access),
-        )
-        .await;
-    let secret = created["data"]["createPersonalAccessToken"]["token"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{created}"))
-        .to_owned();
+    let secret = app.personal_token(&access, "backup script").await;
     let answer = app
         .gql("mutation { exportMyData }", json!({}), Some(&access))
         .await;

@@ -570,6 +570,23 @@ impl TestApp {
         self.login("admin@example.com", PASSWORD).await
     }
 
+    /// Creates a personal access token without scopes as the holder of `access`; returns it.
+    pub async fn personal_token(&self, access: &str, name: &str) -> String {
+        let answer = self
+            .gql(
+                "mutation($name: String!) {
+                    createPersonalAccessToken(input: { name: $name, scopes: [] }) { token }
+                }",
+                json!({ "name": name }),
+                Some(access),
+            )
+            .await;
+        answer["data"]["createPersonalAccessToken"]["token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no personal token: {answer}"))
+            .to_owned()
+    }
+
     /// Logs in; returns the access token.
     pub async fn login(&self, email: &str, password: &str) -> String {
         let answer = self

@@ -377,17 +377,8 @@ async fn sensitive_changes_need_a_recent_authentication(backend: Backend) {
     let too_short = app.gql(CHANGE_PASSWORD, short.clone(), Some(&token)).await;
     assert_eq!(error_fields(&too_short), ["newPassword"], "{too_short}");
     // A personal token cannot step up.
-    let created = app
-        .gql(
-            "mutation { createPersonalAccessToken(input: { name: \"ci\", scopes: [] }) { token } }",
-            json!({}),
-            Some(&token),
-        )
-        .await;
-    let pat = created["data"]["createPersonalAccessToken"]["token"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{created}"));
-    let by_pat = app.gql(REAUTH, json!({ "p": PASSWORD }), Some(pat)).await;
+    let pat = app.personal_token(&token, "ci").await;
+    let by_pat = app.gql(REAUTH, json!({ "p": PASSWORD }), Some(&pat)).await;
     assert_eq!(error_code(&by_pat), "FORBIDDEN", "{by_pat}");
     let (secret, codes) = enrol(&app, &token).await;
 

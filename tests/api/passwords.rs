@@ -265,17 +265,7 @@ async fn delete_my_account_erases_it(backend: Backend) {
         )
         .await;
     assert_eq!(error_fields(&wrong), ["password"]);
-    let created = app
-        .gql(
-            "mutation { createPersonalAccessToken(input: { name: \"x\", scopes: [] }) { token } }",
-            json!({}),
-            Some(&token),
-        )
-        .await;
-    let pat = created["data"]["createPersonalAccessToken"]["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let pat = app.personal_token(&token, "x").await;
     let by_pat = app
         .gql(DELETE_ME, json!({ "p": PASSWORD }), Some(&pat))
         .await;
