@@ -99,41 +99,46 @@ pub async fn find_secret(conn: &mut Conn<'_>, user: UserId) -> QueryResult<Optio
     })
 }
 
-/// Marks the code of time step `step` used, if no code of that step or a later one was:
-/// false for a replay. With `confirming`, the secret must be unconfirmed and becomes
-/// confirmed; otherwise it must be confirmed.
-pub async fn use_step(
+/// Marks the code of time step `step` of `user`'s confirmed secret used, if no code of that
+/// step or a later one was: false for a replay.
+pub async fn use_step(conn: &mut Conn<'_>, user: UserId, step: i64) -> QueryResult<bool> {
+    let updated = with_conn!(conn, |c| {
+        diesel::update(totp_secrets::table)
+            .filter(totp_secrets::user_id.eq(user))
+            .filter(totp_secrets::confirmed_at.is_not_null())
+            .filter(
+                totp_secrets::last_step
+                    .is_null()
+                    .or(totp_secrets::last_step.lt(step)),
+            )
+            .set(totp_secrets::last_step.eq(step))
+            .execute(c)
+            .await
+    })?;
+    Ok(updated == 1)
+}
+
+/// Confirms the unconfirmed secret `sealed` of `user` at `at`, its code of time step `step`
+/// spent; false when that secret is no longer the one waiting (confirmed meanwhile, or
+/// replaced by a new enrolment).
+pub async fn confirm_secret(
     conn: &mut Conn<'_>,
     user: UserId,
+    sealed: &[u8],
     step: i64,
-    confirming: Option<NaiveDateTime>,
+    at: NaiveDateTime,
 ) -> QueryResult<bool> {
     let updated = with_conn!(conn, |c| {
-        let unused = totp_secrets::last_step
-            .is_null()
-            .or(totp_secrets::last_step.lt(step));
-        let query = diesel::update(totp_secrets::table)
+        diesel::update(totp_secrets::table)
             .filter(totp_secrets::user_id.eq(user))
-            .filter(unused);
-        match confirming {
-            Some(at) => {
-                query
-                    .filter(totp_secrets::confirmed_at.is_null())
-                    .set((
-                        totp_secrets::last_step.eq(step),
-                        totp_secrets::confirmed_at.eq(at),
-                    ))
-                    .execute(c)
-                    .await
-            }
-            None => {
-                query
-                    .filter(totp_secrets::confirmed_at.is_not_null())
-                    .set(totp_secrets::last_step.eq(step))
-                    .execute(c)
-                    .await
-            }
-        }
+            .filter(totp_secrets::confirmed_at.is_null())
+            .filter(totp_secrets::secret.eq(sealed))
+            .set((
+                totp_secrets::last_step.eq(step),
+                totp_secrets::confirmed_at.eq(at),
+            ))
+            .execute(c)
+            .await
     })?;
     Ok(updated == 1)
 }

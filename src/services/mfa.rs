@@ -89,7 +89,7 @@ impl Services {
         let session = viewer.require_session("enrol a second factor")?;
         bounded("code", code, bounds::CODE)?;
         let user = viewer.user.id;
-        let secret = self.pending_secret(user).await?;
+        let (secret, sealed) = self.pending_secret(user).await?;
         let at = self.clock_now();
         let unix = at.and_utc().timestamp();
         let typed = code.to_owned();
@@ -103,8 +103,12 @@ impl Services {
         let codes = self.mfa_keys.recovery_codes().map_err(AppError::internal)?;
         let mut db = self.db.get().await?;
         transaction!(&mut db, |conn| {
-            if !mfa::use_step(conn, user, step, Some(at)).await? {
-                return Err(wrong_code());
+            if !mfa::confirm_secret(conn, user, &sealed, step, at).await? {
+                // Another tab confirmed it, or began a new enrolment, meanwhile.
+                return Err(AppError::bad_field(
+                    "code",
+                    "the enrolment changed meanwhile: start it again",
+                ));
             }
             mfa::set_enabled(conn, user, Some(at), at).await?;
             store_codes(conn, user, &codes, at).await?;
@@ -119,8 +123,8 @@ impl Services {
         Ok(codes.into_iter().map(|(code, _)| code).collect())
     }
 
-    /// The secret `user` is enrolling, not confirmed yet.
-    async fn pending_secret(&self, user: UserId) -> AppResult<Vec<u8>> {
+    /// The secret `user` is enrolling, not confirmed yet, and as it is stored.
+    async fn pending_secret(&self, user: UserId) -> AppResult<(Vec<u8>, Vec<u8>)> {
         let pending = {
             let mut db = self.db.get().await?;
             mfa::find_secret(&mut db.conn(), user).await?
@@ -131,9 +135,11 @@ impl Services {
                 "there is no enrolment to confirm: call startTotpEnrollment first",
             ));
         };
-        self.mfa_keys
+        let secret = self
+            .mfa_keys
             .open(&pending.secret, user)
-            .map_err(AppError::internal)
+            .map_err(AppError::internal)?;
+        Ok((secret, pending.secret))
     }
 
     /// Completes a login that answered `MFA_REQUIRED`: a current TOTP code or an unused

@@ -138,6 +138,22 @@ async fn enrol_and_log_in(backend: Backend) {
         .await;
     assert_eq!(error_code(&wrong), "BAD_USER_INPUT", "{wrong}");
     assert_eq!(error_fields(&wrong), ["code"]);
+    // Starting again (another tab) replaces the secret: the first one's codes no longer fit.
+    let restarted = app.gql(START, json!({}), Some(&token)).await;
+    let replaced = secret;
+    let secret = restarted["data"]["startTotpEnrollment"]["secret"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{restarted}"))
+        .to_owned();
+    assert_ne!(secret, replaced);
+    let stale = app
+        .gql(
+            CONFIRM,
+            json!({ "c": code(&replaced, now(&app)) }),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(error_fields(&stale), ["code"], "{stale}");
     let first = code(&secret, now(&app));
     let confirmed = app.gql(CONFIRM, json!({ "c": first }), Some(&token)).await;
     let codes = confirmed["data"]["confirmTotpEnrollment"]["codes"]
@@ -542,7 +558,49 @@ async fn secrets_are_sealed_and_codes_hashed(backend: Backend) {
     assert_eq!(mode & 0o777, 0o600);
 }
 
+async fn hostile_codes_are_refused_by_name(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let (token, _) = app.user("gu@example.com").await;
+    enrol(&app, &token).await;
+    let challenge_token = challenge(&app, "gu@example.com").await;
+    let huge = "7".repeat(500_000);
+    // Too long: refused by the argument's name; control characters: by the variable's
+    // (`$ch`, `$c`), before anything runs.
+    for (challenge_text, code_text, field) in [
+        (challenge_token.as_str(), huge.as_str(), "code"),
+        (challenge_token.as_str(), "12\u{0}456", "c"),
+        (huge.as_str(), "123456", "challenge"),
+        ("ugm_\u{1b}[31m", "123456", "ch"),
+    ] {
+        let answer = verify(&app, challenge_text, code_text).await;
+        assert_eq!(error_code(&answer), "BAD_USER_INPUT", "{answer}");
+        assert_eq!(error_fields(&answer), [field], "{answer}");
+    }
+    let regenerate = "mutation($c: String!) { regenerateRecoveryCodes(code: $c) { codes } }";
+    let answer = app
+        .gql(regenerate, json!({ "c": "1".repeat(40) }), Some(&token))
+        .await;
+    assert_eq!(error_fields(&answer), ["code"], "{answer}");
+    let answer = app
+        .gql(REAUTH, json!({ "p": PASSWORD, "c": huge }), Some(&token))
+        .await;
+    assert_eq!(error_fields(&answer), ["code"], "{answer}");
+    // None of them was counted as a guess.
+    assert!(app.audit("user.mfa_failed").await.is_empty());
+    // An unknown challenge of the right shape is refused like a wrong code.
+    let unknown = verify(
+        &app,
+        "ugm_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        "123456",
+    )
+    .await;
+    assert_eq!(error_code(&unknown), "UNAUTHENTICATED", "{unknown}");
+}
+
 both_backends!(
+    hostile_codes_are_refused_by_name,
     enrol_and_log_in,
     skew_expiry_and_regeneration,
     wrong_codes_lock_the_second_step,

@@ -154,7 +154,7 @@ impl Services {
         let step = totp::matching_step(&secret, typed, at.and_utc().timestamp())
             .map_err(AppError::internal)?;
         if let Some(step) = step {
-            let fresh = mfa::use_step(&mut db.conn(), user, step, None).await?;
+            let fresh = mfa::use_step(&mut db.conn(), user, step).await?;
             return Ok(fresh.then_some(Factor::Totp));
         }
         if accept == Accept::TotpOrRecovery && !totp::looks_like_code(typed) {

@@ -9,6 +9,9 @@
 //! client that hangs up cannot leave its reservation counted; a reservation left by a
 //! process that died counts no longer once it is older than twice the request timeout.
 //!
+//! Second factors' codes are counted by the same rules, per account (an [`Attempt`] keyed
+//! `mfa:<account id>`, on a counter apart from the password's).
+//!
 //! No database connection is held while a password is hashed or waits for a hashing slot.
 //!
 //! On each instance, checks of one email beyond the threshold first wait their turn (a
