@@ -116,8 +116,10 @@ impl Services {
             record_account_change(conn, Some(user)).await?;
             let event = Event::on(Some(user), action::MFA_ENROLLED, ("user", user), client)
                 .with_details(json!({ "factor": "totp" }));
-            audit::record(conn, event).await
+            audit::record(conn, event).await?;
+            enqueue(conn, &viewer.user.email, &enrolled_letter()).await
         })?;
+        self.mail_queued();
         self.callers.evict(Some(user));
         tracing::info!(user.id = %user, "two-step verification turned on");
         Ok(codes.into_iter().map(|(code, _)| code).collect())
@@ -182,6 +184,7 @@ impl Services {
         let refresh = self
             .open_login(&user, None, Some(second), at, client)
             .await?;
+        self.mailed_if_spent(factor);
         self.callers.evict(Some(user.id));
         tracing::info!(user.id = %user.id, factor = factor.as_str(), "logged in with a second factor");
         self.grant(
@@ -236,7 +239,7 @@ impl Services {
         let at = self.clock_now();
         let mut db = self.db.get().await?;
         transaction!(&mut db, |conn| {
-            self.record_factor(conn, user, factor, "recovery codes", client)
+            self.record_factor(conn, &viewer.user, factor, "recovery codes", client)
                 .await?;
             store_codes(conn, user, &codes, at).await?;
             let event = Event::on(
@@ -285,7 +288,7 @@ impl Services {
         let mut db = self.db.get().await?;
         transaction!(&mut db, |conn| {
             if let Some(factor) = factor {
-                self.record_factor(conn, user, factor, "reauthentication", client)
+                self.record_factor(conn, &viewer.user, factor, "reauthentication", client)
                     .await?;
             }
             sessions::record_authentication(conn, session, at, factor.is_some()).await?;
@@ -297,7 +300,18 @@ impl Services {
             )
             .with_details(json!({ "secondFactor": factor.map(Factor::as_str) }));
             audit::record(conn, event).await
-        })
+        })?;
+        if let Some(factor) = factor {
+            self.mailed_if_spent(factor);
+        }
+        Ok(())
+    }
+
+    /// Wakes the mail sender when `factor` was a recovery code (its use is mailed).
+    fn mailed_if_spent(&self, factor: Factor) {
+        if factor == Factor::RecoveryCode {
+            self.mail_queued();
+        }
     }
 
     /// Turns the caller's second factor off (a recent reauthentication with a code first).
@@ -397,6 +411,15 @@ async fn store_codes(
         })
         .collect();
     Ok(mfa::replace_recovery_codes(conn, user, &rows).await?)
+}
+
+/// The mail that tells an account its second factor is on.
+fn enrolled_letter() -> Letter {
+    Letter::new("Two-step verification is on").paragraph(
+        "Two-step verification was turned on for your account: signing in now asks for a code \
+         from your authenticator app (or one of your recovery codes) after the password. If it \
+         was not you, reset your password at once and tell an administrator.",
+    )
 }
 
 fn already_on() -> AppError {

@@ -234,6 +234,22 @@ async fn enrol_and_log_in(backend: Backend) {
     let third = challenge(&app, "ada@example.com").await;
     let spent = verify(&app, &third, &recovery).await;
     assert_eq!(error_code(&spent), "UNAUTHENTICATED", "{spent}");
+    // The owner is told of the enrolment and of the spent code.
+    wait_for(
+        || outbox(&app),
+        "ada@example.com",
+        "Two-step verification is on",
+        1,
+    )
+    .await;
+    let told = wait_for(
+        || outbox(&app),
+        "ada@example.com",
+        "A recovery code was used",
+        1,
+    )
+    .await;
+    assert!(told[0].text.contains("9 are left"), "{:?}", told[0].text);
     let used = app.audit("user.mfa_recovery_code_use").await;
     assert_eq!(used.len(), 1);
     let details: Value =

@@ -7,6 +7,7 @@ use serde_json::json;
 
 use super::audit::{self, Event, action};
 use super::lockout::Attempt;
+use super::mail::enqueue;
 use super::{ClientInfo, Services, TOKEN_REFUSED, Viewer, delta};
 use crate::auth::jwt::Assurance;
 use crate::auth::token::PlainToken;
@@ -17,6 +18,7 @@ use crate::db::transaction;
 use crate::db::users::User;
 use crate::error::{AppError, AppResult};
 use crate::ids::{MfaChallengeId, SessionId, UserId};
+use crate::mail::Letter;
 
 /// The prefix of login challenges (`extensions.challenge` of `MFA_REQUIRED`).
 pub const CHALLENGE_PREFIX: &str = "ugm_";
@@ -167,24 +169,34 @@ impl Services {
     }
 
     /// Records in the audit trail, in `conn`'s transaction, that `user` gave `factor`
-    /// (`context` says for what), and how many recovery codes are left after spending one.
+    /// (`context` says for what). A spent recovery code is mailed to the owner with how many
+    /// are left: if it was not them, they learn of it.
     pub(crate) async fn record_factor(
         &self,
         conn: &mut crate::db::Conn<'_>,
-        user: UserId,
+        user: &User,
         factor: Factor,
         context: &str,
         client: &ClientInfo,
     ) -> AppResult<()> {
         let mut details = json!({ "factor": factor.as_str(), "for": context });
-        if factor == Factor::RecoveryCode {
-            details["recoveryCodesLeft"] = json!(mfa::recovery_codes_left(conn, user).await?);
-        }
         let action = match factor {
             Factor::Totp => action::MFA_VERIFIED,
-            Factor::RecoveryCode => action::MFA_RECOVERY_CODE_USED,
+            Factor::RecoveryCode => {
+                let left = mfa::recovery_codes_left(conn, user.id).await?;
+                details["recoveryCodesLeft"] = json!(left);
+                let letter = Letter::new("A recovery code was used").paragraph(format!(
+                    "A recovery code of your account was just used to sign in without your \
+                     authenticator app; {left} are left. If it was not you, reset your password \
+                     at once and tell an administrator. Running low? Make new ones with \
+                     regenerateRecoveryCodes."
+                ));
+                enqueue(conn, &user.email, &letter).await?;
+                action::MFA_RECOVERY_CODE_USED
+            }
         };
-        let event = Event::on(Some(user), action, ("user", user), client).with_details(details);
+        let event =
+            Event::on(Some(user.id), action, ("user", user.id), client).with_details(details);
         audit::record(conn, event).await
     }
 }

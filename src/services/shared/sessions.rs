@@ -137,7 +137,7 @@ impl Services {
                 if !mfa::complete_challenge(conn, step.challenge, at).await? {
                     return Err(CHALLENGE_REFUSED);
                 }
-                self.record_factor(conn, user.id, step.factor, "login", client)
+                self.record_factor(conn, user, step.factor, "login", client)
                     .await?;
             }
             users::record_login(conn, user.id, at).await?;
