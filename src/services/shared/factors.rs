@@ -186,10 +186,10 @@ impl Services {
                 let left = mfa::recovery_codes_left(conn, user.id).await?;
                 details["recoveryCodesLeft"] = json!(left);
                 let letter = Letter::new("A recovery code was used").paragraph(format!(
-                    "A recovery code of your account was just used to sign in without your \
-                     authenticator app; {left} are left. If it was not you, reset your password \
-                     at once and tell an administrator. Running low? Make new ones with \
-                     regenerateRecoveryCodes."
+                    "A recovery code of your account was just used in place of your \
+                     authenticator app ({context}); {left} are left. If it was not you, reset \
+                     your password at once and tell an administrator. Running low? Make new \
+                     ones with regenerateRecoveryCodes."
                 ));
                 enqueue(conn, &user.email, &letter).await?;
                 action::MFA_RECOVERY_CODE_USED
