@@ -168,22 +168,45 @@ fn generate(path: &Path) -> anyhow::Result<SigningKey> {
     let pem = key
         .to_pkcs8_pem(LineEnding::LF)
         .map_err(|e| anyhow::anyhow!("encoding the signing key: {e}"))?;
+    if create_secret_file(path, pem.as_bytes())? {
+        tracing::info!(path = %path.display(), "generated a new token signing key");
+        Ok(key)
+    } else {
+        // Another instance sharing the directory won the race: use its key.
+        read(path, false)
+    }
+}
+
+/// Creates the secret file `path` (mode 600) holding `contents`, unless it exists: false
+/// then (another instance sharing the directory made it first). Written aside and linked
+/// into place, so a process starting at the same moment reads the whole file or none.
+pub(crate) fn create_secret_file(path: &Path, contents: &[u8]) -> anyhow::Result<bool> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
+    let mut nonce = [0u8; 4];
+    getrandom::fill(&mut nonce).context("random source")?;
+    let draft = path.with_extension(format!(
+        "{}.{:08x}.tmp",
+        std::process::id(),
+        u32::from_le_bytes(nonce)
+    ));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    match options.open(path) {
-        Ok(mut file) => {
-            std::io::Write::write_all(&mut file, pem.as_bytes())
-                .with_context(|| format!("writing {}", path.display()))?;
-            tracing::info!(path = %path.display(), "generated a new token signing key");
-            Ok(key)
-        }
-        // Another instance sharing the directory won the race: use its key.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read(path, false),
+    let mut file = options
+        .open(&draft)
+        .with_context(|| format!("creating {}", draft.display()))?;
+    std::io::Write::write_all(&mut file, contents)
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("writing {}", draft.display()))?;
+    let linked = std::fs::hard_link(&draft, path);
+    // The draft's only use was to be linked; a leftover would be harmless.
+    let _ = std::fs::remove_file(&draft);
+    match linked {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
         Err(e) => Err(e).with_context(|| format!("creating {}", path.display())),
     }
 }
@@ -216,6 +239,35 @@ pub(crate) fn refuse_if_shared(path: &Path, production: bool, what: &str) -> any
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secret_file_is_made_once_whole_by_one_of_many_at_once() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys").join("secret.pem");
+        let makers: Vec<_> = (0..8u8)
+            .map(|i| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    let made = create_secret_file(&path, &[i; 4096]).unwrap();
+                    let read = std::fs::read(&path).unwrap();
+                    (made, read)
+                })
+            })
+            .collect();
+        let results: Vec<_> = makers.into_iter().map(|t| t.join().unwrap()).collect();
+        assert_eq!(results.iter().filter(|(made, _)| *made).count(), 1);
+        let kept = std::fs::read(&path).unwrap();
+        assert_eq!(kept.len(), 4096, "never half a file");
+        assert!(
+            results.iter().all(|(_, read)| read == &kept),
+            "everyone read the winner's"
+        );
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let files = std::fs::read_dir(path.parent().unwrap()).unwrap().count();
+        assert_eq!(files, 1, "no draft is left behind");
+    }
 
     #[test]
     fn key_names_are_start_times() {

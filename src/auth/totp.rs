@@ -259,37 +259,14 @@ fn generate(path: &Path) -> anyhow::Result<Vec<u8>> {
     let mut material = [0u8; 32];
     getrandom::fill(&mut material).context("random source")?;
     let hex: String = material.iter().map(|b| format!("{b:02x}")).collect();
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    if crate::auth::keys::create_secret_file(path, format!("{hex}\n").as_bytes())? {
+        tracing::info!(path = %path.display(), "generated the MFA key");
+        return Ok(material.to_vec());
     }
-    // Written aside, then linked into place: an instance starting at the same moment on a
-    // shared directory sees the whole file or none.
-    let draft = path.with_extension(format!("{}.{}.tmp", std::process::id(), &hex[..8]));
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
-        .open(&draft)
-        .with_context(|| format!("creating {}", draft.display()))?;
-    std::io::Write::write_all(&mut file, format!("{hex}\n").as_bytes())
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("writing {}", draft.display()))?;
-    let linked = std::fs::hard_link(&draft, path);
-    let _ = std::fs::remove_file(&draft);
-    match linked {
-        Ok(()) => {
-            tracing::info!(path = %path.display(), "generated the MFA key");
-            Ok(material.to_vec())
-        }
-        // Another instance sharing the directory made it first: use its key.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            decode_hex(text.trim())
-        }
-        Err(e) => Err(e).with_context(|| format!("creating {}", path.display())),
-    }
+    // Another instance sharing the directory made it first: use its key.
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    decode_hex(text.trim())
 }
 
 #[cfg(test)]
