@@ -74,6 +74,21 @@ pub async fn roles_of_users(
     })
 }
 
+/// The roles of these accounts as (account, role id) pairs, in one statement (the roles
+/// themselves come from the role cache).
+pub async fn role_ids_of_users(
+    conn: &mut Conn<'_>,
+    ids: &[UserId],
+) -> QueryResult<Vec<(UserId, RoleId)>> {
+    with_conn!(conn, |c| {
+        user_roles::table
+            .filter(user_roles::user_id.eq_any(ids))
+            .select((user_roles::user_id, user_roles::role_id))
+            .load(c)
+            .await
+    })
+}
+
 /// A row of `user_roles`.
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = user_roles)]

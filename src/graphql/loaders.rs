@@ -9,7 +9,7 @@ use async_graphql::dataloader::Loader;
 use crate::db::roles::Role;
 use crate::db::users::{Profile, User};
 use crate::error::AppError;
-use crate::ids::{RoleId, UserId};
+use crate::ids::UserId;
 use crate::services::Services;
 
 /// The profile of an account.
@@ -78,10 +78,8 @@ pub async fn roles_of(
 ) -> Result<HashMap<UserId, Vec<Arc<Role>>>, AppError> {
     let pairs = services.roles_of(ids).await?;
     let mut out: HashMap<UserId, Vec<Arc<Role>>> = ids.iter().map(|id| (*id, Vec::new())).collect();
-    let mut distinct: HashMap<RoleId, Arc<Role>> = HashMap::new();
     for (user, role) in pairs {
-        let role = distinct.entry(role.id).or_insert_with(|| Arc::new(role));
-        out.entry(user).or_default().push(role.clone());
+        out.entry(user).or_default().push(role);
     }
     Ok(out)
 }

@@ -1,5 +1,7 @@
 //! Reading accounts and roles.
 
+use std::sync::Arc;
+
 use super::shared::Viewer;
 use super::shared::grants::{Authorized, RolesRead, UsersRead};
 use super::shared::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Services};
@@ -145,10 +147,21 @@ impl Services {
         Ok(users::profiles_of(&mut db.conn(), ids).await?)
     }
 
-    /// Roles of these accounts, for the dataloader.
-    pub async fn roles_of(&self, ids: &[UserId]) -> AppResult<Vec<(UserId, Role)>> {
+    /// Roles of these accounts, for the dataloader, each account's by name: which roles
+    /// each holds from the database, the roles themselves from the role cache.
+    pub async fn roles_of(&self, ids: &[UserId]) -> AppResult<Vec<(UserId, Arc<Role>)>> {
         let mut db = self.db.get().await?;
-        Ok(roles::roles_of_users(&mut db.conn(), ids).await?)
+        let pairs = roles::role_ids_of_users(&mut db.conn(), ids).await?;
+        if !self.role_cache.has_all(pairs.iter().map(|(_, role)| *role)) {
+            let all = roles::list_roles(&mut db.conn()).await?;
+            self.role_cache.replace(all);
+        }
+        let mut held: Vec<(UserId, Arc<Role>)> = pairs
+            .into_iter()
+            .filter_map(|(user, role)| Some((user, self.role_cache.get(role)?)))
+            .collect();
+        held.sort_by(|(a, x), (b, y)| (a, &x.name).cmp(&(b, &y.name)));
+        Ok(held)
     }
 }
 

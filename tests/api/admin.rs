@@ -11,6 +11,7 @@ both_backends!(
     delete_restore_and_purge,
     custom_roles_apply_on_the_next_request,
     the_last_admin_is_protected,
+    a_role_made_after_the_roles_were_read_is_listed,
 );
 
 async fn ok(answer: Value) -> Value {
@@ -406,4 +407,55 @@ async fn the_last_admin_is_protected(backend: Backend) {
         .gql(attempts[2].0, json!({ "id": second }), Some(&second_token))
         .await;
     assert_eq!(error_code(&answer), "FORBIDDEN");
+}
+
+/// Roles come from memory once read: one made afterwards must still show, and one deleted
+/// must not.
+async fn a_role_made_after_the_roles_were_read_is_listed(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let admin = app.admin().await;
+    let (_, id) = app.user("staff@example.com").await;
+    let roles_of_staff = async || {
+        let data = ok(app
+            .gql(
+                "{ users(first: 10, filter: { search: \"staff@\" }) { nodes { roles { name } } } }",
+                json!({}),
+                Some(&admin),
+            )
+            .await)
+        .await;
+        data["users"]["nodes"][0]["roles"].clone()
+    };
+    assert_eq!(roles_of_staff().await, json!([{ "name": "user" }]));
+    ok(app
+        .gql(
+            "mutation { createRole(input: { name: \"auditor\", permissions: [\"audit:read\"] }) { id } }",
+            json!({}),
+            Some(&admin),
+        )
+        .await)
+    .await;
+    ok(app
+        .gql(
+            "mutation($u: ID!) { assignRole(userId: $u, role: \"auditor\") { id } }",
+            json!({ "u": id }),
+            Some(&admin),
+        )
+        .await)
+    .await;
+    assert_eq!(
+        roles_of_staff().await,
+        json!([{ "name": "auditor" }, { "name": "user" }])
+    );
+    ok(app
+        .gql(
+            "mutation { deleteRole(name: \"auditor\") }",
+            json!({}),
+            Some(&admin),
+        )
+        .await)
+    .await;
+    assert_eq!(roles_of_staff().await, json!([{ "name": "user" }]));
 }

@@ -13,6 +13,7 @@ pub mod grants;
 pub mod lockout;
 pub mod mail;
 pub mod profile_update;
+pub mod role_cache;
 pub mod sessions;
 mod start;
 
@@ -79,6 +80,8 @@ pub struct Services {
     pub(super) clock: Arc<crate::db::clock::Clock>,
     /// The keys second factors are sealed and hashed with.
     pub(super) mfa_keys: Arc<crate::auth::totp::MfaKeys>,
+    /// The roles by id.
+    pub(super) role_cache: Arc<role_cache::RoleCache>,
 }
 
 /// What the HTTP layer may ask of the services besides their operations (it does not reach

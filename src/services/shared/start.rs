@@ -65,6 +65,7 @@ impl Services {
             bus,
             clock: Arc::default(),
             mfa_keys: Arc::new(mfa_keys),
+            role_cache: Arc::default(),
         })
     }
 }
