@@ -800,6 +800,21 @@ impl Config {
             .unwrap_or_else(|| self.data_dir.join("outbox"))
     }
 
+    /// The second-factor settings: a name apps can show, role names that are names.
+    fn validate_mfa(&self) -> anyhow::Result<()> {
+        if self.mfa_issuer.trim().is_empty() || self.mfa_issuer.contains(':') {
+            bail!("USERGRAPH_MFA_ISSUER: must be a name without `:` (authenticator apps show it)");
+        }
+        if self
+            .require_mfa_for_roles
+            .iter()
+            .any(|r| r.trim().is_empty())
+        {
+            bail!("USERGRAPH_REQUIRE_MFA_FOR_ROLES: role names, comma-separated, none empty");
+        }
+        Ok(())
+    }
+
     /// Checks what clap's parsers cannot: relations between settings.
     pub fn validate(&self) -> anyhow::Result<()> {
         self.database()?;
@@ -817,16 +832,7 @@ impl Config {
         if self.argon2_memory_kib < 8 * self.argon2_parallelism {
             bail!("USERGRAPH_ARGON2_MEMORY_KIB: must be at least 8 × USERGRAPH_ARGON2_PARALLELISM");
         }
-        if self.mfa_issuer.trim().is_empty() || self.mfa_issuer.contains(':') {
-            bail!("USERGRAPH_MFA_ISSUER: must be a name without `:` (authenticator apps show it)");
-        }
-        if self
-            .require_mfa_for_roles
-            .iter()
-            .any(|r| r.trim().is_empty())
-        {
-            bail!("USERGRAPH_REQUIRE_MFA_FOR_ROLES: role names, comma-separated, none empty");
-        }
+        self.validate_mfa()?;
         if self.rate_limit_store == RateLimitStore::Redis && self.redis_url.is_none() {
             bail!("USERGRAPH_RATE_LIMIT_STORE=redis: set USERGRAPH_REDIS_URL");
         }

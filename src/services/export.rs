@@ -33,10 +33,7 @@ impl Services {
         let sessions = sessions::live_sessions_of(&mut conn, id, crate::db::clock::now()).await?;
         let tokens = personal_tokens::list_of(&mut conn, id).await?;
         let events = audit_rows::involving(&mut conn, id, MAX_EVENTS).await?;
-        let recovery_codes_left = match user.mfa_enabled_at {
-            Some(_) => Some(crate::db::mfa::recovery_codes_left(&mut conn, id).await?),
-            None => None,
-        };
+        let two_step = two_step_json(&mut conn, &user).await?;
         let document = json!({
             "format": "usergraph-export",
             "version": 1,
@@ -50,11 +47,7 @@ impl Services {
                 "updatedAt": time(user.updated_at),
                 "lastLoginAt": user.last_login_at.map(time),
             },
-            // Whether a second factor is on; never its secret or the recovery codes.
-            "twoStepVerification": {
-                "enabledAt": user.mfa_enabled_at.map(time),
-                "recoveryCodesLeft": recovery_codes_left,
-            },
+            "twoStepVerification": two_step,
             "profile": profile.map(|p| json!({
                 "displayName": p.display_name,
                 "yearOfBirth": p.year_of_birth,
@@ -77,6 +70,22 @@ impl Services {
         })?;
         Ok(document)
     }
+}
+
+/// Whether a second factor is on, and how many recovery codes are left; never its secret
+/// or the codes.
+async fn two_step_json(
+    conn: &mut crate::db::Conn<'_>,
+    user: &crate::db::users::User,
+) -> AppResult<Value> {
+    let left = match user.mfa_enabled_at {
+        Some(_) => Some(crate::db::mfa::recovery_codes_left(conn, user.id).await?),
+        None => None,
+    };
+    Ok(json!({
+        "enabledAt": user.mfa_enabled_at.map(time),
+        "recoveryCodesLeft": left,
+    }))
 }
 
 fn sessions_json(sessions: &[crate::db::sessions::Session]) -> Vec<Value> {

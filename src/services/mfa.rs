@@ -264,16 +264,7 @@ impl Services {
     ) -> AppResult<()> {
         let session = viewer.require_session("reauthenticate")?;
         let user = viewer.user.id;
-        let code = match (viewer.user.mfa_enabled_at, code) {
-            (Some(_), None) => {
-                return Err(AppError::bad_field(
-                    "code",
-                    "is required: two-step verification is on for this account",
-                ));
-            }
-            (Some(_), Some(code)) => Some(bounded("code", code, bounds::CODE)?),
-            (None, _) => None,
-        };
+        let code = code_for_reauthentication(&viewer.user, code)?;
         self.confirm_password(viewer, "password", password, client)
             .await?;
         let factor = match code {
@@ -391,6 +382,19 @@ impl Services {
     pub async fn recovery_codes_left(&self, user: UserId) -> AppResult<i64> {
         let mut db = self.db.get().await?;
         Ok(mfa::recovery_codes_left(&mut db.conn(), user).await?)
+    }
+}
+
+/// The code a reauthentication of `user` must check: required with a second factor on,
+/// ignored without one.
+fn code_for_reauthentication<'a>(user: &User, code: Option<&'a str>) -> AppResult<Option<&'a str>> {
+    match (user.mfa_enabled_at, code) {
+        (Some(_), None) => Err(AppError::bad_field(
+            "code",
+            "is required: two-step verification is on for this account",
+        )),
+        (Some(_), Some(code)) => Ok(Some(bounded("code", code, bounds::CODE)?)),
+        (None, _) => Ok(None),
     }
 }
 
