@@ -45,7 +45,13 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
     // Before anything is counted: until a recorder is installed, metrics go nowhere.
     instruments::handle();
     let services = build_services(config).await?;
-    let schema = graphql::build_schema(services.config(), services.clone());
+    let strict = async_graphql::ValidationMode::Strict;
+    let schema = graphql::build_schema(services.config(), services.clone(), strict);
+    let lenient = graphql::build_schema(
+        services.config(),
+        services.clone(),
+        graphql::validated::Validated::MODE,
+    );
     let limits = graphql::admission::Limits {
         max_depth: services.config().max_query_depth,
         max_fields: services.config().max_query_complexity,
@@ -62,6 +68,7 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
     let readiness = http::health::Readiness::default();
     let router = http::router(http::HttpState {
         schema,
+        validated: Arc::new(graphql::validated::Validated::new(lenient)),
         services: services.clone(),
         admission: Arc::new(admission),
         readiness: readiness.clone(),

@@ -12,6 +12,7 @@ pub mod query;
 mod spans;
 pub mod subscription;
 pub mod types;
+pub mod validated;
 
 use async_graphql::{SDLExportOptions, Schema, SchemaBuilder};
 
@@ -32,10 +33,16 @@ fn builder() -> SchemaBuilder<query::Query, mutation::Mutation, subscription::Su
     .register_output_type::<types::node::Node>()
 }
 
-/// Builds the schema with the limits of `config` and the shared services.
-pub fn build_schema(config: &Config, services: Services) -> AppSchema {
+/// Builds the schema with the limits of `config` and the shared services, validating
+/// documents as `mode` says (see [`validated`]).
+pub fn build_schema(
+    config: &Config,
+    services: Services,
+    mode: async_graphql::ValidationMode,
+) -> AppSchema {
     let mut builder = builder()
         .data(services)
+        .validation_mode(mode)
         // The limits are `admission`'s, checked before a document gets here and refused with
         // `QUERY_TOO_COMPLEX`: async-graphql's own limit errors carry no code and could be
         // told from its validation errors only by their wording. Its recursion limit cannot

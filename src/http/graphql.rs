@@ -35,6 +35,7 @@ use crate::graphql::admission::{Admission, too_costly};
 use crate::graphql::codes;
 use crate::graphql::context::{RequestData, attach};
 use crate::graphql::cookie::{self, RefreshCookie};
+use crate::graphql::validated::Pick;
 use crate::instruments;
 use crate::services::ClientInfo;
 
@@ -534,7 +535,17 @@ async fn run_counted(
         ran.name = name;
     }
     let started = std::time::Instant::now();
-    let response = state.schema.execute(data(request)).await;
+    let pick = state.validated.pick(&mut request);
+    let schema = match pick {
+        Pick::Known => state.validated.lenient(),
+        Pick::Check(_) => &state.schema,
+    };
+    let response = schema.execute(data(request)).await;
+    if let Pick::Check(Some(key)) = pick
+        && response.errors.is_empty()
+    {
+        state.validated.remember(key);
+    }
     let outcome = if response.errors.is_empty() {
         "ok"
     } else {

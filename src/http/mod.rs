@@ -32,6 +32,8 @@ use crate::services::Services;
 pub struct HttpState {
     /// The GraphQL schema.
     pub schema: AppSchema,
+    /// The documents known to pass validation, and the schema that runs them.
+    pub validated: Arc<crate::graphql::validated::Validated>,
     /// The services (database, keys, settings).
     pub services: Services,
     /// The checks every document passes before it runs.

@@ -17,6 +17,7 @@ both_backends!(
     health_and_ready,
     ready_is_503_while_the_database_is_unreachable,
     security_headers_and_a_body_without_a_type,
+    a_document_that_passed_still_checks_each_requests_variables,
 );
 
 fn post(body: &str, accept: &str) -> Request<Body> {
@@ -268,4 +269,66 @@ async fn security_headers_and_a_body_without_a_type(backend: Backend) {
     assert_eq!(headers["content-type"], "application/json");
     let body: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+}
+
+/// A document that passed validation once skips the full rules next time (see
+/// `graphql/validated.rs`): variables that would fail them must still be refused, with the
+/// answer a server that never saw the document gives.
+async fn a_document_that_passed_still_checks_each_requests_variables(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let admin = app.admin().await;
+    let query = "query Page($id: ID!, $first: Int, $order: UserOrder) { \
+        user(id: $id) { id } users(first: $first, orderBy: $order) { nodes { id } } }";
+    let send = |variables: Value| {
+        let body = json!({ "query": query, "variables": variables }).to_string();
+        let request = Request::post("/graphql")
+            .header("content-type", "application/json")
+            .header("accept", "application/graphql-response+json")
+            .header("authorization", format!("Bearer {admin}"))
+            .body(Body::from(body))
+            .unwrap();
+        let app = &app;
+        async move {
+            let (status, _, body) = app.send(request).await;
+            (status, serde_json::from_slice::<Value>(&body).unwrap())
+        }
+    };
+    let order = json!({ "direction": "DESC", "field": "CREATED_AT" });
+    let bad = [
+        json!({ "id": { "not": "an id" }, "first": 2 }),
+        json!({ "id": "x", "first": "two" }),
+        json!({ "id": "x", "first": 4_294_967_296u64 }),
+        json!({ "id": "x", "first": 2, "order": { "direction": "SIDEWAYS", "field": "CREATED_AT" } }),
+        json!({ "id": "x", "first": 2, "order": { "field": "CREATED_AT" } }),
+    ];
+    let mut cold = Vec::new();
+    for variables in &bad {
+        cold.push(send(variables.clone()).await);
+    }
+    for (status, body) in &cold {
+        assert_eq!(error_code(body), "BAD_USER_INPUT", "{body}");
+        // An Int out of range passes validation (a number is a number to it) and is
+        // refused by the field instead; the others are request errors.
+        if body.get("data").is_none() {
+            assert_eq!(*status, StatusCode::BAD_REQUEST, "{body}");
+        }
+    }
+    assert_eq!(
+        cold.iter()
+            .filter(|(s, _)| *s == StatusCode::BAD_REQUEST)
+            .count(),
+        4
+    );
+    // The same document with good values, twice: the second run is the remembered one.
+    for id in ["no-such-account", "another"] {
+        let (status, body) = send(json!({ "id": id, "first": 2, "order": order })).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(body.get("errors").is_none(), "{body}");
+        assert_eq!(body["data"]["users"]["nodes"].as_array().unwrap().len(), 1);
+    }
+    for (variables, cold) in bad.iter().zip(&cold) {
+        assert_eq!(&send(variables.clone()).await, cold, "{variables}");
+    }
 }
