@@ -17,8 +17,6 @@ pub struct User {
     pub id: UserId,
     /// Lower-cased email address.
     pub email: String,
-    /// PHC string of the argon2id hash.
-    pub password_hash: String,
     /// Whether the address was confirmed.
     pub email_verified: bool,
     /// False when an administrator deactivated the account.
@@ -262,6 +260,32 @@ pub async fn find_user_by_email(conn: &mut Conn<'_>, email: &str) -> QueryResult
         users::table
             .filter(users::email.eq(email))
             .select(User::as_select())
+            .first(c)
+            .await
+            .optional()
+    })
+}
+
+/// The account with this email and its password's hash (PHC string): what a login checks.
+/// The hash is read only here and by [`password_hash_of`], never with an account that is
+/// shown or cached.
+pub async fn find_login(conn: &mut Conn<'_>, email: &str) -> QueryResult<Option<(User, String)>> {
+    with_conn!(conn, |c| {
+        users::table
+            .filter(users::email.eq(email))
+            .select((User::as_select(), users::password_hash))
+            .first(c)
+            .await
+            .optional()
+    })
+}
+
+/// The password hash of the account `id`, to check a password it is asked for again.
+pub async fn password_hash_of(conn: &mut Conn<'_>, id: UserId) -> QueryResult<Option<String>> {
+    with_conn!(conn, |c| {
+        users::table
+            .find(id)
+            .select(users::password_hash)
             .first(c)
             .await
             .optional()

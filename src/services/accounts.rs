@@ -103,6 +103,7 @@ impl Services {
         let (parsed, key) = Email::keyed(email);
         self.limit(Operation::Login, client, Some(&key)).await?;
         let (check, user) = self.login_check(parsed, key, password, client).await?;
+        let stale = (check.hash.as_deref()).is_some_and(|h| self.passwords.needs_rehash(h));
         self.check_password(check).await?;
         let Some(user) = user else {
             return Err(LOGIN_REFUSED);
@@ -115,7 +116,7 @@ impl Services {
             // No session yet: `verifyMfa` opens it with a code.
             return Err(self.challenge(&user, client).await?);
         }
-        let rehash = if self.passwords.needs_rehash(&user.password_hash) {
+        let rehash = if stale {
             Some(self.passwords.hash(&Password::verified(password)).await?)
         } else {
             None
@@ -161,13 +162,14 @@ impl Services {
         password: &str,
         client: &ClientInfo,
     ) -> AppResult<(Check, Option<User>)> {
-        let user = match &parsed {
+        let (user, hash) = match &parsed {
             Some(email) => {
                 let mut db = self.db.get().await?;
-                users::find_user_by_email(&mut db.conn(), email.as_str()).await?
+                users::find_login(&mut db.conn(), email.as_str()).await?
             }
             None => None,
-        };
+        }
+        .unzip();
         let check = Check {
             attempt: Attempt {
                 key,
@@ -176,7 +178,7 @@ impl Services {
                 client: client.clone(),
                 failure: action::LOGIN_FAILED,
             },
-            hash: user.as_ref().map(|u| u.password_hash.clone()),
+            hash,
             password: password.to_owned(),
         };
         Ok((check, user))

@@ -14,6 +14,7 @@ both_backends!(
     delete_my_account_erases_it,
     password_confirmations_count_towards_the_lockout,
     a_full_hashing_queue_refuses_at_once,
+    a_password_changed_on_another_instance_is_the_one_asked_for_at_once,
 );
 
 const REGISTER: &str = "mutation($e: String!, $p: String!) { register(input: { email: $e, password: $p }) { accessToken } }";
@@ -122,11 +123,11 @@ async fn change_password_revokes_other_sessions(backend: Backend) {
 
 async fn stored_hash(app: &TestApp, email: &str) -> String {
     let mut db = app.sql().await.get().await.unwrap();
-    usergraph::db::users::find_user_by_email(&mut db.conn(), email)
+    usergraph::db::users::find_login(&mut db.conn(), email)
         .await
         .unwrap()
         .unwrap()
-        .password_hash
+        .1
 }
 
 async fn old_hashes_are_upgraded_at_login(backend: Backend) {
@@ -375,4 +376,31 @@ async fn a_full_hashing_queue_refuses_at_once(backend: Backend) {
     // A refusal is no failed check: those emails are not a step closer to a lock.
     let failures = app.audit("user.login_failed").await.len();
     assert_eq!(failures, answers.len() - refused);
+}
+
+/// Accounts are cached without their password's hash: a password asked for again is
+/// checked against the table, so a change made on another instance counts at once.
+async fn a_password_changed_on_another_instance_is_the_one_asked_for_at_once(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let twin = app.twin().await;
+    app.register("twice@example.com").await;
+    let (token, _) = app.login_pair("twice@example.com", "here").await;
+    // The twin caches the caller before the change.
+    let me = twin.gql("{ me { id } }", json!({}), Some(&token)).await;
+    assert!(me.get("errors").is_none(), "{me}");
+    let new = "another passphrase entirely";
+    let changed = app
+        .gql(CHANGE, json!({ "c": PASSWORD, "n": new }), Some(&token))
+        .await;
+    assert_eq!(changed["data"]["changePassword"], true, "{changed}");
+
+    let again = "mutation($p: String!) { reauthenticate(password: $p) }";
+    let old = twin
+        .gql(again, json!({ "p": PASSWORD }), Some(&token))
+        .await;
+    assert_eq!(error_fields(&old), ["password"], "{old}");
+    let current = twin.gql(again, json!({ "p": new }), Some(&token)).await;
+    assert_eq!(current["data"]["reauthenticate"], true, "{current}");
 }

@@ -72,7 +72,6 @@ mod tests {
             user: User {
                 id: UserId::new(),
                 email: "a@example.com".into(),
-                password_hash: String::new(),
                 email_verified: false,
                 is_active: true,
                 created_at: at,

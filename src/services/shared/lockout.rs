@@ -332,6 +332,11 @@ impl Services {
         client: &ClientInfo,
     ) -> AppResult<()> {
         bounded(field, password, bounds::PASSWORD)?;
+        // From the table, not the cached caller: a change on another instance counts now.
+        let hash = {
+            let mut db = self.db.get().await?;
+            crate::db::users::password_hash_of(&mut db.conn(), viewer.user.id).await?
+        };
         let check = Check {
             attempt: Attempt {
                 key: viewer.user.email.clone(),
@@ -340,7 +345,7 @@ impl Services {
                 client: client.clone(),
                 failure: action::LOGIN_FAILED,
             },
-            hash: Some(viewer.user.password_hash.clone()),
+            hash,
             password: password.to_owned(),
         };
         match self.check_password(check).await {
