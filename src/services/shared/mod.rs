@@ -47,9 +47,22 @@ pub const TOKEN_REFUSED: AppError = AppError::Unauthenticated(
 /// Longest accepted password, in characters.
 const PASSWORD_MAX_CHARS: usize = 128;
 
-/// Everything a service needs, built once at start and shared by every request.
+/// Everything a service needs, built once at start and shared by every request. Cloning it
+/// (several times a request: the router's state, each operation's data) counts one
+/// reference, not one per part.
 #[derive(Clone)]
-pub struct Services {
+pub struct Services(Arc<Shared>);
+
+impl std::ops::Deref for Services {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`Services`] holds.
+pub struct Shared {
     /// The settings.
     pub(super) config: Arc<Config>,
     /// The database.

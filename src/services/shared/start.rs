@@ -49,7 +49,7 @@ impl Services {
         let jwt = Arc::new(jwt);
         spawn_key_reloader(&jwt);
         let mfa_keys = MfaKeys::load_or_generate(&config.mfa_key_file(), config.production())?;
-        Ok(Self {
+        Ok(Self(Arc::new(super::Shared {
             config: Arc::new(config),
             db,
             passwords,
@@ -66,7 +66,7 @@ impl Services {
             clock: Arc::default(),
             mfa_keys: Arc::new(mfa_keys),
             role_cache: Arc::default(),
-        })
+        })))
     }
 }
 
