@@ -10,7 +10,8 @@ use crate::helpers::{Backend, TestApp, error_code};
 both_backends!(
     paging_visits_everyone_once_in_every_order,
     filters_and_search,
-    lists_carry_each_accounts_own_profile_and_roles
+    lists_carry_each_accounts_own_profile_and_roles,
+    plain_selections_get_the_answers_of_the_resolvers,
 );
 
 const PAGE: &str = "query($first: Int, $after: String, $last: Int, $before: String, $filter: UserFilter, $order: UserOrder) {
@@ -248,5 +249,51 @@ async fn lists_carry_each_accounts_own_profile_and_roles(backend: Backend) {
             )
             .await;
         assert_eq!(&alone["data"]["user"], node, "{}", node["email"]);
+    }
+}
+
+/// Listed accounts answer plain selections directly (`graphql/types/plain.rs`); the same
+/// fields inside a fragment go through the resolvers. Both must give the same answer.
+async fn plain_selections_get_the_answers_of_the_resolvers(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let admin = app.admin().await;
+    app.services.seed_users(40).await.unwrap();
+    let fields = "__typename id e: email mfaEnabled emailVerified isActive createdAt \
+        updatedAt deletedAt lastLoginAt profile { __typename displayName yearOfBirth \
+        description avatarUrl } roles { __typename id name n: name description }";
+    let page = |selection: String| {
+        let query = format!(
+            "{{ users(first: 50) {{ nodes {{ {selection} }} edges {{ node {{ {selection} }} }} }} }}"
+        );
+        let (app, admin) = (&app, &admin);
+        async move { app.gql(&query, json!({}), Some(admin)).await }
+    };
+    let direct = page(fields.to_owned()).await;
+    let resolved = page(format!("... on User {{ {fields} }}")).await;
+    assert!(direct.get("errors").is_none(), "{direct}");
+    assert_eq!(direct, resolved);
+    let listed = direct["data"]["users"]["nodes"].as_array().unwrap();
+    assert_eq!(listed.len(), 41, "{direct}");
+    let named = listed
+        .iter()
+        .filter(|n| n["profile"]["displayName"].is_string());
+    assert!(
+        (1..41).contains(&named.count()),
+        "some profiles have names, some not"
+    );
+    assert!(
+        listed.iter().any(|n| n["lastLoginAt"].is_string()),
+        "the admin logged in"
+    );
+    for node in listed.iter().step_by(10) {
+        for selection in [fields.to_owned(), format!("... on User {{ {fields} }}")] {
+            let query = format!("query($id: ID!) {{ user(id: $id) {{ {selection} }} }}");
+            let alone = app
+                .gql(&query, json!({ "id": node["id"] }), Some(&admin))
+                .await;
+            assert_eq!(&alone["data"]["user"], node, "{selection}");
+        }
     }
 }

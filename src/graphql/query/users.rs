@@ -8,6 +8,7 @@ use crate::graphql::guards::PermissionGuard;
 use crate::graphql::types::audit::AuditEvent;
 use crate::graphql::types::connection::{UserConnection, decode_user_cursor};
 use crate::graphql::types::node::Node;
+use crate::graphql::types::plain::Direct;
 use crate::graphql::types::role::Role;
 use crate::graphql::types::user::{OrderDirection, User, UserFilter, UserOrder};
 use crate::ids::{AuditEventId, UserId};
@@ -38,7 +39,7 @@ impl UsersQuery {
     }
 
     /// One account: the caller's own, or any with `users:read`. Null when there is none.
-    async fn user(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<User>> {
+    async fn user(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Direct>> {
         let viewer = context::viewer(ctx).await?;
         let Ok(id) = id.parse::<UserId>() else {
             return Ok(None);
@@ -47,10 +48,11 @@ impl UsersQuery {
         else {
             return Ok(None);
         };
-        Ok(Some(match profile {
-            Some(profile) => User::new(user).with_profile(profile),
-            None => User::new(user),
-        }))
+        let user = User::new(user).seen_by(Some(viewer));
+        Ok(Some(Direct(match profile {
+            Some(profile) => user.with_profile(profile),
+            None => user,
+        })))
     }
 
     /// Accounts as a Relay connection with opaque keyset cursors (`users:read`): filtered,

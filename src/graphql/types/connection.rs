@@ -6,7 +6,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use std::sync::Arc;
 
-use super::user::{self, User};
+use super::plain::Direct;
+use super::user;
 use crate::db::users::{self, SortField, SortKey, UserFilter};
 use crate::domain::{bounded, bounds};
 use crate::error::AppError;
@@ -32,7 +33,7 @@ pub struct UserEdge {
     /// Opaque position of this account, for `after` or `before`.
     pub cursor: String,
     /// The account.
-    pub node: User,
+    pub node: Direct,
 }
 
 /// A page of accounts.
@@ -84,7 +85,7 @@ impl UserConnection {
     }
 
     /// The accounts.
-    async fn nodes(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<User>> {
+    async fn nodes(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Direct>> {
         user::list(ctx, ctx.look_ahead(), &self.users).await
     }
 

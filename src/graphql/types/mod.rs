@@ -5,6 +5,7 @@ pub mod auth;
 pub mod connection;
 pub mod mfa;
 pub mod node;
+pub mod plain;
 pub mod role;
 pub mod session;
 pub mod user;

@@ -2,12 +2,28 @@
 
 use std::sync::Arc;
 
-use async_graphql::{ID, Object};
+use async_graphql::parser::types::SelectionSet;
+use async_graphql::{ID, Object, Value};
 
 use crate::db::roles;
 
 /// A named set of permissions that accounts can be given.
 pub struct Role(pub Arc<roles::Role>);
+
+impl Role {
+    /// The answer to a plain selection (see [`plain`](super::plain)).
+    pub(super) fn plain(&self, set: &SelectionSet) -> Option<Value> {
+        let role = &self.0;
+        super::plain::object(set, "Role", |name, _| {
+            Some(match name {
+                "id" => Value::String(role.id.to_string()),
+                "name" => Value::String(role.name.clone()),
+                "description" => super::plain::text(role.description.as_deref()),
+                _ => return None,
+            })
+        })
+    }
+}
 
 #[Object]
 impl Role {

@@ -2,9 +2,11 @@
 
 use std::sync::Arc;
 
+use async_graphql::parser::types::SelectionSet;
 use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object};
 use chrono::{DateTime, Utc};
 
+use super::plain::{self, Direct};
 use super::role::Role;
 use super::utc;
 use crate::db::{roles, users};
@@ -19,6 +21,8 @@ pub struct User {
     row: Arc<users::User>,
     /// Shown to its owner (a login payload, `me`): private fields need no further check.
     owner_view: bool,
+    /// The caller may read its private fields (found when the list was built).
+    readable: bool,
     /// The profile, when it was read with the account; otherwise the loader reads it.
     profile: Option<Arc<users::Profile>>,
     /// The roles, when they were read with the list; otherwise the loader reads them.
@@ -31,6 +35,7 @@ impl User {
         Self {
             row: row.into(),
             owner_view: false,
+            readable: false,
             profile: None,
             roles: None,
         }
@@ -52,14 +57,66 @@ impl User {
         }
     }
 
+    /// The same account, with whether `viewer` may read its private fields (for
+    /// [`Direct`] to answer them).
+    pub fn seen_by(self, viewer: Option<&crate::services::shared::Viewer>) -> Self {
+        Self {
+            readable: viewer.is_some_and(|v| v.may_read(self.row.id)),
+            ..self
+        }
+    }
+
     /// The same account with its roles, read with its list.
     fn with_roles(self, roles: Option<Vec<Arc<roles::Role>>>) -> Self {
         Self { roles, ..self }
+    }
+
+    /// The answer to a plain selection, when every value asked for is at hand (see
+    /// [`plain`]): the same values as the resolvers below.
+    pub(super) fn plain(&self, set: &SelectionSet) -> Option<async_graphql::Value> {
+        use async_graphql::Value;
+        let row = &self.row;
+        let private = self.owner_view || self.readable;
+        plain::object(set, "User", |name, set| {
+            Some(match name {
+                "id" => Value::String(row.id.to_string()),
+                "email" if private => Value::String(row.email.clone()),
+                "mfaEnabled" if private => Value::Boolean(row.mfa_enabled_at.is_some()),
+                "emailVerified" => Value::Boolean(row.email_verified),
+                "isActive" => Value::Boolean(row.is_active),
+                "createdAt" => plain::scalar(&utc(row.created_at)),
+                "updatedAt" => plain::scalar(&utc(row.updated_at)),
+                "deletedAt" => plain::optional(row.deleted_at.map(utc).as_ref()),
+                "lastLoginAt" => plain::optional(row.last_login_at.map(utc).as_ref()),
+                "profile" => Profile(Some(self.profile.clone()?)).plain(set)?,
+                "roles" => Value::List(
+                    (self.roles.as_ref()?.iter())
+                        .map(|role| Role(role.clone()).plain(set))
+                        .collect::<Option<_>>()?,
+                ),
+                _ => return None,
+            })
+        })
     }
 }
 
 /// The profile of an account, when it has one.
 pub struct Profile(Option<Arc<users::Profile>>);
+
+impl Profile {
+    fn plain(&self, set: &SelectionSet) -> Option<async_graphql::Value> {
+        let profile = self.0.as_deref();
+        plain::object(set, "Profile", |name, _| {
+            Some(match name {
+                "displayName" => plain::text(profile.and_then(|p| p.display_name.as_deref())),
+                "yearOfBirth" => plain::optional(profile.and_then(|p| p.year_of_birth.as_ref())),
+                "description" => plain::text(profile.and_then(|p| p.description.as_deref())),
+                "avatarUrl" => plain::text(profile.and_then(|p| p.avatar_url.as_deref())),
+                _ => return None,
+            })
+        })
+    }
+}
 
 /// What an account shows about its owner. Every field is optional.
 #[Object]
@@ -217,12 +274,14 @@ impl User {
 /// The accounts of a list, `(account, profile read with it)`, as `User`s, with their roles
 /// read in one batch when the selection `fields` (the fields of each `User`) asks for them.
 /// Each `User` then answers `profile` and `roles` from what it carries: a long list would
-/// otherwise straddle the dataloader's batches and pay a cache lookup per field.
+/// otherwise straddle the dataloader's batches and pay a cache lookup per field. Whether
+/// the caller may read each account's private fields is found here once.
 pub async fn list(
     ctx: &Context<'_>,
     fields: async_graphql::Lookahead<'_>,
     rows: &[(Arc<users::User>, Arc<users::Profile>)],
-) -> async_graphql::Result<Vec<User>> {
+) -> async_graphql::Result<Vec<Direct>> {
+    let viewer = context::enrolling_viewer(ctx).await.ok();
     let mut roles = if fields.field("roles").exists() || fields.field("permissions").exists() {
         let ids: Vec<_> = rows.iter().map(|(u, _)| u.id).collect();
         Some(loaders::roles_of(context::services(ctx), &ids).await?)
@@ -233,7 +292,8 @@ pub async fn list(
         .iter()
         .map(|(u, p)| {
             let own = roles.as_mut().map(|r| r.remove(&u.id).unwrap_or_default());
-            User::new(u.clone()).with_profile(p.clone()).with_roles(own)
+            let user = User::new(u.clone()).seen_by(viewer);
+            Direct(user.with_profile(p.clone()).with_roles(own))
         })
         .collect())
 }
