@@ -21,7 +21,7 @@ pub struct User {
     row: Arc<users::User>,
     /// Shown to its owner (a login payload, `me`): private fields need no further check.
     owner_view: bool,
-    /// The caller may read its private fields (found when the list was built).
+    /// The caller may read its private fields (found when the account was looked up).
     readable: bool,
     /// The profile, when it was read with the account; otherwise the loader reads it.
     profile: Option<Arc<users::Profile>>,
