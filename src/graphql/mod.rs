@@ -14,6 +14,7 @@ pub mod subscription;
 pub mod types;
 pub mod validated;
 
+use async_graphql::parser::types::{DocumentOperations, OperationDefinition};
 use async_graphql::{SDLExportOptions, Schema, SchemaBuilder};
 
 use crate::config::Config;
@@ -97,6 +98,30 @@ pub fn root_field(kind: &str, name: &str) -> Option<&'static str> {
         .get(kind)?
         .get(name)
         .copied()
+}
+
+/// The operation `request` runs, when its document parses and names one (the one named,
+/// or its only one); async-graphql reports why otherwise.
+pub fn operation_of(
+    request: &mut async_graphql::Request,
+) -> Option<&async_graphql::Positioned<OperationDefinition>> {
+    let name = request.operation_name.clone();
+    let document = request.parsed_query().ok()?;
+    selected_operation(document, name.as_deref())
+}
+
+fn selected_operation<'a>(
+    document: &'a async_graphql::parser::types::ExecutableDocument,
+    name: Option<&str>,
+) -> Option<&'a async_graphql::Positioned<OperationDefinition>> {
+    match &document.operations {
+        DocumentOperations::Single(operation) => Some(operation),
+        DocumentOperations::Multiple(operations) => match name {
+            Some(name) => operations.get(name),
+            None if operations.len() == 1 => operations.values().next(),
+            None => None,
+        },
+    }
 }
 
 /// The SDL of the schema, as committed in `schema.graphql`.

@@ -16,7 +16,7 @@ use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::sync::Mutex;
 
-use async_graphql::parser::types::{BaseType, DocumentOperations, OperationDefinition};
+use async_graphql::parser::types::{BaseType, OperationDefinition};
 use async_graphql::{Request, ValidationMode, Value, Variables};
 
 use super::AppSchema;
@@ -97,30 +97,10 @@ fn key(request: &mut Request) -> Option<String> {
     let _ = write!(key, "{}:{}:", request.query.len(), name_text.len());
     key.push_str(&request.query);
     key.push_str(name_text);
-    let described = match request.parsed_query() {
-        Ok(document) => operation(&document.operations, name.as_deref())
-            .is_some_and(|op| describe_variables(op, &variables, &mut key)),
-        Err(_) => false,
-    };
+    let described = super::operation_of(request)
+        .is_some_and(|op| describe_variables(&op.node, &variables, &mut key));
     request.variables = variables;
     (described && key.len() <= MAX_KEY_BYTES).then_some(key)
-}
-
-fn operation<'a>(
-    operations: &'a DocumentOperations,
-    name: Option<&str>,
-) -> Option<&'a OperationDefinition> {
-    match (operations, name) {
-        (DocumentOperations::Single(op), _) => Some(&op.node),
-        (DocumentOperations::Multiple(ops), Some(name)) => ops
-            .iter()
-            .find(|(n, _)| n.as_str() == name)
-            .map(|(_, op)| &op.node),
-        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
-            ops.values().next().map(|op| &op.node)
-        }
-        (DocumentOperations::Multiple(_), None) => None,
-    }
 }
 
 /// Appends what validation may read of each declared variable; false when a value is too

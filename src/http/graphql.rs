@@ -12,11 +12,8 @@
 
 use std::collections::BTreeMap;
 
-use async_graphql::Positioned;
 use async_graphql::http::MultipartOptions;
-use async_graphql::parser::types::{
-    DocumentOperations, ExecutableDocument, OperationDefinition, OperationType,
-};
+use async_graphql::parser::types::{DocumentOperations, OperationType};
 use async_graphql::{BatchRequest, ServerError};
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -35,6 +32,7 @@ use crate::graphql::admission::{Admission, too_costly};
 use crate::graphql::codes;
 use crate::graphql::context::{RequestData, attach};
 use crate::graphql::cookie::{self, RefreshCookie};
+pub(super) use crate::graphql::operation_of;
 use crate::graphql::validated::Pick;
 use crate::instruments;
 use crate::services::ClientInfo;
@@ -331,30 +329,6 @@ pub async fn get(State(state): State<HttpState>, request: Request) -> Response {
         return response;
     }
     execute(&state, &parts, media, vec![Ok(request)], false).await
-}
-
-/// The operation `request` runs, when its document parses and names one (the one named,
-/// or its only one); async-graphql reports why otherwise.
-pub(super) fn operation_of(
-    request: &mut async_graphql::Request,
-) -> Option<&Positioned<OperationDefinition>> {
-    let name = request.operation_name.clone();
-    let document = request.parsed_query().ok()?;
-    selected_operation(document, name.as_deref())
-}
-
-fn selected_operation<'a>(
-    document: &'a ExecutableDocument,
-    name: Option<&str>,
-) -> Option<&'a Positioned<OperationDefinition>> {
-    match &document.operations {
-        DocumentOperations::Single(operation) => Some(operation),
-        DocumentOperations::Multiple(operations) => match name {
-            Some(name) => operations.get(name),
-            None if operations.len() == 1 => operations.values().next(),
-            None => None,
-        },
-    }
 }
 
 fn is_mutation(request: &mut async_graphql::Request) -> bool {
