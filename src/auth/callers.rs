@@ -8,6 +8,11 @@
 //! reloads revoked sessions), and the instance that made a change drops its entry at once.
 //! So a deactivation or a role change applies within about a second everywhere.
 //!
+//! The roles each account holds are kept by the same rules, for the accounts of recent pages
+//! (`users { roles }`): a page then reads the accounts and nothing else. A grant, a revocation
+//! and a role's deletion are changes the log records, so a page shows them within the same
+//! second.
+//!
 //! Safety nets: when the reload has not succeeded for [`STALE_AFTER`] (the database is
 //! unreachable, say), the cache answers nothing and every request reads the database; an
 //! entry older than [`MAX_AGE`] is read again (this bounds how stale a field no change
@@ -24,7 +29,7 @@ use crate::db::clock::now;
 use crate::db::users::User;
 use crate::db::{DbPool, account_changes};
 use crate::error::AppError;
-use crate::ids::{AccountChangeId, UserId};
+use crate::ids::{AccountChangeId, RoleId, UserId};
 
 /// How far back each reload reads changes: covers commit delays and clock skew between
 /// instances (as for revocations).
@@ -58,9 +63,16 @@ struct Entry {
     loaded: Instant,
 }
 
+/// The roles one account holds, by id.
+struct Held {
+    roles: Box<[RoleId]>,
+    loaded: Instant,
+}
+
 #[derive(Default)]
 struct Entries {
     by_user: HashMap<UserId, Entry>,
+    roles_by_user: HashMap<UserId, Held>,
     /// Bumped by every eviction: a load that started before it is not cached.
     generation: u64,
 }
@@ -82,14 +94,19 @@ pub struct CallerCache {
 }
 
 impl CallerCache {
-    /// The cached account `user`, if the cache is fresh and holds a recent copy.
-    pub fn get(&self, user: UserId) -> Option<Caller> {
+    /// Whether the entries may be used: the change log was read recently.
+    fn trusted(&self) -> bool {
         let reloaded = self
             .log
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .reloaded;
-        if reloaded.is_none_or(|at| at.elapsed() > STALE_AFTER) {
+        reloaded.is_some_and(|at| at.elapsed() <= STALE_AFTER)
+    }
+
+    /// The cached account `user`, if the cache is fresh and holds a recent copy.
+    pub fn get(&self, user: UserId) -> Option<Caller> {
+        if !self.trusted() {
             return None;
         }
         let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
@@ -98,6 +115,24 @@ impl CallerCache {
             .get(&user)
             .filter(|e| e.loaded.elapsed() < MAX_AGE)
             .map(|e| e.caller.clone())
+    }
+
+    /// The roles each of `users` holds, as (account, role) pairs, if the cache is fresh and
+    /// holds a recent copy for every one of them.
+    pub fn roles_of(&self, users: &[UserId]) -> Option<Vec<(UserId, RoleId)>> {
+        if !self.trusted() {
+            return None;
+        }
+        let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
+        let mut pairs = Vec::with_capacity(users.len() * 2);
+        for user in users {
+            let held = entries
+                .roles_by_user
+                .get(user)
+                .filter(|h| h.loaded.elapsed() < MAX_AGE)?;
+            pairs.extend(held.roles.iter().map(|role| (*user, *role)));
+        }
+        Some(pairs)
     }
 
     /// The generation to pass to [`put`](Self::put): read it before loading from the database.
@@ -124,15 +159,42 @@ impl CallerCache {
             .insert(caller.user.id, Entry { caller, loaded });
     }
 
-    /// Drops the entry of `user`, or every entry when `None`.
+    /// Caches which roles each of `users` holds, `pairs` as read from the database after
+    /// [`generation`](Self::generation) returned `generation` (an account missing from them
+    /// holds none); does nothing if an eviction happened since.
+    pub fn put_roles(&self, users: &[UserId], pairs: &[(UserId, RoleId)], generation: u64) {
+        let mut held: HashMap<UserId, Vec<RoleId>> =
+            users.iter().map(|user| (*user, Vec::new())).collect();
+        for (user, role) in pairs {
+            held.entry(*user).or_default().push(*role);
+        }
+        let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
+        if entries.generation != generation {
+            return;
+        }
+        if entries.roles_by_user.len() + held.len() > CAPACITY {
+            entries.roles_by_user.clear();
+        }
+        let loaded = Instant::now();
+        for (user, roles) in held {
+            let roles = roles.into_boxed_slice();
+            entries.roles_by_user.insert(user, Held { roles, loaded });
+        }
+    }
+
+    /// Drops what is kept of `user` (its account and its roles), or everything when `None`.
     pub fn evict(&self, user: Option<UserId>) {
         let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
         entries.generation += 1;
         match user {
             Some(id) => {
                 entries.by_user.remove(&id);
+                entries.roles_by_user.remove(&id);
             }
-            None => entries.by_user.clear(),
+            None => {
+                entries.by_user.clear();
+                entries.roles_by_user.clear();
+            }
         }
     }
 

@@ -148,11 +148,21 @@ impl Services {
     }
 
     /// Roles of these accounts, for the dataloader, each account's by name: which roles
-    /// each holds from the database, the roles themselves from the role cache.
+    /// each holds from the caller cache (recent pages) or the database, the roles themselves
+    /// from the role cache.
     pub async fn roles_of(&self, ids: &[UserId]) -> AppResult<Vec<(UserId, Arc<Role>)>> {
-        let mut db = self.db.get().await?;
-        let pairs = roles::role_ids_of_users(&mut db.conn(), ids).await?;
+        let pairs = match self.callers.roles_of(ids) {
+            Some(pairs) => pairs,
+            None => {
+                let generation = self.callers.generation();
+                let mut db = self.db.get().await?;
+                let pairs = roles::role_ids_of_users(&mut db.conn(), ids).await?;
+                self.callers.put_roles(ids, &pairs, generation);
+                pairs
+            }
+        };
         if !self.role_cache.has_all(pairs.iter().map(|(_, role)| *role)) {
+            let mut db = self.db.get().await?;
             let all = roles::list_roles(&mut db.conn()).await?;
             self.role_cache.replace(all);
         }

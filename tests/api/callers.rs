@@ -1,5 +1,6 @@
 //! The caller cache: a warm cache must never outlive a change to what authorises a caller,
-//! on the instance that made it (at once) or on another one (within about a second).
+//! on the instance that made it (at once) or on another one (within about a second). The
+//! roles a page shows for each account are kept by the same rules.
 
 use std::time::{Duration, Instant};
 
@@ -12,6 +13,7 @@ both_backends!(
     role_changes_apply_at_once_here_and_soon_on_a_twin,
     a_deleted_role_leaves_every_cached_holder,
     deactivation_applies_to_personal_tokens_at_once,
+    the_roles_a_page_shows_follow_grants_and_deletions_here_and_on_a_twin,
 );
 
 const LIST: &str = "{ users(first: 1) { nodes { id } } }";
@@ -167,4 +169,84 @@ async fn deactivation_applies_to_personal_tokens_at_once(backend: Backend) {
         error_code(&app.gql(me, json!({}), Some(&pat)).await),
         "UNAUTHENTICATED"
     );
+}
+
+/// The roles `app` lists for the account `id`, by name, on a page of every account.
+async fn listed_roles(app: &TestApp, admin: &str, id: &str) -> Vec<String> {
+    let page = app
+        .gql(
+            "{ users(first: 100) { nodes { id roles { name } } } }",
+            json!({}),
+            Some(admin),
+        )
+        .await;
+    assert!(page.get("errors").is_none(), "{page}");
+    let nodes = page["data"]["users"]["nodes"].as_array().unwrap();
+    let node = nodes
+        .iter()
+        .find(|n| n["id"] == id)
+        .expect("the account is listed");
+    node["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Waits until `app` lists `want` among the roles of `id` (or not); fails after 10 s.
+async fn lists(app: &TestApp, admin: &str, id: &str, want: bool) {
+    let started = Instant::now();
+    while listed_roles(app, admin, id)
+        .await
+        .contains(&"reader".to_owned())
+        != want
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the other instance kept a stale page of roles"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn the_roles_a_page_shows_follow_grants_and_deletions_here_and_on_a_twin(backend: Backend) {
+    let Some(Twins {
+        app,
+        twin,
+        admin,
+        id,
+        ..
+    }) = twins(backend).await
+    else {
+        return;
+    };
+    // Both instances have listed the account (and keep its roles) before each change.
+    let reader = "reader".to_owned();
+    assert!(!listed_roles(&app, &admin, &id).await.contains(&reader));
+    assert!(!listed_roles(&twin, &admin, &id).await.contains(&reader));
+
+    change(&app, &admin, &id, true).await;
+    assert!(
+        listed_roles(&app, &admin, &id).await.contains(&reader),
+        "the changing instance lists a grant at once"
+    );
+    lists(&twin, &admin, &id, true).await;
+
+    change(&app, &admin, &id, false).await;
+    assert!(!listed_roles(&app, &admin, &id).await.contains(&reader));
+    lists(&twin, &admin, &id, false).await;
+
+    change(&app, &admin, &id, true).await;
+    lists(&twin, &admin, &id, true).await;
+    let deleted = app
+        .gql(
+            "mutation { deleteRole(name: \"reader\") }",
+            json!({}),
+            Some(&admin),
+        )
+        .await;
+    assert!(deleted.get("errors").is_none(), "{deleted}");
+    assert!(!listed_roles(&app, &admin, &id).await.contains(&reader));
+    lists(&twin, &admin, &id, false).await;
 }
