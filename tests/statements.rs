@@ -109,6 +109,40 @@ async fn the_benchmark_workloads_cost_what_issue_8_allows(app: &TestApp, admin: 
     assert_eq!(kinds, ["BEGIN", "INSERT", "UPDATE", "COMMIT"], "{q3:#?}");
     assert!(q3[1].contains("\"audit_events\""), "{q3:#?}");
     assert!(q3[2].contains("\"profiles\""), "{q3:#?}");
+    a_login_costs_nine_statements_and_its_rate_limits(app, admin).await;
+}
+
+/// A login: its rate limits (kept in PostgreSQL when there is no Redis), the account, the
+/// lockout's reservation before the hash and its release after, then the last login time,
+/// the session, its refresh token and the audit row in one transaction.
+async fn a_login_costs_nine_statements_and_its_rate_limits(app: &TestApp, admin: &str) {
+    app.register("counted@example.com").await;
+    let login = "mutation($e: String!, $p: String!) {
+        login(input: { email: $e, password: $p }) { accessToken } }";
+    let variables = json!({ "e": "counted@example.com", "p": helpers::PASSWORD });
+    let statements = cost(app, admin, login, variables).await;
+    let kinds: Vec<String> = statements
+        .iter()
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "INSERT INTO rate_limits",
+            "INSERT INTO rate_limits",
+            "INSERT INTO rate_limits",
+            "SELECT \"users\".\"id\", \"users\".\"email\",",
+            "INSERT INTO \"login_failures\"",
+            "UPDATE \"login_failures\" SET",
+            "BEGIN",
+            "UPDATE \"users\" SET",
+            "INSERT INTO \"sessions\"",
+            "INSERT INTO \"refresh_tokens\"",
+            "INSERT INTO \"audit_events\"",
+            "COMMIT",
+        ],
+        "{statements:#?}"
+    );
 }
 
 async fn a_page_costs_the_same_few_statements_whatever_its_size(app: &TestApp, admin: &str) {

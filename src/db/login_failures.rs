@@ -55,6 +55,52 @@ pub async fn lock_row(
     })
 }
 
+/// Reserves a check of `key` in one statement, made atomic by the upsert's row lock
+/// (PostgreSQL) or write lock (SQLite): one check more under way, the counter made if missing,
+/// a lock that is over forgotten with its failures, and checks under way that began before
+/// `stale` no longer counted. `None`, writing nothing, when no check may begin: the email
+/// is locked, or its failures and the checks under way since `stale` reach `threshold`.
+pub async fn reserve(
+    conn: &mut Conn<'_>,
+    key: &str,
+    at: NaiveDateTime,
+    stale: NaiveDateTime,
+    threshold: i32,
+) -> QueryResult<Option<LoginFailures>> {
+    // The upsert's `WHERE` (`filter`) comes from this trait, which the prelude leaves out.
+    use diesel::dsl::case_when;
+    use diesel::query_dsl::methods::FilterDsl;
+    use login_failures::{email_key, failures, in_flight, in_flight_at, locked_until};
+    let live = case_when(in_flight_at.ge(stale), in_flight).otherwise(0);
+    let lock_over = locked_until.le(at);
+    let room = locked_until.is_null().and((failures + live).lt(threshold));
+    let changes = (
+        failures.eq(case_when(locked_until.is_null(), failures).otherwise(0)),
+        locked_until.eq(None::<NaiveDateTime>),
+        in_flight.eq(case_when(in_flight_at.ge(stale), in_flight + 1).otherwise(1)),
+        in_flight_at.eq(at),
+    );
+    with_conn!(conn, |c| {
+        diesel::insert_into(login_failures::table)
+            .values((
+                email_key.eq(key),
+                failures.eq(0),
+                login_failures::lock_count.eq(0),
+                login_failures::last_failure_at.eq(at),
+                in_flight.eq(1),
+                in_flight_at.eq(at),
+            ))
+            .on_conflict(email_key)
+            .do_update()
+            .set(changes)
+            .filter(lock_over.or(room))
+            .returning(LoginFailures::as_returning())
+            .get_result(c)
+            .await
+            .optional()
+    })
+}
+
 /// The counter of `key`, if there is one, read without locking it.
 pub async fn find(conn: &mut Conn<'_>, key: &str) -> QueryResult<Option<LoginFailures>> {
     with_conn!(conn, |c| {

@@ -10,6 +10,7 @@ both_backends!(
     unknown_emails_lock_the_same_way,
     parallel_guesses_cannot_pass_the_threshold,
     parallel_correct_logins_never_lock_the_account,
+    checks_under_way_elsewhere_count_until_they_go_stale,
 );
 
 /// The lockout alone: the rate limits would refuse many of these attempts first.
@@ -177,4 +178,66 @@ async fn parallel_correct_logins_never_lock_the_account(backend: Backend) {
     for _ in 0..10 {
         app.login("owner@example.com", PASSWORD).await;
     }
+}
+
+/// The counter of `email` as stored: (failures, checks under way).
+async fn counter(app: &TestApp, email: &str) -> (i32, i32) {
+    let mut db = app.sql().await.get().await.expect("connection");
+    let row = usergraph::db::login_failures::find(&mut db.conn(), email)
+        .await
+        .expect("the counter's row")
+        .expect("a counter");
+    (row.failures, row.in_flight)
+}
+
+/// The checks another instance has under way are only in the database: they count towards
+/// the threshold there (this instance's own gate does not see them) until they are older
+/// than twice the request timeout, when that instance is taken to have died.
+async fn checks_under_way_elsewhere_count_until_they_go_stale(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, UNLIMITED).await else {
+        return;
+    };
+    let email = "owner@example.com";
+    app.register(email).await;
+    app.login(email, PASSWORD).await;
+    assert_eq!(
+        counter(&app, email).await,
+        (0, 0),
+        "a login leaves nothing under way"
+    );
+
+    // Three failures and two live checks fill the threshold of five.
+    app.exec("UPDATE login_failures SET failures = 3, in_flight = 2, in_flight_at = '2999-01-01 00:00:00'")
+        .await;
+    let refused = login(&app, email, PASSWORD).await;
+    assert_eq!(error_code(&refused), "RATE_LIMITED", "{refused}");
+    assert_eq!(
+        refused["errors"][0]["extensions"]["limit"], "login.checks_in_flight",
+        "{refused}"
+    );
+    assert_eq!(retry_after(&refused), 1);
+    assert_eq!(
+        counter(&app, email).await,
+        (3, 2),
+        "a refusal writes nothing"
+    );
+
+    // One live check fewer leaves room for one: it passes and forgets the failures, and
+    // the other check stays counted.
+    app.exec("UPDATE login_failures SET in_flight = 1").await;
+    app.login(email, PASSWORD).await;
+    assert_eq!(counter(&app, email).await, (0, 1));
+
+    // Checks that began long ago count no longer, however many.
+    app.exec("UPDATE login_failures SET failures = 4, in_flight = 9, in_flight_at = '2000-01-01 00:00:00'")
+        .await;
+    app.login(email, PASSWORD).await;
+    assert_eq!(counter(&app, email).await, (0, 0));
+
+    // A live lock refuses before anything is counted.
+    app.exec("UPDATE login_failures SET locked_until = '2999-01-01 00:00:00'")
+        .await;
+    let locked = login(&app, email, PASSWORD).await;
+    assert_eq!(error_code(&locked), "ACCOUNT_LOCKED", "{locked}");
+    assert_eq!(counter(&app, email).await, (0, 0));
 }

@@ -190,32 +190,21 @@ impl Services {
         let threshold = i32::try_from(self.config.lockout_threshold).unwrap_or(i32::MAX);
         let stale = at - delta(self.config.request_timeout * 2)?;
         let mut db = self.db.get().await?;
-        // A look without the lock first: refusals under a flood then write nothing, and
-        // leave the write lock (all of it, on SQLite) to the checks that go ahead.
-        if let Some(row) = login_failures::find(&mut db.conn(), key).await?
-            && let Some(refused) = refusal(&row, at, stale, threshold)
+        // One statement for a check that goes ahead (a login flood's every success pays
+        // it); a refusal reads the counter again to say why.
+        if login_failures::reserve(&mut db.conn(), key, at, stale, threshold)
+            .await?
+            .is_some()
         {
-            return Err(refused);
+            return Ok(());
         }
-        transaction!(&mut db, |conn| {
-            let row = login_failures::lock_row(conn, key, at).await?;
-            if let Some(refused) = refusal(&row, at, stale, threshold) {
-                return Err(refused);
-            }
-            let mut next = row.clone();
-            if row.locked_until.is_some() {
-                // The lock is over (`refusal` saw to a live one): count afresh.
-                next.locked_until = None;
-                next.failures = 0;
-            }
-            if row.in_flight_at.is_none_or(|began| began < stale) {
-                next.in_flight = 0;
-            }
-            next.in_flight += 1;
-            next.in_flight_at = Some(at);
-            login_failures::save(conn, key, &next).await?;
-            Ok::<_, AppError>(())
-        })
+        let row = login_failures::find(&mut db.conn(), key).await?;
+        Err(row
+            .and_then(|row| refusal(&row, at, stale, threshold))
+            .unwrap_or(AppError::RateLimited {
+                retry_after: IN_FLIGHT_RETRY_SECONDS,
+                limit: "login.checks_in_flight",
+            }))
     }
 
     /// Ends a reserved check: `Some(true)` passed, `Some(false)` failed (counted, audited,
