@@ -27,8 +27,8 @@ pub struct Take {
 /// takes from any instance queue): the bucket's new time when they were there.
 pub async fn take(conn: &mut Conn<'_>, key: &str, take: Take) -> QueryResult<Option<i64>> {
     // Allowed when max(tat, now) + advance - now <= window, i.e. tat <= now + window - advance
-    // (a tat in the past always is, since advance <= window). diesel has no WHERE for
-    // `ON CONFLICT DO UPDATE` on both backends, and the two spell max() differently.
+    // (a tat in the past always is, since advance <= window). The two backends spell the
+    // two-argument max() differently (GREATEST, max), which diesel has no one name for.
     const POSTGRES: &str = "INSERT INTO rate_limits (key, tat) VALUES ($1, $2 + $3) \
         ON CONFLICT (key) DO UPDATE SET tat = GREATEST(rate_limits.tat, $2) + $3 \
         WHERE rate_limits.tat <= $4 RETURNING tat";
