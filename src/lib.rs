@@ -66,14 +66,14 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
         admission = admission.only(graphql::persisted::PersistedOperations::load(path)?);
     }
     let readiness = http::health::Readiness::default();
-    let router = http::router(http::HttpState {
+    let router = http::router(http::HttpState::new(http::HttpShared {
         schema,
         validated: Arc::new(graphql::validated::Validated::new(lenient)),
         services: services.clone(),
         admission: Arc::new(admission),
         readiness: readiness.clone(),
         sockets: Arc::default(),
-    });
+    }));
     Ok(App {
         router,
         services,

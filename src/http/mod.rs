@@ -27,9 +27,28 @@ use crate::graphql::AppSchema;
 use crate::graphql::admission::Admission;
 use crate::services::Services;
 
-/// What every handler shares.
+/// What every handler shares, behind one reference count: axum clones it several times a
+/// request (the route, each `State` extractor, the middleware that takes it).
 #[derive(Clone)]
-pub struct HttpState {
+pub struct HttpState(Arc<HttpShared>);
+
+impl HttpState {
+    /// Shares `shared` among the handlers.
+    pub fn new(shared: HttpShared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for HttpState {
+    type Target = HttpShared;
+
+    fn deref(&self) -> &HttpShared {
+        &self.0
+    }
+}
+
+/// The parts of [`HttpState`].
+pub struct HttpShared {
     /// The GraphQL schema.
     pub schema: AppSchema,
     /// The documents known to pass validation, and the schema that runs them.
