@@ -112,15 +112,16 @@ impl Services {
             self.resend_verification(&user, client).await;
             return Err(AppError::EmailNotVerified);
         }
-        if user.mfa_enabled_at.is_some() {
-            // No session yet: `verifyMfa` opens it with a code.
-            return Err(self.challenge(&user, client).await?);
-        }
         let rehash = if stale {
             Some(self.passwords.hash(&Password::verified(password)).await?)
         } else {
             None
         };
+        if user.mfa_enabled_at.is_some() {
+            // No session yet: `verifyMfa` opens it with a code, when the password is no
+            // longer at hand, so a weak hash is replaced now.
+            return Err(self.challenge(&user, rehash, client).await?);
+        }
         let at = now();
         let refresh = self.open_login(&user, rehash, None, at, client).await?;
         // Its last login time changed (other instances show it within `MAX_AGE`).

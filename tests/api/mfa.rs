@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use crate::both_backends;
 use crate::helpers::{Backend, PASSWORD, TestApp, error_code, error_fields};
 use crate::mailbox::{outbox, wait_for};
+use crate::passwords::stored_hash;
 use crate::tokens::claims_of;
 
 /// The TOTP code of `secret` (base32) at `unix` seconds, as an authenticator app shows it.
@@ -623,4 +624,35 @@ both_backends!(
     sensitive_changes_need_a_recent_authentication,
     an_administrator_resets_a_lost_device,
     secrets_are_sealed_and_codes_hashed,
+    a_login_with_a_second_factor_upgrades_an_old_hash,
 );
+
+/// The password is checked before the second step, which may never come and does not see
+/// it: a weak hash is replaced there, or an account with a second factor would keep it.
+async fn a_login_with_a_second_factor_upgrades_an_old_hash(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let email = "legacy@example.com";
+    let (token, _) = app.user(email).await;
+    let (secret, _) = enrol(&app, &token).await;
+    assert!(stored_hash(&app, email).await.contains("m=64,t=1"));
+    let app = app
+        .restart_with(&["--argon2-memory-kib", "128", "--argon2-iterations", "2"])
+        .await;
+    let pending = challenge(&app, email).await;
+    let upgraded = stored_hash(&app, email).await;
+    assert!(
+        upgraded.starts_with("$argon2id$") && upgraded.contains("m=128,t=2"),
+        "{upgraded}"
+    );
+    let events = app.audit("user.mfa_challenge").await;
+    let last = events.last().expect("the challenge is audited");
+    let details: Value = serde_json::from_str(last.details.as_deref().unwrap_or("null")).unwrap();
+    assert_eq!(details["passwordHashUpgraded"], true, "{last:?}");
+    next_step(&app);
+    access_token(&verify(&app, &pending, &code(&secret, now(&app))).await);
+    // The new hash takes the same password, and is not replaced again.
+    challenge(&app, email).await;
+    assert_eq!(stored_hash(&app, email).await, upgraded);
+}

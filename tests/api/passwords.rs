@@ -121,7 +121,8 @@ async fn change_password_revokes_other_sessions(backend: Backend) {
     );
 }
 
-async fn stored_hash(app: &TestApp, email: &str) -> String {
+/// The password hash stored for `email`.
+pub(crate) async fn stored_hash(app: &TestApp, email: &str) -> String {
     let mut db = app.sql().await.get().await.unwrap();
     usergraph::db::users::find_login(&mut db.conn(), email)
         .await

@@ -15,7 +15,7 @@ use crate::auth::totp;
 use crate::db::mfa::{self, MfaChallenge};
 use crate::db::sessions::{self, Session};
 use crate::db::transaction;
-use crate::db::users::User;
+use crate::db::users::{self, User};
 use crate::error::{AppError, AppResult};
 use crate::ids::{MfaChallengeId, SessionId, UserId};
 use crate::mail::Letter;
@@ -89,8 +89,14 @@ impl Services {
     }
 
     /// Opens the challenge of a login whose password was right, for an account with a second
-    /// factor: the `MFA_REQUIRED` error that carries it.
-    pub(crate) async fn challenge(&self, user: &User, client: &ClientInfo) -> AppResult<AppError> {
+    /// factor: the `MFA_REQUIRED` error that carries it. `rehash`, when the stored hash was
+    /// weaker than the current parameters, replaces it in the same transaction.
+    pub(crate) async fn challenge(
+        &self,
+        user: &User,
+        rehash: Option<String>,
+        client: &ClientInfo,
+    ) -> AppResult<AppError> {
         let token = PlainToken::generate(CHALLENGE_PREFIX);
         let at = self.clock.now();
         let challenge = MfaChallenge {
@@ -103,13 +109,17 @@ impl Services {
         };
         let mut db = self.db.get().await?;
         transaction!(&mut db, |conn| {
+            if let Some(hash) = &rehash {
+                users::set_password_hash(conn, user.id, hash, at).await?;
+            }
             mfa::insert_challenge(conn, &challenge).await?;
             let event = Event::on(
                 Some(user.id),
                 action::MFA_CHALLENGED,
                 ("user", user.id),
                 client,
-            );
+            )
+            .with_details(json!({ "passwordHashUpgraded": rehash.is_some() }));
             audit::record(conn, event).await
         })?;
         Ok(AppError::MfaRequired {
