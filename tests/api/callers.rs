@@ -33,6 +33,17 @@ async fn reader_role(app: &TestApp, admin: &str) {
     assert!(role.get("errors").is_none(), "{role}");
 }
 
+async fn delete_reader(app: &TestApp, admin: &str) {
+    let deleted = app
+        .gql(
+            "mutation { deleteRole(name: \"reader\") }",
+            json!({}),
+            Some(admin),
+        )
+        .await;
+    assert!(deleted.get("errors").is_none(), "{deleted}");
+}
+
 async fn change(app: &TestApp, admin: &str, user: &str, give: bool) {
     let answer = app
         .gql(CHANGE, json!({ "id": user, "give": give }), Some(admin))
@@ -130,14 +141,7 @@ async fn a_deleted_role_leaves_every_cached_holder(backend: Backend) {
     assert!(can_list(&app, &token).await);
     settles(&twin, &token, true).await;
 
-    let deleted = app
-        .gql(
-            "mutation { deleteRole(name: \"reader\") }",
-            json!({}),
-            Some(&admin),
-        )
-        .await;
-    assert!(deleted.get("errors").is_none(), "{deleted}");
+    delete_reader(&app, &admin).await;
     assert!(!can_list(&app, &token).await);
     settles(&twin, &token, false).await;
 }
@@ -239,14 +243,7 @@ async fn the_roles_a_page_shows_follow_grants_and_deletions_here_and_on_a_twin(b
 
     change(&app, &admin, &id, true).await;
     lists(&twin, &admin, &id, true).await;
-    let deleted = app
-        .gql(
-            "mutation { deleteRole(name: \"reader\") }",
-            json!({}),
-            Some(&admin),
-        )
-        .await;
-    assert!(deleted.get("errors").is_none(), "{deleted}");
+    delete_reader(&app, &admin).await;
     assert!(!listed_roles(&app, &admin, &id).await.contains(&reader));
     lists(&twin, &admin, &id, false).await;
 }
