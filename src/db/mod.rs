@@ -242,11 +242,30 @@ async fn establish_sqlite(path: String) -> diesel::ConnectionResult<SqliteConnec
         "PRAGMA journal_mode = WAL".to_owned(),
         "PRAGMA synchronous = NORMAL".to_owned(),
     ] {
-        conn.batch_execute(&pragma)
+        run_pragma(&mut conn, &pragma)
             .await
             .map_err(|e| diesel::ConnectionError::BadConnection(format!("{pragma}: {e}")))?;
     }
     Ok(conn)
+}
+
+/// Runs `pragma`, trying again for up to the busy timeout while another connection's lock
+/// refuses it. Switching a new database to WAL needs the exclusive lock, and SQLite refuses
+/// it at once, without waiting, while another connection holds the write lock: an instance
+/// starting beside one that is migrating the same new file failed to start that way.
+async fn run_pragma(conn: &mut SqliteConnection, pragma: &str) -> diesel::QueryResult<()> {
+    let patience = Duration::from_millis(SQLITE_BUSY_TIMEOUT_MS.into());
+    let started = std::time::Instant::now();
+    loop {
+        match conn.batch_execute(pragma).await {
+            Err(e)
+                if e.to_string().contains("database is locked") && started.elapsed() < patience =>
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            done => return done,
+        }
+    }
 }
 
 /// Refreshes the planner's statistics of every table (after a bulk load).
@@ -338,4 +357,46 @@ pub fn unique_violation(error: &diesel::result::Error) -> Option<Unique> {
         "roles_name_key" | "roles.name" => Unique::RoleName,
         _ => Unique::Other,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The race of two instances starting on one new SQLite file: one holds the write lock
+    /// (migrating) while the other opens its pool, which switches the file to WAL.
+    #[tokio::test]
+    async fn a_pool_opens_on_a_new_file_while_another_process_writes_it() {
+        use diesel::Connection as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new.sqlite3");
+        let mut writer = diesel::SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+        writer
+            .batch_execute("CREATE TABLE t (x INTEGER); BEGIN IMMEDIATE; INSERT INTO t VALUES (1)")
+            .unwrap();
+        let migrating = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            writer.batch_execute("COMMIT").unwrap();
+        });
+        let url = DatabaseUrl::Sqlite(path);
+        let pool = DbPool::connect(&url, 2, Duration::from_secs(10)).await;
+        migrating.join().unwrap();
+        let pool = pool.expect("the pool waits for the lock instead of failing");
+        let mut db = pool.get().await.unwrap();
+        let DbConn::Sqlite(conn) = &mut db else {
+            panic!("a SQLite pool")
+        };
+        #[derive(diesel::QueryableByName)]
+        struct Mode {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            journal_mode: String,
+        }
+        let mode: Mode = diesel_async::RunQueryDsl::get_result(
+            diesel::sql_query("PRAGMA journal_mode"),
+            &mut **conn,
+        )
+        .await
+        .unwrap();
+        assert_eq!(mode.journal_mode, "wal");
+    }
 }
