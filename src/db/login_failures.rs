@@ -67,10 +67,11 @@ pub async fn reserve(
     stale: NaiveDateTime,
     threshold: i32,
 ) -> QueryResult<Option<LoginFailures>> {
-    // The upsert's `WHERE` (`filter`) comes from this trait, which the prelude leaves out.
     use diesel::dsl::case_when;
-    use diesel::query_dsl::methods::FilterDsl;
     use login_failures::{email_key, failures, in_flight, in_flight_at, locked_until};
+
+    // The upsert's `WHERE` (`filter`) comes from this trait, which the prelude leaves out.
+    use diesel::query_dsl::methods::FilterDsl;
     let live = case_when(in_flight_at.ge(stale), in_flight).otherwise(0);
     let lock_over = locked_until.le(at);
     let room = locked_until.is_null().and((failures + live).lt(threshold));
