@@ -5,6 +5,7 @@ pub mod codes;
 pub mod context;
 pub mod cookie;
 pub mod guards;
+pub mod int_range;
 pub mod loaders;
 pub mod mutation;
 pub mod persisted;
@@ -57,6 +58,9 @@ pub fn build_schema(
     }
     if config.traces() {
         builder = builder.extension(spans::Spans);
+    }
+    if matches!(mode, async_graphql::ValidationMode::Strict) {
+        builder = builder.extension(int_range::IntRange);
     }
     builder.finish()
 }

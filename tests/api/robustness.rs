@@ -15,6 +15,7 @@ both_backends!(
     user_data_depth_is_still_limited,
     control_characters_never_reach_the_database,
     oversized_and_out_of_range_inputs_are_refused_by_name,
+    ints_past_32_bits_are_request_errors_and_change_nothing,
     aliased_password_checks_are_capped_per_request,
     each_query_limit_refuses_with_its_own_message,
 );
@@ -552,6 +553,101 @@ async fn oversized_and_out_of_range_inputs_are_refused_by_name(backend: Backend)
         )
         .await;
     assert!(answer.get("errors").is_none(), "{answer}");
+    still_serving(&app).await;
+}
+
+/// Posts `query` with `variables` as `token`, asking for `application/graphql-response+json`
+/// (where a request error is a 400).
+async fn post_as(app: &TestApp, token: &str, query: &str, variables: Value) -> (StatusCode, Value) {
+    let request = Request::post("/graphql")
+        .header("content-type", "application/json")
+        .header("accept", "application/graphql-response+json")
+        .header("authorization", format!("Bearer {token}"))
+        .body(Body::from(
+            json!({ "query": query, "variables": variables }).to_string(),
+        ))
+        .unwrap();
+    answer(app, request).await
+}
+
+/// GraphQL's `Int` is 32 bits: a bigger number anywhere an `Int` is expected fails the
+/// request before anything runs, as any other argument of the wrong type does.
+async fn ints_past_32_bits_are_request_errors_and_change_nothing(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let admin = app.admin().await;
+    let (token, _) = app.user("ada@example.com").await;
+    let set = "mutation { updateMyProfile(input: { yearOfBirth: 1990 }) { id } }";
+    let (status, body) = post_as(&app, &token, set, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let audit_rows = count(&app, "audit_events").await;
+
+    let refused = |status: StatusCode, body: &Value, argument: &str| {
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(body.get("data").is_none(), "{body}");
+        assert_eq!(error_code(body), "BAD_USER_INPUT", "{body}");
+        let message = body["errors"][0]["message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!("\"{argument}\"")) && message.contains("32-bit"),
+            "{body}"
+        );
+    };
+    let page = "query($n: Int) { users(first: $n) { totalCount } }";
+    for n in [json!(4_294_967_296u64), json!(-2_147_483_649i64)] {
+        let (status, body) = post_as(&app, &admin, page, json!({ "n": n })).await;
+        refused(status, &body, "first");
+    }
+    for query in [
+        "{ users(first: 4294967296) { totalCount } }",
+        "query($n: Int = 4294967296) { users(first: $n) { totalCount } }",
+        "{ ...Page } fragment Page on Query { ... on Query { users(last: 9999999999) { totalCount } } }",
+    ] {
+        let (status, body) = post_as(&app, &admin, query, json!({})).await;
+        let argument = if query.contains("last") {
+            "last"
+        } else {
+            "first"
+        };
+        refused(status, &body, argument);
+    }
+    // The edges of the range are Ints: whatever the field says of them, it is not this.
+    for n in [2_147_483_647i64, -2_147_483_648] {
+        let (status, body) = post_as(&app, &admin, page, json!({ "n": n })).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(!body.to_string().contains("32-bit"), "{body}");
+    }
+
+    let update = "mutation($input: ProfileInput!) { updateMyProfile(input: $input) { id } }";
+    let (status, body) = post_as(
+        &app,
+        &token,
+        update,
+        json!({ "input": { "yearOfBirth": 4_294_967_296u64, "displayName": "lost" } }),
+    )
+    .await;
+    refused(status, &body, "input.yearOfBirth");
+    let inline = "mutation { updateMyProfile(input: { displayName: \"lost\", yearOfBirth: 4294967296 }) { id } }";
+    let (status, body) = post_as(&app, &token, inline, json!({})).await;
+    refused(status, &body, "input.yearOfBirth");
+
+    let (_, body) = post_as(
+        &app,
+        &token,
+        "{ me { profile { displayName yearOfBirth } } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(body["data"]["me"]["profile"]["yearOfBirth"], 1990, "{body}");
+    assert_ne!(
+        body["data"]["me"]["profile"]["displayName"], "lost",
+        "{body}"
+    );
+    assert_eq!(
+        count(&app, "audit_events").await,
+        audit_rows,
+        "nothing was audited"
+    );
     still_serving(&app).await;
 }
 
