@@ -102,7 +102,7 @@ impl Services {
             .map_err(as_field_error)?;
         let codes = self.mfa_keys.recovery_codes().map_err(AppError::internal)?;
         let mut db = self.db.get().await?;
-        transaction!(&mut db, |conn| {
+        let ended = transaction!(&mut db, |conn| {
             if !mfa::confirm_secret(conn, user, &sealed, step, at).await? {
                 // Another tab confirmed it, or began a new enrolment, meanwhile.
                 return Err(AppError::bad_field(
@@ -113,14 +113,19 @@ impl Services {
             mfa::set_enabled(conn, user, Some(at), at).await?;
             store_codes(conn, user, &codes, at).await?;
             sessions::record_second_factor(conn, session, at).await?;
+            // The account's other sessions never gave a code (one stolen before would keep
+            // what the second factor now guards, admin rights under the roles' policy
+            // included): they end, and every session from now on has passed it.
+            let ended = sessions::revoke_sessions_of(conn, user, Some(session), at).await?;
             record_account_change(conn, Some(user)).await?;
             let event = Event::on(Some(user), action::MFA_ENROLLED, ("user", user), client)
-                .with_details(json!({ "factor": "totp" }));
+                .with_details(json!({ "factor": "totp", "sessionsRevoked": ended.len() }));
             audit::record(conn, event).await?;
-            enqueue(conn, &viewer.user.email, &enrolled_letter()).await
+            enqueue(conn, &viewer.user.email, &enrolled_letter()).await?;
+            Ok(ended)
         })?;
         self.mail_queued();
-        self.callers.evict(Some(user));
+        self.committed(user, ended);
         tracing::info!(user.id = %user, "two-step verification turned on");
         Ok(codes.into_iter().map(|(code, _)| code).collect())
     }
@@ -421,8 +426,9 @@ async fn store_codes(
 fn enrolled_letter() -> Letter {
     Letter::new("Two-step verification is on").paragraph(
         "Two-step verification was turned on for your account: signing in now asks for a code \
-         from your authenticator app (or one of your recovery codes) after the password. If it \
-         was not you, reset your password at once and tell an administrator.",
+         from your authenticator app (or one of your recovery codes) after the password, and \
+         every other device was signed out. If it was not you, reset your password at once \
+         and tell an administrator.",
     )
 }
 

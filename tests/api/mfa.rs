@@ -625,7 +625,65 @@ both_backends!(
     an_administrator_resets_a_lost_device,
     secrets_are_sealed_and_codes_hashed,
     a_login_with_a_second_factor_upgrades_an_old_hash,
+    turning_totp_on_ends_the_other_sessions,
 );
+
+/// A session opened before the second factor was turned on never gave a code: it ends with
+/// the enrolment (a stolen one would keep what the factor now guards), the enrolling one
+/// goes on, and personal access tokens stay.
+async fn turning_totp_on_ends_the_other_sessions(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let (token, _) = app.user("ada@example.com").await;
+    let (laptop, laptop_refresh) = app.login_pair("ada@example.com", "laptop").await;
+    let (phone, _) = app.login_pair("ada@example.com", "phone").await;
+    let (_, kept_refresh) = app.login_pair("ada@example.com", "tablet").await;
+    let me = "{ me { id } }";
+    assert!(app.gql(me, json!({}), Some(&phone)).await["data"]["me"].is_object());
+
+    enrol(&app, &laptop).await;
+
+    for other in [&token, &phone] {
+        let answer = app.gql(me, json!({}), Some(other)).await;
+        assert_eq!(error_code(&answer), "UNAUTHENTICATED", "{answer}");
+    }
+    let answer = app.refresh(&kept_refresh).await;
+    assert_eq!(error_code(&answer), "UNAUTHENTICATED", "{answer}");
+    let answer = app.gql(me, json!({}), Some(&laptop)).await;
+    assert!(answer["data"]["me"].is_object(), "{answer}");
+    let refreshed = app.refresh(&laptop_refresh).await;
+    assert!(
+        refreshed["data"]["refreshToken"]["accessToken"].is_string(),
+        "{refreshed}"
+    );
+    let live = app
+        .gql("{ mySessions { id } }", json!({}), Some(&laptop))
+        .await;
+    assert_eq!(
+        live["data"]["mySessions"].as_array().map(Vec::len),
+        Some(1),
+        "{live}"
+    );
+
+    let enrolled = app.audit("user.mfa_enroll").await;
+    let details: Value =
+        serde_json::from_str(enrolled[0].details.as_deref().expect("details")).expect("JSON");
+    assert_eq!(details["sessionsRevoked"], 3, "{details}");
+    let told = wait_for(
+        || outbox(&app),
+        "ada@example.com",
+        "Two-step verification is on",
+        1,
+    )
+    .await;
+    let text = told[0]
+        .text
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(text.contains("every other device was signed out"), "{text}");
+}
 
 /// The password is checked before the second step, which may never come and does not see
 /// it: a weak hash is replaced there, or an account with a second factor would keep it.

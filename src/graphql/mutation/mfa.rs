@@ -28,7 +28,8 @@ impl MfaMutation {
     }
 
     /// Turns TOTP on with the first code the app shows; returns ten recovery codes, shown
-    /// this once. From now on a login answers `MFA_REQUIRED` until `verifyMfa`.
+    /// this once. From now on a login answers `MFA_REQUIRED` until `verifyMfa`. The
+    /// account's other sessions end (they never gave a code); this one goes on.
     async fn confirm_totp_enrollment(
         &self,
         ctx: &Context<'_>,

@@ -14,10 +14,10 @@ pub struct SessionsSubscription;
 #[Subscription]
 impl SessionsSubscription {
     /// The caller's sessions as they are revoked, by this instance or another: a logout
-    /// elsewhere, `logoutAll`, a password change or reset, an administrator ending them or
-    /// deactivating, deleting or erasing the account. When the revoked session is the
-    /// caller's own (`current: true`), that is the last message: the subscription completes
-    /// and the server closes the socket.
+    /// elsewhere, `logoutAll`, a password change or reset, TOTP turned on, an administrator
+    /// ending them or deactivating, deleting or erasing the account. When the revoked session
+    /// is the caller's own (`current: true`), that is the last message: the subscription
+    /// completes and the server closes the socket.
     async fn session_revoked(
         &self,
         ctx: &Context<'_>,
