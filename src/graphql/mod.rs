@@ -5,7 +5,7 @@ pub mod codes;
 pub mod context;
 pub mod cookie;
 pub mod guards;
-pub mod int_range;
+pub mod input_values;
 pub mod loaders;
 pub mod mutation;
 pub mod persisted;
@@ -60,7 +60,7 @@ pub fn build_schema(
         builder = builder.extension(spans::Spans);
     }
     if matches!(mode, async_graphql::ValidationMode::Strict) {
-        builder = builder.extension(int_range::IntRange);
+        builder = builder.extension(input_values::InputValues);
     }
     builder.finish()
 }

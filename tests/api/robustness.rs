@@ -15,7 +15,7 @@ both_backends!(
     user_data_depth_is_still_limited,
     control_characters_never_reach_the_database,
     oversized_and_out_of_range_inputs_are_refused_by_name,
-    ints_past_32_bits_are_request_errors_and_change_nothing,
+    mistyped_values_are_request_errors_and_change_nothing,
     aliased_password_checks_are_capped_per_request,
     each_query_limit_refuses_with_its_own_message,
 );
@@ -570,9 +570,10 @@ async fn post_as(app: &TestApp, token: &str, query: &str, variables: Value) -> (
     answer(app, request).await
 }
 
-/// GraphQL's `Int` is 32 bits: a bigger number anywhere an `Int` is expected fails the
+/// Values of the wrong type that async-graphql's validation lets through (an `Int` past 32
+/// bits, a string or a list for an input object, a `DateTime` that does not parse) fail the
 /// request before anything runs, as any other argument of the wrong type does.
-async fn ints_past_32_bits_are_request_errors_and_change_nothing(backend: Backend) {
+async fn mistyped_values_are_request_errors_and_change_nothing(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else {
         return;
     };
@@ -582,34 +583,36 @@ async fn ints_past_32_bits_are_request_errors_and_change_nothing(backend: Backen
     let (status, body) = post_as(&app, &token, set, json!({})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let audit_rows = count(&app, "audit_events").await;
+    let tokens = count(&app, "personal_access_tokens").await;
 
-    let refused = |status: StatusCode, body: &Value, argument: &str| {
+    let refused = |status: StatusCode, body: &Value, argument: &str, why: &str| {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
         assert!(body.get("data").is_none(), "{body}");
         assert_eq!(error_code(body), "BAD_USER_INPUT", "{body}");
         let message = body["errors"][0]["message"].as_str().unwrap();
         assert!(
-            message.contains(&format!("\"{argument}\"")) && message.contains("32-bit"),
+            message.contains(&format!("argument \"{argument}\"")) && message.contains(why),
             "{body}"
         );
     };
     let page = "query($n: Int) { users(first: $n) { totalCount } }";
     for n in [json!(4_294_967_296u64), json!(-2_147_483_649i64)] {
         let (status, body) = post_as(&app, &admin, page, json!({ "n": n })).await;
-        refused(status, &body, "first");
+        refused(status, &body, "first", "32-bit");
     }
-    for query in [
-        "{ users(first: 4294967296) { totalCount } }",
-        "query($n: Int = 4294967296) { users(first: $n) { totalCount } }",
-        "{ ...Page } fragment Page on Query { ... on Query { users(last: 9999999999) { totalCount } } }",
+    for (query, argument) in [
+        ("{ users(first: 4294967296) { totalCount } }", "first"),
+        (
+            "query($n: Int = 4294967296) { users(first: $n) { totalCount } }",
+            "first",
+        ),
+        (
+            "{ ...Page } fragment Page on Query { ... on Query { users(last: 9999999999) { totalCount } } }",
+            "last",
+        ),
     ] {
         let (status, body) = post_as(&app, &admin, query, json!({})).await;
-        let argument = if query.contains("last") {
-            "last"
-        } else {
-            "first"
-        };
-        refused(status, &body, argument);
+        refused(status, &body, argument, "32-bit");
     }
     // The edges of the range are Ints: whatever the field says of them, it is not this.
     for n in [2_147_483_647i64, -2_147_483_648] {
@@ -617,6 +620,14 @@ async fn ints_past_32_bits_are_request_errors_and_change_nothing(backend: Backen
         assert_eq!(status, StatusCode::OK, "{body}");
         assert!(!body.to_string().contains("32-bit"), "{body}");
     }
+    let filtered = "query($f: UserFilter) { users(first: 1, filter: $f) { totalCount } }";
+    for filter in [json!("x"), json!([{ "search": "a" }])] {
+        let (status, body) = post_as(&app, &admin, filtered, json!({ "f": filter })).await;
+        refused(status, &body, "filter", "UserFilter");
+    }
+    let audit = "query($s: DateTime) { auditLog(first: 1, filter: { since: $s }) { totalCount } }";
+    let (status, body) = post_as(&app, &admin, audit, json!({ "s": "yesterday" })).await;
+    refused(status, &body, "filter.since", "DateTime");
 
     let update = "mutation($input: ProfileInput!) { updateMyProfile(input: $input) { id } }";
     let (status, body) = post_as(
@@ -626,10 +637,21 @@ async fn ints_past_32_bits_are_request_errors_and_change_nothing(backend: Backen
         json!({ "input": { "yearOfBirth": 4_294_967_296u64, "displayName": "lost" } }),
     )
     .await;
-    refused(status, &body, "input.yearOfBirth");
+    refused(status, &body, "input.yearOfBirth", "32-bit");
+    let (status, body) = post_as(
+        &app,
+        &token,
+        update,
+        json!({ "input": [{ "displayName": "lost" }] }),
+    )
+    .await;
+    refused(status, &body, "input", "ProfileInput");
     let inline = "mutation { updateMyProfile(input: { displayName: \"lost\", yearOfBirth: 4294967296 }) { id } }";
     let (status, body) = post_as(&app, &token, inline, json!({})).await;
-    refused(status, &body, "input.yearOfBirth");
+    refused(status, &body, "input.yearOfBirth", "32-bit");
+    let pat = "mutation($at: DateTime) { createPersonalAccessToken(input: { name: \"ci\", scopes: [], expiresAt: $at }) { token } }";
+    let (status, body) = post_as(&app, &token, pat, json!({ "at": "never" })).await;
+    refused(status, &body, "input.expiresAt", "DateTime");
 
     let (_, body) = post_as(
         &app,
@@ -643,6 +665,7 @@ async fn ints_past_32_bits_are_request_errors_and_change_nothing(backend: Backen
         body["data"]["me"]["profile"]["displayName"], "lost",
         "{body}"
     );
+    assert_eq!(count(&app, "personal_access_tokens").await, tokens);
     assert_eq!(
         count(&app, "audit_events").await,
         audit_rows,

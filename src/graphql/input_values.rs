@@ -1,15 +1,22 @@
-//! `Int` values outside the 32-bit range, refused as the validation error they are.
+//! Argument values async-graphql's validation lets through, refused as the validation
+//! errors they are.
 //!
-//! GraphQL's `Int` is a signed 32-bit integer, and a value outside that range as an argument
-//! (a literal, a variable, or a field of an input object) fails the request before it runs.
-//! async-graphql checks argument values against the schema in its validation, but its
-//! `Int` accepts any 64-bit number there and refuses the value only when the field reads
-//! it: a 200 with partial data and a field error. Its registry keeps one check per scalar
-//! name and ours cannot replace `Int`'s, so this extension walks the operation's arguments
-//! once more with the schema's argument types and reports what is out of range as a
-//! validation error, after async-graphql's own rules passed (theirs are reported first).
-//! Only the schema that validates in full carries it: a document remembered by
-//! [`validated`](super::validated) passed it, and the key includes every `Int` value.
+//! A value of the wrong type as an argument (a literal, a variable, or a field of an input
+//! object) fails the request before it runs: a request error, 400 under
+//! `application/graphql-response+json`. async-graphql checks argument values against the
+//! schema in its validation, but three kinds pass it and are refused only when the field
+//! reads them, as a 200 with `data: null` and a field error:
+//! - an `Int` outside 32 bits (its `Int` takes any 64-bit number);
+//! - anything but an object for an input object (`filter: "x"`, a list for `input`);
+//! - a `DateTime` that does not parse (the scalar has no check of its own there).
+//!
+//! Its registry keeps one check per scalar name and ours cannot replace those, so this
+//! extension walks the operation's arguments once more with the schema's argument types and
+//! reports what it finds as validation errors, after async-graphql's own rules passed
+//! (theirs are reported first), worded as it words its own. Only the schema that validates
+//! in full carries it: a document remembered by [`validated`](super::validated) passed it,
+//! and the key holds the whole value of every variable that is neither a `String` nor an
+//! `ID`.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -23,28 +30,29 @@ use async_graphql::parser::types::{
 };
 use async_graphql::registry::{MetaInputValue, MetaType, MetaTypeName, Registry};
 use async_graphql::{
-    Name, Positioned, QueryPathNode, QueryPathSegment, Request, ServerError, ServerResult,
-    ValidationResult, Value, Variables,
+    InputType, Name, Pos, Positioned, QueryPathNode, QueryPathSegment, Request, ServerError,
+    ServerResult, ValidationResult, Value, Variables,
 };
+use chrono::{DateTime, Utc};
 
 /// The extension factory for [`build_schema`](super::build_schema).
-pub struct IntRange;
+pub struct InputValues;
 
-impl ExtensionFactory for IntRange {
+impl ExtensionFactory for InputValues {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(IntRangeExtension::default())
+        Arc::new(InputValuesExtension::default())
     }
 }
 
 /// One request's: the operation it names, then what the walk found.
 #[derive(Default)]
-struct IntRangeExtension {
+struct InputValuesExtension {
     operation: Mutex<Option<String>>,
     found: Mutex<Vec<ServerError>>,
 }
 
 #[async_trait::async_trait]
-impl Extension for IntRangeExtension {
+impl Extension for InputValuesExtension {
     async fn prepare_request(
         &self,
         ctx: &ExtensionContext<'_>,
@@ -65,7 +73,7 @@ impl Extension for IntRangeExtension {
     ) -> ServerResult<ExecutableDocument> {
         let document = next.run(ctx, query, variables).await?;
         let operation = lock(&self.operation).take();
-        *lock(&self.found) = out_of_range(
+        *lock(&self.found) = refused_arguments(
             &ctx.schema_env.registry,
             &document,
             operation.as_deref(),
@@ -94,10 +102,10 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// An error for each argument of the operation `name` picks in `document` whose value
-/// (variables and their defaults put in) holds an `Int` outside the 32-bit range. Whatever
-/// the walk does not find in the schema (an unknown field, a missing variable) is left to
-/// async-graphql's rules.
-fn out_of_range(
+/// (variables and their defaults put in) holds one of the values this module refuses.
+/// Whatever the walk does not find in the schema (an unknown field, a missing variable) is
+/// left to async-graphql's rules.
+fn refused_arguments(
     registry: &Registry,
     document: &ExecutableDocument,
     name: Option<&str>,
@@ -212,9 +220,9 @@ impl<'a> Walk<'a> {
             let Some(argument) = meta(name.node.as_str()) else {
                 continue;
             };
-            // Most arguments cannot hold an Int: their values (a variable's megabyte of
-            // text, say) are not copied to be looked at.
-            if !can_hold_int(self.registry, &argument.ty, &mut HashSet::new()) {
+            // Most arguments are strings, IDs or enums, which async-graphql checks in full:
+            // their values (a variable's megabyte of text, say) are not copied.
+            if !may_be_refused(self.registry, &argument.ty) {
                 continue;
             }
             let Ok(value) = value
@@ -228,7 +236,7 @@ impl<'a> Walk<'a> {
                 parent: None,
                 segment: QueryPathSegment::Name(&argument.name),
             };
-            if let Some(reason) = outside(self.registry, &argument.ty, &value, &path) {
+            if let Some(reason) = refused(self.registry, &argument.ty, &value, &path) {
                 self.found.push(ServerError::new(
                     format!("Invalid value for argument {reason}"),
                     Some(name.pos),
@@ -238,52 +246,55 @@ impl<'a> Walk<'a> {
     }
 }
 
-/// Whether a value of `ty` can hold an `Int`: it is one, a list of them, or an input
-/// object with such a field (`seen` ends the walk through recursive input types).
-fn can_hold_int<'r>(registry: &'r Registry, ty: &'r str, seen: &mut HashSet<&'r str>) -> bool {
+/// Whether a value of `ty` may hold what [`refused`] looks for.
+fn may_be_refused(registry: &Registry, ty: &str) -> bool {
     let name = MetaTypeName::concrete_typename(ty);
-    if name == "Int" {
-        return true;
-    }
-    match registry.types.get(name) {
-        Some(MetaType::InputObject { input_fields, .. }) if seen.insert(name) => input_fields
-            .values()
-            .any(|field| can_hold_int(registry, &field.ty, seen)),
-        _ => false,
-    }
+    name == "Int"
+        || name == "DateTime"
+        || matches!(registry.types.get(name), Some(MetaType::InputObject { .. }))
 }
 
-/// Why `value`, given for a `ty`, holds an `Int` outside the 32-bit range, if it does;
-/// worded as async-graphql words its own argument errors.
-fn outside(
+/// Why `value`, given for a `ty`, is refused, if it is; worded as async-graphql words its
+/// own argument errors (`"input.yearOfBirth", expected type "Int"`).
+fn refused(
     registry: &Registry,
     ty: &str,
     value: &Value,
     path: &QueryPathNode<'_>,
 ) -> Option<String> {
     match MetaTypeName::create(ty) {
-        MetaTypeName::NonNull(inner) => outside(registry, inner, value, path),
+        MetaTypeName::NonNull(inner) => refused(registry, inner, value, path),
         MetaTypeName::List(item) => match value {
             Value::List(items) => items.iter().enumerate().find_map(|(index, value)| {
                 let path = QueryPathNode {
                     parent: Some(path),
                     segment: QueryPathSegment::Index(index),
                 };
-                outside(registry, item, value, &path)
+                refused(registry, item, value, &path)
             }),
-            single => outside(registry, item, single, path),
+            single => refused(registry, item, single, path),
         },
-        MetaTypeName::Named(name) => match (registry.types.get(name), value) {
-            (Some(MetaType::Scalar { .. }), Value::Number(number))
-                if name == "Int"
-                    && number
-                        .as_i64()
-                        .is_some_and(|number| i32::try_from(number).is_err()) =>
+        // A missing value where one is required is async-graphql's to report.
+        MetaTypeName::Named(_) if *value == Value::Null => None,
+        MetaTypeName::Named("Int") => match value {
+            Value::Number(number)
+                if number
+                    .as_i64()
+                    .is_some_and(|number| i32::try_from(number).is_err()) =>
             {
                 Some(format!(
                     "\"{path}\", expected type \"Int\": {number} is outside the 32-bit range"
                 ))
             }
+            _ => None,
+        },
+        MetaTypeName::Named("DateTime") => <DateTime<Utc> as InputType>::parse(Some(value.clone()))
+            .err()
+            .map(|error| {
+                let why = error.into_server_error(Pos::default()).message;
+                format!("\"{path}\", expected type \"DateTime\": {why}")
+            }),
+        MetaTypeName::Named(name) => match (registry.types.get(name), value) {
             (Some(MetaType::InputObject { input_fields, .. }), Value::Object(values)) => {
                 input_fields.values().find_map(|field| {
                     let value = values.get(field.name.as_str())?;
@@ -291,8 +302,11 @@ fn outside(
                         parent: Some(path),
                         segment: QueryPathSegment::Name(&field.name),
                     };
-                    outside(registry, &field.ty, value, &path)
+                    refused(registry, &field.ty, value, &path)
                 })
+            }
+            (Some(MetaType::InputObject { .. }), _) => {
+                Some(format!("\"{path}\", expected type \"{name}\""))
             }
             _ => None,
         },
@@ -330,7 +344,7 @@ mod tests {
     /// The messages of the errors `query` with `variables` gets.
     fn found(query: &str, variables: serde_json::Value) -> Vec<String> {
         let schema = super::super::builder()
-            .extension(super::IntRange)
+            .extension(super::InputValues)
             .extension(Unresolved)
             .finish();
         let request = Request::new(query).variables(Variables::from_json(variables));
@@ -388,7 +402,49 @@ mod tests {
     }
 
     #[test]
-    fn what_is_not_an_int_of_the_schema_is_left_to_the_other_rules() {
+    fn input_objects_get_objects_and_dates_parse() {
+        let none = serde_json::json!({});
+        let filter = "query($f: UserFilter) { users(first: 1, filter: $f) { totalCount } }";
+        for given in [
+            serde_json::json!("x"),
+            serde_json::json!(5),
+            serde_json::json!([{}]),
+        ] {
+            assert_eq!(
+                found(filter, serde_json::json!({ "f": given })),
+                ["Invalid value for argument \"filter\", expected type \"UserFilter\""],
+                "{given}"
+            );
+        }
+        assert!(found(filter, serde_json::json!({ "f": {} })).is_empty());
+        assert!(found(filter, serde_json::json!({ "f": null })).is_empty());
+        assert_eq!(
+            found(
+                "mutation { updateMyProfile(input: \"x\") { id } }",
+                none.clone()
+            )
+            .len(),
+            1
+        );
+        let audit =
+            "query($s: DateTime) { auditLog(first: 1, filter: { since: $s }) { totalCount } }";
+        for given in [serde_json::json!("yesterday"), serde_json::json!(5)] {
+            let found = found(audit, serde_json::json!({ "s": given }));
+            assert_eq!(found.len(), 1, "{given}: {found:?}");
+            assert!(
+                found[0].starts_with(
+                    "Invalid value for argument \"filter.since\", expected type \"DateTime\": "
+                ),
+                "{found:?}"
+            );
+        }
+        assert!(found(audit, serde_json::json!({ "s": "2026-01-01T00:00:00Z" })).is_empty());
+        let inline = "{ auditLog(first: 1, filter: { until: \"soon\" }) { totalCount } }";
+        assert_eq!(found(inline, none).len(), 1);
+    }
+
+    #[test]
+    fn what_the_other_rules_refuse_is_theirs_to_word() {
         let none = serde_json::json!({});
         // An ID may be written as a number of any size.
         assert!(found("{ user(id: 4294967296) { id } }", none.clone()).is_empty());
