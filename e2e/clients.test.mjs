@@ -2,11 +2,15 @@
 // type with an `id` is stored once, by `__typename:id`) and urql each register, log in, ask
 // for `me`, page through `users` as an administrator, run a mutation, and read the
 // `extensions.code` of what a bad token and bad input get; and both upload an avatar as
-// the GraphQL multipart request spec has it (apollo-upload-client, urql's own fetch).
+// the GraphQL multipart request spec has it (apollo-upload-client, urql's own fetch); and
+// both send queries by hash with their persisted-query links (automatic persisted queries).
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { ApolloClient, ApolloLink, HttpLink, InMemoryCache, gql } from '@apollo/client/core/index.js';
 import { Client, fetchExchange, gql as ugql } from '@urql/core';
+import { createPersistedQueryLink } from '@apollo/client/link/persisted-queries/index.js';
+import { persistedExchange } from '@urql/exchange-persisted';
 import createUploadLink from 'apollo-upload-client/createUploadLink.mjs';
 import { ADMIN, startServer } from './server.mjs';
 
@@ -165,5 +169,66 @@ describe('uploads', () => {
     const result = await urql.mutation(ugql(UPLOAD), { file }).toPromise();
     assert.equal(result.error, undefined, String(result.error));
     await assertServed(result.data.uploadAvatar.profile.avatarUrl);
+  });
+});
+
+const sha256 = (text) => createHash('sha256').update(text).digest('hex');
+
+/// A `fetch` that notes what each request sent: its method and whether the text went too.
+function recordingFetch(sent) {
+  return (url, init = {}) => {
+    const method = init.method ?? 'GET';
+    const carried = method === 'GET'
+      ? new URL(String(url)).searchParams.has('query')
+      : 'query' in JSON.parse(init.body);
+    sent.push({ method, carried });
+    return fetch(url, init);
+  };
+}
+
+describe('persisted queries', () => {
+  test('Apollo Client sends the text once, then the hash alone by GET', async () => {
+    const token = await tokenFor(`apq-apollo-${server.backend}@example.com`);
+    const ask = async () => {
+      const sent = [];
+      const apollo = new ApolloClient({
+        cache: new InMemoryCache(),
+        link: createPersistedQueryLink({ sha256, useGETForHashedQueries: true }).concat(
+          new HttpLink({ uri: server.url, fetch: recordingFetch(sent), headers: { authorization: `Bearer ${token}` } }),
+        ),
+      });
+      const { data } = await apollo.query({ query: gql(ME), fetchPolicy: 'network-only' });
+      assert.equal(data.me.email, `apq-apollo-${server.backend}@example.com`);
+      return sent;
+    };
+    // The first client is told the hash is unknown and sends the text with it.
+    const first = await ask();
+    assert.deepEqual(first.map((s) => s.carried), [false, true], JSON.stringify(first));
+    // Another client (another tab, another device) gets its answer by hash alone.
+    assert.deepEqual(await ask(), [{ method: 'GET', carried: false }]);
+  });
+
+  test("urql's persistedExchange sends the text once, then the hash alone by GET", async () => {
+    const token = await tokenFor(`apq-urql-${server.backend}@example.com`);
+    const ask = async () => {
+      const sent = [];
+      const urql = new Client({
+        url: server.url,
+        exchanges: [
+          persistedExchange({ preferGetForPersistedQueries: true, generateHash: async (query) => sha256(query) }),
+          fetchExchange,
+        ],
+        fetch: recordingFetch(sent),
+        fetchOptions: { headers: { authorization: `Bearer ${token}` } },
+        requestPolicy: 'network-only',
+      });
+      const result = await urql.query(ugql(ME), {}).toPromise();
+      assert.equal(result.error, undefined, String(result.error));
+      assert.equal(result.data.me.email, `apq-urql-${server.backend}@example.com`);
+      return sent;
+    };
+    const first = await ask();
+    assert.deepEqual(first.map((s) => s.carried), [false, true], JSON.stringify(first));
+    assert.deepEqual(await ask(), [{ method: 'GET', carried: false }]);
   });
 });

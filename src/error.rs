@@ -31,8 +31,9 @@ pub enum ErrorCode {
     /// The account's email address is not verified and `USERGRAPH_REQUIRE_VERIFIED_EMAIL`
     /// is on; a new verification mail was sent.
     EmailNotVerified,
-    /// Only persisted operations are accepted and the hash sent names none (send the text
-    /// as well, as Apollo's persisted-query link then does).
+    /// The hash sent alone names no operation known here: none of the manifest's when only
+    /// persisted operations are accepted, else no text sent before with this hash (send the
+    /// text as well, as the persisted-query links of Apollo Client and urql then do).
     PersistedQueryNotFound,
     /// Only persisted operations are accepted and this one is not on the list.
     PersistedQueryNotInList,
@@ -159,8 +160,10 @@ pub enum AppError {
          (or call requestEmailVerification once logged in)"
     )]
     EmailNotVerified,
-    /// The persisted operation a hash names is unknown.
-    #[error("PersistedQueryNotFound: no persisted operation has this hash")]
+    /// The operation a hash sent alone names is unknown here. The message is the protocol's
+    /// word for it, exactly: urql's persisted exchange looks for it (Apollo's link for the
+    /// code).
+    #[error("PersistedQueryNotFound")]
     PersistedQueryNotFound,
     /// Only persisted operations are accepted, and this is none of them.
     #[error("only persisted operations are accepted here, and this one is not on the list")]

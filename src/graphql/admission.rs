@@ -22,7 +22,7 @@ use async_graphql::parser::types::{ExecutableDocument, Field, Selection, Selecti
 use async_graphql::{Name, Positioned, Request};
 use async_graphql_value::{ConstValue, Value};
 
-use super::persisted::PersistedOperations;
+use super::persisted::{AutomaticQueries, PersistedOperations};
 use crate::domain::clean;
 use crate::error::AppError;
 
@@ -101,6 +101,8 @@ pub struct Admission {
     limits: Limits,
     /// The only operations accepted, when there is such a list.
     persisted: Option<PersistedOperations>,
+    /// Texts clients sent with their hashes, when there is no list.
+    automatic: AutomaticQueries,
     /// Each admitted document with its count of [`COSTLY_FIELDS`].
     admitted: Mutex<HashMap<String, (ExecutableDocument, usize)>>,
 }
@@ -111,6 +113,7 @@ impl Admission {
         Self {
             limits,
             persisted: None,
+            automatic: AutomaticQueries::default(),
             admitted: Mutex::new(HashMap::new()),
         }
     }
@@ -128,8 +131,9 @@ impl Admission {
     /// than the limit either). A document that does not parse is left for async-graphql to
     /// report with positions.
     pub fn admit(&self, request: &mut Request) -> Result<usize, AppError> {
-        if let Some(persisted) = &self.persisted {
-            persisted.resolve(request)?;
+        match &self.persisted {
+            Some(persisted) => persisted.resolve(request)?,
+            None => self.automatic.resolve(request)?,
         }
         if request.query.len() > self.limits.max_query_bytes {
             return Err(AppError::QueryTooComplex(format!(

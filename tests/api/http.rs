@@ -18,6 +18,7 @@ both_backends!(
     ready_is_503_while_the_database_is_unreachable,
     security_headers_and_a_body_without_a_type,
     a_document_that_passed_still_checks_each_requests_variables,
+    automatic_persisted_queries_run_by_hash_once_sent,
 );
 
 fn post(body: &str, accept: &str) -> Request<Body> {
@@ -323,4 +324,103 @@ async fn a_document_that_passed_still_checks_each_requests_variables(backend: Ba
         let warm = post_as(&app, &admin, query, variables.clone()).await;
         assert_eq!(&warm, cold, "{variables}");
     }
+}
+
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Posts `body` (JSON) as `token`, asking for `application/graphql-response+json`.
+async fn post_body(app: &TestApp, token: &str, body: Value) -> (StatusCode, Value) {
+    let request = Request::post("/graphql")
+        .header("content-type", "application/json")
+        .header("accept", "application/graphql-response+json")
+        .header("authorization", format!("Bearer {token}"))
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let (status, _, body) = app.send(request).await;
+    (status, serde_json::from_slice(&body).unwrap())
+}
+
+/// Automatic persisted queries, as Apollo Client's persisted-query link and urql's
+/// `persistedExchange` speak them: the hash alone first; the text with its hash when the
+/// hash is not known; the hash alone from then on, by POST or by GET.
+async fn automatic_persisted_queries_run_by_hash_once_sent(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let (token, id) = app.user("ada@example.com").await;
+    let query = "query Mine { me { id email } }";
+    let hash = sha256_hex(query);
+    let persisted = |hash: &str| json!({ "persistedQuery": { "version": 1, "sha256Hash": hash } });
+
+    let (_, first) = post_body(&app, &token, json!({ "extensions": persisted(&hash) })).await;
+    assert_eq!(error_code(&first), "PERSISTED_QUERY_NOT_FOUND", "{first}");
+    // The protocol's word, exactly: urql's exchange retries on the message alone.
+    assert_eq!(first["errors"][0]["message"], "PersistedQueryNotFound");
+    assert!(first.get("data").is_none(), "{first}");
+
+    let (status, sent) = post_body(
+        &app,
+        &token,
+        json!({ "query": query, "extensions": persisted(&hash) }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{sent}");
+    assert_eq!(sent["data"]["me"]["id"], id.as_str(), "{sent}");
+
+    // The upper-case spelling of the hash names the same text.
+    let (status, by_hash) = post_body(
+        &app,
+        &token,
+        json!({ "extensions": persisted(&hash.to_uppercase()) }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{by_hash}");
+    assert_eq!(by_hash, sent);
+    let extensions = persisted(&hash).to_string();
+    let request = Request::get(format!("/graphql?extensions={}", url_encode(&extensions)))
+        .header("accept", "application/graphql-response+json")
+        .header("authorization", format!("Bearer {token}"))
+        .body(Body::empty())
+        .unwrap();
+    let (status, _, body) = app.send(request).await;
+    let by_get: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(status, StatusCode::OK, "{by_get}");
+    assert_eq!(by_get, sent);
+
+    // A text whose hash is not the one sent runs nowhere; nor does an unknown version.
+    let other = "query Other { me { id } }";
+    let (status, forged) = post_body(
+        &app,
+        &token,
+        json!({ "query": other, "extensions": persisted(&hash) }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{forged}");
+    assert_eq!(error_code(&forged), "BAD_USER_INPUT", "{forged}");
+    assert!(
+        forged["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("provided sha does not match query")
+    );
+    let (_, still) = post_body(&app, &token, json!({ "extensions": persisted(&hash) })).await;
+    assert_eq!(still, sent, "the forged text did not replace the kept one");
+    let (status, versioned) = post_body(
+        &app,
+        &token,
+        json!({ "extensions": { "persistedQuery": { "version": 2, "sha256Hash": hash } } }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{versioned}");
+    assert_eq!(error_code(&versioned), "BAD_USER_INPUT", "{versioned}");
+}
+
+fn url_encode(text: &str) -> String {
+    text.bytes().map(|b| format!("%{b:02X}")).collect()
 }
