@@ -419,6 +419,26 @@ async fn automatic_persisted_queries_run_by_hash_once_sent(backend: Backend) {
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{versioned}");
     assert_eq!(error_code(&versioned), "BAD_USER_INPUT", "{versioned}");
+
+    // A kept mutation is still no GET's to run.
+    let mutation = "mutation Everywhere { logoutAll }";
+    let hash = sha256_hex(mutation);
+    let (status, _) = post_body(
+        &app,
+        &token,
+        json!({ "query": mutation, "extensions": persisted(&hash) }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let request = Request::get(format!(
+        "/graphql?extensions={}",
+        url_encode(&persisted(&hash).to_string())
+    ))
+    .header("accept", "application/graphql-response+json")
+    .body(Body::empty())
+    .unwrap();
+    let (status, _, _) = app.send(request).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
 }
 
 fn url_encode(text: &str) -> String {
