@@ -244,6 +244,10 @@ pub struct Config {
     #[arg(long, env = "USERGRAPH_EMAIL_TOKEN_TTL", default_value = "24h", value_parser = parse_duration, global = true)]
     pub email_token_ttl: Duration,
 
+    /// How long an invitation (`inviteUser`) stays valid.
+    #[arg(long, env = "USERGRAPH_INVITATION_TTL", default_value = "7d", value_parser = parse_duration, global = true)]
+    pub invitation_ttl: Duration,
+
     /// Refuse logins of accounts whose email is not verified (EMAIL_NOT_VERIFIED; a new
     /// verification mail is sent).
     #[arg(long, env = "USERGRAPH_REQUIRE_VERIFIED_EMAIL", default_value_t = false,

@@ -232,8 +232,9 @@ impl Password {
         Ok(Self(raw.to_owned()))
     }
 
-    /// A password that just matched its stored hash, to re-hash with new parameters: the
-    /// user is not choosing it now, so today's policy does not apply.
+    /// A password nobody is choosing now, so today's policy does not apply: one that just
+    /// matched its stored hash (re-hashed with new parameters), or a random one nobody is
+    /// told (an invited account's, until its owner chooses one).
     pub fn verified(raw: &str) -> Self {
         Self(raw.to_owned())
     }

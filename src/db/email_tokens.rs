@@ -1,5 +1,5 @@
-//! Tokens mailed to prove an address: verifying the account's, confirming a new one, and
-//! cancelling a change from the old one.
+//! Tokens mailed to prove an address: verifying the account's, confirming a new one,
+//! cancelling a change from the old one, and accepting an administrator's invitation.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -19,6 +19,8 @@ pub enum Purpose {
     Change,
     /// The old address refusing a change ("it was not me").
     Cancel,
+    /// An invited address: its owner chooses the account's first password.
+    Invite,
 }
 
 impl Purpose {
@@ -28,11 +30,12 @@ impl Purpose {
             Self::Verify => "verify",
             Self::Change => "change",
             Self::Cancel => "cancel",
+            Self::Invite => "invite",
         }
     }
 
     fn parse(value: &str) -> Option<Self> {
-        [Self::Verify, Self::Change, Self::Cancel]
+        [Self::Verify, Self::Change, Self::Cancel, Self::Invite]
             .into_iter()
             .find(|p| p.as_str() == value)
     }
@@ -99,6 +102,31 @@ pub async fn void(
         .execute(c)
         .await
     })
+}
+
+/// What an unused, unexpired token is for, without using it up.
+pub async fn peek(
+    conn: &mut Conn<'_>,
+    hash: &[u8],
+    now: NaiveDateTime,
+) -> QueryResult<Option<Claimed>> {
+    let row: Option<(UserId, String, String)> = with_conn!(conn, |c| {
+        tokens::table
+            .filter(tokens::token_hash.eq(hash))
+            .filter(tokens::used_at.is_null())
+            .filter(tokens::expires_at.gt(now))
+            .select((tokens::user_id, tokens::purpose, tokens::email))
+            .first(c)
+            .await
+            .optional()
+    })?;
+    Ok(row.and_then(|(user_id, purpose, email)| {
+        Purpose::parse(&purpose).map(|purpose| Claimed {
+            user_id,
+            purpose,
+            email,
+        })
+    }))
 }
 
 /// Uses up an unused, unexpired token; `None` when it is unknown, used or expired. One

@@ -40,6 +40,8 @@ pub enum Operation {
     CancelEmailChange,
     /// `verifyMfa` (codes are also counted per account, like passwords).
     VerifyMfa,
+    /// `acceptInvitation`.
+    AcceptInvitation,
 }
 
 impl Operation {
@@ -56,6 +58,7 @@ impl Operation {
             Self::ChangeEmail => "changeEmail",
             Self::CancelEmailChange => "cancelEmailChange",
             Self::VerifyMfa => "verifyMfa",
+            Self::AcceptInvitation => "acceptInvitation",
         }
     }
 }
@@ -65,7 +68,7 @@ pub const TRAFFIC: &str = "ip";
 
 /// Every limit with its scope and default rate (count per seconds). The defaults are meant
 /// to be kept: a person never meets them, a script does at once.
-pub(super) const DEFAULTS: [(&str, Scope, u32, u64); 18] = [
+pub(super) const DEFAULTS: [(&str, Scope, u32, u64); 19] = [
     (TRAFFIC, Scope::Ip, 1_200, 60),
     ("login.ip", Scope::Ip, 60, 60),
     ("login.account", Scope::Account, 50, 3_600),
@@ -84,6 +87,7 @@ pub(super) const DEFAULTS: [(&str, Scope, u32, u64); 18] = [
     ("changeEmail.account", Scope::Account, 5, 3_600),
     ("cancelEmailChange.ip", Scope::Ip, 30, 3_600),
     ("verifyMfa.ip", Scope::Ip, 60, 60),
+    ("acceptInvitation.ip", Scope::Ip, 30, 3_600),
 ];
 
 /// One limit as configured.

@@ -7,16 +7,18 @@ use serde_json::json;
 
 use super::shared::accounts::{create_account, email_conflict, erase_account, guard_last_admin};
 use super::shared::audit::{self, Event, action};
+use super::shared::email_tokens::Proof;
 use super::shared::grants::{Authorized, RolesAssign, RolesWrite, UsersDelete, UsersWrite};
 use super::shared::profile_update::ProfileUpdate;
 use super::shared::sessions::end_sessions;
 use super::shared::{ADMIN_ROLE, ClientInfo, DEFAULT_ROLE, Services, record_account_change};
+use crate::auth::token::PlainToken;
 use crate::db::clock::now;
 use crate::db::roles::{self, NewRole, Role};
 use crate::db::transaction;
 use crate::db::users::{self, ProfileChanges, User, UserChanges};
 use crate::db::{Conn, Unique, unique_violation};
-use crate::domain::{Email, Permission, RoleName, bounded, bounds};
+use crate::domain::{DisplayName, Email, Password, Permission, RoleName, bounded, bounds};
 use crate::error::{AppError, AppResult, FieldError};
 use crate::ids::{RoleId, UserId};
 
@@ -27,6 +29,17 @@ pub struct NewAccount<'a> {
     pub email: &'a str,
     /// Initial password.
     pub password: &'a str,
+    /// Display name.
+    pub display_name: Option<&'a str>,
+    /// Role names; `user` when omitted.
+    pub roles: Option<&'a [String]>,
+}
+
+/// What `inviteUser` is given.
+#[derive(Debug)]
+pub struct Invitation<'a> {
+    /// The address to invite.
+    pub email: &'a str,
     /// Display name.
     pub display_name: Option<&'a str>,
     /// Role names; `user` when omitted.
@@ -56,34 +69,64 @@ impl Services {
             self.parse_new_account(input.email, input.password, input.display_name)?;
         let default = [DEFAULT_ROLE.to_owned()];
         let role_names = input.roles.unwrap_or(&default);
-        AppError::check(
-            role_names
-                .iter()
-                .map(|role| bounded("roles", role, bounds::ROLE_NAME).err()),
-        )?;
-        if role_names.iter().any(|r| r != DEFAULT_ROLE) {
-            by.viewer().authorize::<RolesAssign>()?;
-        }
+        check_roles(&by, role_names)?;
         let hash = self.passwords.hash(&password).await?;
         let actor = by.actor();
         let mut db = self.db.get().await?;
         transaction!(&mut db, |conn| {
             let user = create_account(conn, &email, &hash, name.clone()).await?;
-            for role in role_names {
-                let found = roles::find_role_by_name(conn, role).await?;
-                let Some(found) = found else {
-                    let message = format!("there is no role `{role}`");
-                    return Err(AppError::BadUserInput(vec![FieldError::new(
-                        "roles", message,
-                    )]));
-                };
-                roles::assign_role(conn, user.id, found.id, now()).await?;
-            }
+            assign_roles(conn, user.id, role_names).await?;
             let event = Event::on(Some(actor), action::USER_CREATED, ("user", user.id), client)
                 .with_details(json!({ "roles": role_names }));
             audit::record(conn, event).await?;
             Ok(user)
         })
+    }
+
+    /// Opens an account for an address without a password, and mails its owner a link to
+    /// choose one (`acceptInvitation`, valid for `USERGRAPH_INVITATION_TTL`). Roles as for
+    /// [`create_user`](Self::create_user).
+    pub async fn invite_user(
+        &self,
+        by: Authorized<'_, UsersWrite>,
+        input: Invitation<'_>,
+        client: &ClientInfo,
+    ) -> AppResult<User> {
+        let email = Email::parse("email", input.email);
+        let name = input
+            .display_name
+            .map(|name| DisplayName::parse("displayName", name))
+            .transpose();
+        let (email, name) = match (email, name) {
+            (Ok(email), Ok(name)) => (email, name),
+            (email, name) => {
+                return Err(AppError::BadUserInput(
+                    [email.err(), name.err()].into_iter().flatten().collect(),
+                ));
+            }
+        };
+        // A password nobody knows (random, never shown, not held to the policy, which is for
+        // passwords people choose): the account signs in once its owner has chosen one.
+        let password = Password::verified(&PlainToken::generate("").expose());
+        let default = [DEFAULT_ROLE.to_owned()];
+        let role_names = input.roles.unwrap_or(&default);
+        check_roles(&by, role_names)?;
+        let hash = self.passwords.hash(&password).await?;
+        let actor = by.actor();
+        let mut db = self.db.get().await?;
+        let user = transaction!(&mut db, |conn| {
+            let user = create_account(conn, &email, &hash, name.clone()).await?;
+            assign_roles(conn, user.id, role_names).await?;
+            let event = Event::on(Some(actor), action::USER_INVITED, ("user", user.id), client)
+                .with_details(json!({ "roles": role_names }));
+            audit::record(conn, event).await?;
+            self.mail_email_token(conn, &user, Proof::Invite, &[])
+                .await?;
+            Ok::<_, AppError>(user)
+        })?;
+        self.mail_queued();
+        tracing::info!(user.id = %user.id, "account invited");
+        Ok(user)
     }
 
     /// Changes an account's email, activity or profile. Deactivating ends its sessions.
@@ -443,4 +486,31 @@ fn role_conflict(error: diesel::result::Error) -> AppError {
         },
         _ => error.into(),
     }
+}
+
+/// Refuses role names that are not names, and roles beyond `user` without `roles:assign`.
+fn check_roles(by: &Authorized<'_, UsersWrite>, role_names: &[String]) -> AppResult<()> {
+    AppError::check(
+        role_names
+            .iter()
+            .map(|role| bounded("roles", role, bounds::ROLE_NAME).err()),
+    )?;
+    if role_names.iter().any(|r| r != DEFAULT_ROLE) {
+        by.viewer().authorize::<RolesAssign>()?;
+    }
+    Ok(())
+}
+
+/// Gives `user` the roles named; `BAD_USER_INPUT` naming `roles` for one that does not exist.
+async fn assign_roles(conn: &mut Conn<'_>, user: UserId, role_names: &[String]) -> AppResult<()> {
+    for role in role_names {
+        let Some(found) = roles::find_role_by_name(conn, role).await? else {
+            let message = format!("there is no role `{role}`");
+            return Err(AppError::BadUserInput(vec![FieldError::new(
+                "roles", message,
+            )]));
+        };
+        roles::assign_role(conn, user, found.id, now()).await?;
+    }
+    Ok(())
 }

@@ -56,7 +56,7 @@ impl Services {
                 user_id,
                 purpose,
                 email,
-            }) = claimed.filter(|c| c.purpose != Purpose::Cancel)
+            }) = claimed.filter(|c| matches!(c.purpose, Purpose::Verify | Purpose::Change))
             else {
                 return Err(AppError::bad_field("token", INVALID));
             };

@@ -6,6 +6,7 @@ pub mod audit_log;
 pub mod avatars;
 pub mod email;
 pub mod export;
+pub mod invitations;
 pub mod live;
 pub mod mfa;
 pub mod password_reset;

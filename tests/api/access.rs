@@ -105,6 +105,17 @@ async fn every_operation_as_every_caller(backend: Backend) {
             [UNAUTH, FORBID, FORBID, FORBID, OK],
         ),
         (
+            // Open to anyone: the token is what it checks.
+            "mutation($p: String!) { acceptInvitation(token: \"ugem_unknown\", password: $p) { accessToken } }",
+            json!({ "p": PASSWORD }),
+            ["BAD_USER_INPUT"; 5],
+        ),
+        (
+            "mutation { inviteUser(input: { email: \"invited@example.com\" }) { id } }",
+            json!({}),
+            [UNAUTH, FORBID, FORBID, FORBID, OK],
+        ),
+        (
             "mutation($id: ID!) { updateUser(id: $id, input: { profile: { displayName: \"T\" } }) { id } }",
             json!({ "id": target }),
             [UNAUTH, FORBID, FORBID, FORBID, OK],

@@ -18,6 +18,7 @@ mod email;
 mod faults;
 mod fleet;
 mod http;
+mod invitations;
 mod keys;
 mod listing;
 mod live;

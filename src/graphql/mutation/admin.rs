@@ -9,7 +9,7 @@ use crate::graphql::guards::PermissionGuard;
 use crate::graphql::types::role::Role;
 use crate::graphql::types::user::{ProfileInput, User};
 use crate::ids::UserId;
-use crate::services::admin::{AccountUpdate, NewAccount};
+use crate::services::admin::{AccountUpdate, Invitation, NewAccount};
 
 /// A new account, made by an administrator.
 #[derive(InputObject)]
@@ -18,6 +18,17 @@ pub struct CreateUserInput {
     pub email: String,
     /// Initial password (the usual rules apply).
     pub password: String,
+    /// Name to show.
+    pub display_name: Option<String>,
+    /// Role names; `user` when omitted. Roles other than `user` need `roles:assign`.
+    pub roles: Option<Vec<String>>,
+}
+
+/// An address to invite: the account opens without a password.
+#[derive(InputObject)]
+pub struct InviteUserInput {
+    /// Email address; the invitation is mailed there.
+    pub email: String,
     /// Name to show.
     pub display_name: Option<String>,
     /// Role names; `user` when omitted. Roles other than `user` need `roles:assign`.
@@ -72,6 +83,27 @@ impl AdminMutation {
         };
         let user = context::services(ctx)
             .create_user(by, account, context::client(ctx))
+            .await?;
+        Ok(User::new(user))
+    }
+
+    /// Invites an address (`users:write`): opens its account without a password and mails
+    /// a link to choose one (`acceptInvitation`, valid `USERGRAPH_INVITATION_TTL`, 7 days by
+    /// default). Until then nobody can sign in to it.
+    #[graphql(guard = "PermissionGuard(Permission::UsersWrite)")]
+    async fn invite_user(
+        &self,
+        ctx: &Context<'_>,
+        input: InviteUserInput,
+    ) -> async_graphql::Result<User> {
+        let by = context::viewer(ctx).await?.authorize()?;
+        let invitation = Invitation {
+            email: &input.email,
+            display_name: input.display_name.as_deref(),
+            roles: input.roles.as_deref(),
+        };
+        let user = context::services(ctx)
+            .invite_user(by, invitation, context::client(ctx))
             .await?;
         Ok(User::new(user))
     }

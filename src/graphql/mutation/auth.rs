@@ -30,6 +30,22 @@ impl AuthMutation {
         Ok(AuthPayload(cookie::deliver(ctx, grant)))
     }
 
+    /// Accepts an invitation (`inviteUser`): sets the account's first password with the
+    /// mailed token, marks its address verified and logs it in. `BAD_USER_INPUT` naming
+    /// `token` for one that is unknown, used or expired, or `password` (the token then
+    /// stays unused).
+    async fn accept_invitation(
+        &self,
+        ctx: &Context<'_>,
+        token: String,
+        password: String,
+    ) -> async_graphql::Result<AuthPayload> {
+        let grant = context::services(ctx)
+            .accept_invitation(&token, &password, context::client(ctx))
+            .await?;
+        Ok(AuthPayload(cookie::deliver(ctx, grant)))
+    }
+
     /// Logs in with email and password and opens a session. A wrong password and an unknown
     /// email get the same `UNAUTHENTICATED` answer.
     async fn login(

@@ -96,6 +96,10 @@ pub mod action {
     pub const MFA_RESET: &str = "user.mfa_reset";
     /// A session's holder gave the password (and a code) again, for sensitive changes.
     pub const REAUTHENTICATED: &str = "user.reauthenticate";
+    /// An administrator invited an address: an account without a password yet.
+    pub const USER_INVITED: &str = "user.invite";
+    /// An invited owner chose the first password (the address is proven, a session opens).
+    pub const INVITATION_ACCEPTED: &str = "user.invitation_accept";
 }
 
 /// One event to append.

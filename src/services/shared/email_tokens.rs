@@ -28,6 +28,9 @@ pub(crate) enum Proof<'a> {
         /// The address the account asked to move to.
         new: &'a str,
     },
+    /// An administrator's invitation: the owner chooses the first password (mailed to the
+    /// account's address).
+    Invite,
 }
 
 impl Services {
@@ -83,6 +86,11 @@ impl Services {
             Proof::Change { new } => (Purpose::Change, new),
             // The old address, to restore if the change went through meanwhile.
             Proof::Cancel { .. } => (Purpose::Cancel, user.email.as_str()),
+            Proof::Invite => (Purpose::Invite, user.email.as_str()),
+        };
+        let ttl = match proof {
+            Proof::Invite => self.config.invitation_ttl,
+            _ => self.config.email_token_ttl,
         };
         email_tokens::insert(
             conn,
@@ -93,7 +101,7 @@ impl Services {
                 email: address,
                 token_hash: token.hashed().as_bytes(),
                 created_at: at,
-                expires_at: at + delta(self.config.email_token_ttl)?,
+                expires_at: at + delta(ttl)?,
             },
         )
         .await?;
@@ -145,6 +153,24 @@ impl Services {
                     token,
                 )
                 .paragraph(valid)
+            }
+            Proof::Invite => {
+                let days = self.config.invitation_ttl.as_secs().div_ceil(86_400);
+                let letter = Letter::new("You are invited").paragraph(
+                    "An administrator opened an account for this address. Choose its password \
+                     to sign in.",
+                );
+                self.with_token(
+                    letter,
+                    "accept-invitation",
+                    "Choose your password",
+                    "acceptInvitation",
+                    token,
+                )
+                .paragraph(format!(
+                    "The link works once, within {days} days. Later, \"forgot password\" \
+                     still sets one. If you did not expect this, ignore this mail."
+                ))
             }
         }
     }
