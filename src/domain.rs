@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 use std::sync::LazyLock;
+use unicode_normalization::UnicodeNormalization as _;
 
 use crate::error::FieldError;
 
@@ -112,9 +113,15 @@ impl Email {
                 format!("must be at most {} characters long", bounds::EMAIL),
             ));
         }
-        let email = trimmed.to_lowercase();
-        if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(invalid("contains spaces or control characters"));
+        // Compatibility-composed, then lower-cased: `ｕｓｅｒ@…` and `user@…`, or an accent
+        // typed as one character or as two, are one address, not two accounts that look
+        // the same.
+        let email = trimmed.nfkc().collect::<String>().to_lowercase();
+        if email
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || is_hidden(c))
+        {
+            return Err(invalid("contains spaces, control or invisible characters"));
         }
         let Some((local, domain)) = email.rsplit_once('@') else {
             return Err(invalid("it needs an @"));
@@ -186,6 +193,57 @@ static COMMON_PASSWORDS: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
         .collect()
 });
 
+/// Characters that change how text around them reads without being seen: direction marks,
+/// embeddings, overrides and isolates, and zero-width spaces and joiners that join nothing.
+/// The zero-width joiner and non-joiner stay allowed: emoji sequences and several scripts
+/// need them.
+fn is_hidden(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'
+            | '\u{200E}'
+            | '\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{FEFF}'
+    )
+}
+
+/// Fewest different characters a password may have: `aaaaaaaaaaaaaaa` or `abababab…` are
+/// as long as the rule asks and as easy to guess as a word.
+const MIN_DISTINCT_CHARS: usize = 4;
+
+/// Whether `folded` is one run of consecutive letters or digits, up or down (`abcdef…`,
+/// `98765…`; digits wrap, `…7890123`).
+fn is_sequence(folded: &str) -> bool {
+    let step = |a: char, b: char| -> Option<i32> {
+        let (a, b) = (u32::from(a), u32::from(b));
+        let wrap = |x: u32, y: u32, low: u32, high: u32| {
+            (x == high && y == low)
+                .then_some(1)
+                .or((x == low && y == high).then_some(-1))
+        };
+        match i64::from(b) - i64::from(a) {
+            1 => Some(1),
+            -1 => Some(-1),
+            _ => wrap(a, b, u32::from('0'), u32::from('9')),
+        }
+    };
+    let chars: Vec<char> = folded.chars().collect();
+    if !chars.iter().all(char::is_ascii_alphanumeric) {
+        return false;
+    }
+    let mut steps = chars.windows(2).map(|pair| step(pair[0], pair[1]));
+    match steps.next() {
+        Some(Some(first)) => steps.all(|s| s == Some(first)),
+        _ => false,
+    }
+}
+
 /// Shortest email local part that a password may not contain: shorter ones (`al@…`) would
 /// refuse too many good passwords by chance.
 const MIN_LOCAL_PART_CHECKED: usize = 3;
@@ -218,6 +276,16 @@ impl Password {
             return Err(FieldError::new(
                 field,
                 "is one of the most commonly used passwords; choose one that is harder to guess",
+            ));
+        }
+        let mut distinct: Vec<char> = folded.chars().collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        if distinct.len() < MIN_DISTINCT_CHARS || is_sequence(&folded) {
+            return Err(FieldError::new(
+                field,
+                "repeats or runs through too few characters (like aaaa… or 1234…); choose one \
+                 that is harder to guess",
             ));
         }
         if let Some(local) = email.map(Email::local_part)
@@ -267,6 +335,17 @@ impl DisplayName {
             return Err(FieldError::new(
                 field,
                 "must not contain control characters",
+            ));
+        }
+        // A name shown to others must read as it is: no right-to-left override turning
+        // `gpj.exe` around, no invisible characters making a second `admin`.
+        if let Some(hidden) = name.chars().find(|c| is_hidden(*c)) {
+            return Err(FieldError::new(
+                field,
+                format!(
+                    "must not contain invisible or text-direction characters (found U+{:04X})",
+                    u32::from(hidden)
+                ),
             ));
         }
         Ok(Self(name.to_owned()))
@@ -505,10 +584,11 @@ mod tests {
 
     #[test]
     fn password_length_counts_characters_not_bytes() {
-        // 15 characters, 45 bytes.
-        let pw = "€".repeat(15);
+        // 15 characters, 41 bytes.
+        let pw: String = "€£¥₩".chars().cycle().take(15).collect();
         assert!(Password::parse("password", &pw, POLICY, None).is_ok());
-        assert!(Password::parse("password", &"€".repeat(14), POLICY, None).is_err());
+        let short: String = pw.chars().take(14).collect();
+        assert!(Password::parse("password", &short, POLICY, None).is_err());
         assert!(Password::parse("password", &"a".repeat(129), POLICY, None).is_err());
         // Kept verbatim.
         let spaced = "  Leading Spaces Kept  ";
@@ -536,6 +616,62 @@ mod tests {
         assert!(err.unwrap_err().message.contains("email"));
         let ok = Password::parse("password", "an unrelated passphrase", POLICY, Some(&email));
         assert!(ok.is_ok());
+    }
+
+    #[test]
+    fn repetitive_and_sequential_passwords_are_refused() {
+        for weak in [
+            "aaaaaaaaaaaaaaa",
+            "               ",
+            "abababababababab",
+            "abcabcabcabcabc",
+            "abcdefghijklmnop",
+            "ABCDEFGHIJKLMNOP",
+            "1234567890123456",
+            "zyxwvutsrqponmlk",
+            "9876543210987654",
+        ] {
+            let err = Password::parse("password", weak, POLICY, None).unwrap_err();
+            assert!(err.message.contains("too few characters"), "{weak}");
+        }
+        for fine in [
+            "abcdefghijklmnoq",
+            "aaaaaaaaaaaabcd",
+            "correct horse battery",
+        ] {
+            assert!(
+                Password::parse("password", fine, POLICY, None).is_ok(),
+                "{fine}"
+            );
+        }
+    }
+
+    #[test]
+    fn names_that_hide_or_turn_text_are_refused() {
+        for hidden in [
+            "\u{202E}gpj.exe",
+            "ad\u{200B}min",
+            "\u{FEFF}name",
+            "a\u{2066}b",
+        ] {
+            let err = DisplayName::parse("displayName", hidden).unwrap_err();
+            assert!(err.message.contains("invisible"), "{hidden:?}");
+        }
+        // Joiners are how emoji sequences and some scripts are written.
+        for fine in ["👨\u{200D}👩\u{200D}👧", "می\u{200C}خواهم", "Ada Lovelace"] {
+            assert!(DisplayName::parse("displayName", fine).is_ok(), "{fine:?}");
+        }
+    }
+
+    #[test]
+    fn look_alike_spellings_of_an_email_are_one_address() {
+        let plain = Email::parse("email", "user@example.com").unwrap();
+        let wide = Email::parse("email", "ｕｓｅｒ@ｅｘａｍｐｌｅ.com").unwrap();
+        assert_eq!(wide, plain);
+        let composed = Email::parse("email", "\u{00FC}ser@example.com").unwrap();
+        let decomposed = Email::parse("email", "u\u{0308}ser@example.com").unwrap();
+        assert_eq!(composed, decomposed);
+        assert!(Email::parse("email", "us\u{200B}er@example.com").is_err());
     }
 
     #[test]

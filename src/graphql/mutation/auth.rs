@@ -13,7 +13,8 @@ pub struct AuthMutation;
 #[Object]
 impl AuthMutation {
     /// Creates an account (with the `user` role) and logs it in. `BAD_USER_INPUT` lists every
-    /// invalid field; `CONFLICT` when the email is taken, in any letter case.
+    /// invalid field; `CONFLICT` when the email is taken, in any letter case or look-alike
+    /// spelling (compared in NFKC).
     async fn register(
         &self,
         ctx: &Context<'_>,
