@@ -135,6 +135,13 @@ impl Admission {
             Some(persisted) => persisted.resolve(request)?,
             None => self.automatic.resolve(request)?,
         }
+        // Said plainly: the parser's answer to nothing is a dump of its grammar position.
+        if request.query.trim().is_empty() {
+            return Err(AppError::bad_field(
+                "query",
+                "is empty: send a GraphQL document, or a persisted query's hash",
+            ));
+        }
         if request.query.len() > self.limits.max_query_bytes {
             return Err(AppError::QueryTooComplex(format!(
                 "the query text is {} bytes long; at most {} are accepted",

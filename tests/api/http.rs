@@ -169,6 +169,18 @@ async fn batches_are_capped(backend: Backend) {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let body: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(error_code(&body), "QUERY_TOO_COMPLEX");
+
+    // Nothing to run, however it is sent, is said plainly.
+    for nothing in ["[]", "{}", r#"{"query":""}"#, r#"{"query":"   "}"#] {
+        let (status, _, body) = app
+            .send(post(nothing, "application/graphql-response+json"))
+            .await;
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{nothing}: {body}");
+        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{nothing}: {body}");
+        let message = body["errors"][0]["message"].as_str().unwrap();
+        assert!(message.contains("query: is empty"), "{nothing}: {body}");
+    }
 }
 
 async fn health_and_ready(backend: Backend) {
