@@ -36,6 +36,8 @@ pub mod bounds {
     pub const CURSOR: usize = 1_024;
     /// A second factor's code as typed: six digits, or a recovery code (`xxxxx-xxxxx`).
     pub const CODE: usize = 32;
+    /// An operation's name (`operationName`): a GraphQL name, echoed in errors.
+    pub const OPERATION_NAME: usize = 256;
 }
 
 /// Whether `c` may appear in text a client sends: anything but control characters, tab and

@@ -135,6 +135,10 @@ impl Admission {
             Some(persisted) => persisted.resolve(request)?,
             None => self.automatic.resolve(request)?,
         }
+        // An unknown name is echoed back in async-graphql's error: a megabyte would be too.
+        if let Some(name) = &request.operation_name {
+            crate::domain::bounded("operationName", name, crate::domain::bounds::OPERATION_NAME)?;
+        }
         // Said plainly: the parser's answer to nothing is a dump of its grammar position.
         if request.query.trim().is_empty() {
             return Err(AppError::bad_field(

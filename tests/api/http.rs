@@ -181,6 +181,21 @@ async fn batches_are_capped(backend: Backend) {
         let message = body["errors"][0]["message"].as_str().unwrap();
         assert!(message.contains("query: is empty"), "{nothing}: {body}");
     }
+    // An unknown operation's name is echoed in the error: not a megabyte of it.
+    let named = json!({ "query": "{ __typename }", "operationName": "x".repeat(100_000) });
+    let (status, _, body) = app
+        .send(post(
+            &named.to_string(),
+            "application/graphql-response+json",
+        ))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.len() < 2_000, "{} bytes", body.len());
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        body["errors"][0]["extensions"]["fields"][0]["field"], "operationName",
+        "{body}"
+    );
 }
 
 async fn health_and_ready(backend: Backend) {
