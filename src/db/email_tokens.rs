@@ -104,6 +104,15 @@ pub async fn void(
     })
 }
 
+/// A token's row as [`Claimed`]; `None` for a purpose this code does not know.
+fn claimed((user_id, purpose, email): (UserId, String, String)) -> Option<Claimed> {
+    Purpose::parse(&purpose).map(|purpose| Claimed {
+        user_id,
+        purpose,
+        email,
+    })
+}
+
 /// What an unused, unexpired token is for, without using it up.
 pub async fn peek(
     conn: &mut Conn<'_>,
@@ -120,13 +129,7 @@ pub async fn peek(
             .await
             .optional()
     })?;
-    Ok(row.and_then(|(user_id, purpose, email)| {
-        Purpose::parse(&purpose).map(|purpose| Claimed {
-            user_id,
-            purpose,
-            email,
-        })
-    }))
+    Ok(row.and_then(claimed))
 }
 
 /// Uses up an unused, unexpired token; `None` when it is unknown, used or expired. One
@@ -149,11 +152,5 @@ pub async fn claim(
         .await
         .optional()
     })?;
-    Ok(row.and_then(|(user_id, purpose, email)| {
-        Purpose::parse(&purpose).map(|purpose| Claimed {
-            user_id,
-            purpose,
-            email,
-        })
-    }))
+    Ok(row.and_then(claimed))
 }

@@ -67,20 +67,8 @@ impl Services {
     ) -> AppResult<User> {
         let (email, password, name) =
             self.parse_new_account(input.email, input.password, input.display_name)?;
-        let default = [DEFAULT_ROLE.to_owned()];
-        let role_names = input.roles.unwrap_or(&default);
-        check_roles(&by, role_names)?;
-        let hash = self.passwords.hash(&password).await?;
-        let actor = by.actor();
-        let mut db = self.db.get().await?;
-        transaction!(&mut db, |conn| {
-            let user = create_account(conn, &email, &hash, name.clone()).await?;
-            assign_roles(conn, user.id, role_names).await?;
-            let event = Event::on(Some(actor), action::USER_CREATED, ("user", user.id), client)
-                .with_details(json!({ "roles": role_names }));
-            audit::record(conn, event).await?;
-            Ok(user)
-        })
+        self.open_account(by, (email, password, name), input.roles, false, client)
+            .await
     }
 
     /// Opens an account for an address without a password, and mails its owner a link to
@@ -108,24 +96,50 @@ impl Services {
         // A password nobody knows (random, never shown, not held to the policy, which is for
         // passwords people choose): the account signs in once its owner has chosen one.
         let password = Password::verified(&PlainToken::generate("").expose());
+        let user = self
+            .open_account(by, (email, password, name), input.roles, true, client)
+            .await?;
+        tracing::info!(user.id = %user.id, "account invited");
+        Ok(user)
+    }
+
+    /// What `createUser` and `inviteUser` share: the roles checked, the password hashed with
+    /// no connection held, then one transaction with the account, its roles, the audit row
+    /// and, for an invitation, the mailed token.
+    async fn open_account(
+        &self,
+        by: Authorized<'_, UsersWrite>,
+        (email, password, name): (Email, Password, Option<DisplayName>),
+        roles: Option<&[String]>,
+        invited: bool,
+        client: &ClientInfo,
+    ) -> AppResult<User> {
         let default = [DEFAULT_ROLE.to_owned()];
-        let role_names = input.roles.unwrap_or(&default);
+        let role_names = roles.unwrap_or(&default);
         check_roles(&by, role_names)?;
         let hash = self.passwords.hash(&password).await?;
         let actor = by.actor();
+        let done = if invited {
+            action::USER_INVITED
+        } else {
+            action::USER_CREATED
+        };
         let mut db = self.db.get().await?;
         let user = transaction!(&mut db, |conn| {
             let user = create_account(conn, &email, &hash, name.clone()).await?;
             assign_roles(conn, user.id, role_names).await?;
-            let event = Event::on(Some(actor), action::USER_INVITED, ("user", user.id), client)
+            let event = Event::on(Some(actor), done, ("user", user.id), client)
                 .with_details(json!({ "roles": role_names }));
             audit::record(conn, event).await?;
-            self.mail_email_token(conn, &user, Proof::Invite, &[])
-                .await?;
+            if invited {
+                self.mail_email_token(conn, &user, Proof::Invite, &[])
+                    .await?;
+            }
             Ok::<_, AppError>(user)
         })?;
-        self.mail_queued();
-        tracing::info!(user.id = %user.id, "account invited");
+        if invited {
+            self.mail_queued();
+        }
         Ok(user)
     }
 
