@@ -17,7 +17,7 @@ use crate::db::clock::now;
 use crate::db::roles::{self, NewRole, Role};
 use crate::db::transaction;
 use crate::db::users::{self, ProfileChanges, User, UserChanges};
-use crate::db::{Conn, Unique, unique_violation};
+use crate::db::{Conn, Unique, password_resets, unique_violation};
 use crate::domain::{DisplayName, Email, Password, Permission, RoleName, bounded, bounds};
 use crate::error::{AppError, AppResult, FieldError};
 use crate::ids::{RoleId, UserId};
@@ -168,6 +168,10 @@ impl Services {
                 .await
                 .map_err(email_conflict)?
                 .ok_or(AppError::NotFound("user"))?;
+            if changes.email.is_some() {
+                // Resets mailed to the old address no longer reach the account's owner.
+                password_resets::use_all_of(conn, id, at).await?;
+            }
             record_account_change(conn, Some(id)).await?;
             if let Some(profile) = &profile {
                 users::update_profile(conn, id, profile, at).await?;

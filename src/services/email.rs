@@ -9,8 +9,8 @@ use super::shared::{ClientInfo, Services, Viewer, record_account_change};
 use crate::auth::token::{EMAIL_PREFIX, HashedToken};
 use crate::db::clock::now;
 use crate::db::email_tokens::{self, Claimed, Purpose};
-use crate::db::transaction;
 use crate::db::users::{self, User};
+use crate::db::{password_resets, transaction};
 use crate::domain::{Email, bounded, bounds};
 use crate::error::{AppError, AppResult};
 use crate::ratelimit::Operation;
@@ -68,8 +68,9 @@ impl Services {
                     .await
                     .map_err(email_conflict)?;
                 // The change is done: what the old address could still cancel stays valid,
-                // and undoes it.
+                // and undoes it. A password reset mailed there no longer reaches the owner.
                 email_tokens::void(conn, user_id, &[Purpose::Change, Purpose::Verify], at).await?;
+                password_resets::use_all_of(conn, user_id, at).await?;
                 record_account_change(conn, Some(user_id)).await?;
                 (user, action::EMAIL_CHANGED)
             };
@@ -143,6 +144,8 @@ impl Services {
                 return Err(AppError::bad_field("token", INVALID));
             };
             email_tokens::void(conn, claimed.user_id, &[Purpose::Change], at).await?;
+            // Resets mailed to the address being undone are its, not the owner's.
+            password_resets::use_all_of(conn, claimed.user_id, at).await?;
             let restored = users::set_verified_email(conn, claimed.user_id, &claimed.email, at)
                 .await
                 .map_err(email_conflict)?

@@ -17,6 +17,7 @@ both_backends!(
     the_old_address_can_undo_a_change,
     the_export_holds_everything_about_you_and_nothing_else,
     mail_reaches_an_smtp_server_that_refuses_at_first_and_survives_a_restart,
+    a_reset_mailed_to_an_old_address_ends_with_the_change,
 );
 
 const PUBLIC: [&str; 2] = ["--public-url", "https://app.example.com/"];
@@ -349,4 +350,70 @@ async fn mail_reaches_an_smtp_server_that_refuses_at_first_and_survives_a_restar
         assert!(started.elapsed().as_secs() < 10, "mail still pending");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+}
+
+/// Asks for a reset of `email`'s password; returns the mailed token.
+async fn reset_token(app: &TestApp, email: &str) -> String {
+    let asked = app
+        .gql(
+            "mutation($e: String!) { requestPasswordReset(email: $e) }",
+            json!({ "e": email }),
+            None,
+        )
+        .await;
+    assert_eq!(asked["data"]["requestPasswordReset"], true, "{asked}");
+    outbox_mail(app, email, "Reset your password", 1).await[0].token("ugpr_")
+}
+
+/// A reset token went to the address the account had: once the account moves to another
+/// (its owner confirming, or an administrator), that mailbox no longer sets its password.
+async fn a_reset_mailed_to_an_old_address_ends_with_the_change(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let reset = |token: String| {
+        let app = &app;
+        async move {
+            app.gql(
+                "mutation($t: String!) { resetPassword(token: $t, newPassword: \"a new passphrase for later\") }",
+                json!({ "t": token }),
+                None,
+            )
+            .await
+        }
+    };
+    let (access, _) = app.user("mover@example.com").await;
+    let stale = reset_token(&app, "mover@example.com").await;
+    let moved = app
+        .gql(
+            CHANGE,
+            json!({ "n": "moved@example.com", "p": PASSWORD }),
+            Some(&access),
+        )
+        .await;
+    assert_eq!(moved["data"]["changeEmail"], true, "{moved}");
+    let confirm = &outbox_mail(&app, "moved@example.com", "Confirm your new email", 1).await[0];
+    verify(&app, &confirm.token("ugem_")).await;
+    let answer = reset(stale).await;
+    assert_eq!(error_fields(&answer), ["token"], "{answer}");
+
+    let admin = app.admin().await;
+    let (_, id) = app.user("managed@example.com").await;
+    let stale = reset_token(&app, "managed@example.com").await;
+    let updated = app
+        .gql(
+            "mutation($id: ID!) { updateUser(id: $id, input: { email: \"handed-over@example.com\" }) { email } }",
+            json!({ "id": id }),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(
+        updated["data"]["updateUser"]["email"], "handed-over@example.com",
+        "{updated}"
+    );
+    let answer = reset(stale).await;
+    assert_eq!(error_fields(&answer), ["token"], "{answer}");
+    // A reset asked for after the change works as ever.
+    let fresh = reset_token(&app, "handed-over@example.com").await;
+    assert_eq!(reset(fresh).await["data"]["resetPassword"], true);
 }
