@@ -303,7 +303,8 @@ impl Connection {
                 self.heard = Instant::now();
                 return Step::Continue;
             }
-            Some(Ok(Message::Close(_)) | Err(_)) | None => return Step::End,
+            Some(Err(error)) => return too_big(error).map_or(Step::End, Step::Close),
+            Some(Ok(Message::Close(_))) | None => return Step::End,
         };
         self.heard = Instant::now();
         if self.messages.check().is_err() {
@@ -576,4 +577,17 @@ fn subscription_fields(request: &mut async_graphql::Request) -> Option<Vec<Strin
             })
             .collect(),
     )
+}
+
+/// The close a read error calls for: 1009 (message too big) for a message over
+/// [`MAX_MESSAGE`], so the client learns why; none for the rest (the peer is gone, or
+/// broke the protocol and gets no answer from a stream that cannot read it).
+fn too_big(error: axum::Error) -> Option<Close> {
+    match error.into_inner().downcast_ref::<tungstenite::Error>() {
+        Some(tungstenite::Error::Capacity(_)) => Some((
+            1009,
+            format!("Message too big: at most {MAX_MESSAGE} bytes"),
+        )),
+        _ => None,
+    }
 }

@@ -543,6 +543,23 @@ async fn documents_and_floods_are_refused(backend: Backend) {
     let (_, code, _) = socket.until_closed().await;
     assert_eq!(code, 4429);
 
+    // A message over the limit: 1009, with the limit.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut socket = Socket::connect(address, &token).await;
+    let padding = "x".repeat(300 * 1024);
+    socket
+        .subscribe(
+            "big",
+            "subscription { userUpdated { id } }",
+            json!({ "pad": padding }),
+        )
+        .await;
+    let (_, code, reason) = socket.until_closed().await;
+    assert_eq!(
+        (code, reason.as_str()),
+        (1009, "Message too big: at most 262144 bytes")
+    );
+
     // The older protocol, and upgrades on /graphql itself.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let mut legacy = Socket::open(address, "/graphql", "graphql-ws").await;
