@@ -1,6 +1,7 @@
 //! Accepting an administrator's invitation (`inviteUser` in [`admin`](super::admin)): the
 //! mailed token proves the address, its owner chooses the first password, a session opens.
 
+use chrono::NaiveDateTime;
 use serde_json::json;
 
 use super::shared::audit::{self, Event, action};
@@ -35,26 +36,8 @@ impl Services {
             .await?;
         let hash = HashedToken::of(token);
         let at = now();
-        // Looked at first without using it up, so that a weak password does not burn it.
-        let invited = {
-            let mut db = self.db.get().await?;
-            email_tokens::peek(&mut db.conn(), hash.as_bytes(), at).await?
-        };
-        let Some(Claimed { user_id, email, .. }) =
-            invited.filter(|claimed| claimed.purpose == Purpose::Invite)
-        else {
-            return Err(AppError::bad_field("token", INVALID));
-        };
-        let address = Email::parse("email", &email).ok();
-        let password = Password::parse(
-            "password",
-            password,
-            self.password_policy(),
-            address.as_ref(),
-        )
-        .map_err(|e| AppError::BadUserInput(vec![e]))?;
-        // Hashed with no connection held: the pool serves others meanwhile.
-        let new_hash = self.passwords.hash(&password).await?;
+        let Claimed { user_id, email, .. } = self.invitation(&hash, at).await?;
+        let new_hash = self.first_password(password, &email).await?;
         let mut db = self.db.get().await?;
         let (user, refresh) = transaction!(&mut db, |conn| {
             let claimed = email_tokens::claim(conn, hash.as_bytes(), at).await?;
@@ -83,5 +66,24 @@ impl Services {
         self.callers.evict(Some(user_id));
         tracing::info!(user.id = %user_id, "invitation accepted");
         self.grant(user, refresh)
+    }
+
+    /// The hash of the first password `raw` of the account invited at `email`, once it
+    /// passes the policy; hashed with no connection held (the pool serves others meanwhile).
+    async fn first_password(&self, raw: &str, email: &str) -> AppResult<String> {
+        let address = Email::parse("email", email).ok();
+        let password = Password::parse("password", raw, self.password_policy(), address.as_ref())
+            .map_err(|e| AppError::BadUserInput(vec![e]))?;
+        self.passwords.hash(&password).await
+    }
+
+    /// The invitation a token (by its hash) holds, looked at without using it up, so that a
+    /// refused password does not burn it.
+    async fn invitation(&self, hash: &HashedToken, at: NaiveDateTime) -> AppResult<Claimed> {
+        let mut db = self.db.get().await?;
+        email_tokens::peek(&mut db.conn(), hash.as_bytes(), at)
+            .await?
+            .filter(|claimed| claimed.purpose == Purpose::Invite)
+            .ok_or_else(|| AppError::bad_field("token", INVALID))
     }
 }

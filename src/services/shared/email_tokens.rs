@@ -154,25 +154,28 @@ impl Services {
                 )
                 .paragraph(valid)
             }
-            Proof::Invite => {
-                let days = self.config.invitation_ttl.as_secs().div_ceil(86_400);
-                let letter = Letter::new("You are invited").paragraph(
-                    "An administrator opened an account for this address. Choose its password \
-                     to sign in.",
-                );
-                self.with_token(
-                    letter,
-                    "accept-invitation",
-                    "Choose your password",
-                    "acceptInvitation",
-                    token,
-                )
-                .paragraph(format!(
-                    "The link works once, within {days} days. Later, \"forgot password\" \
-                     still sets one. If you did not expect this, ignore this mail."
-                ))
-            }
+            Proof::Invite => self.invitation_letter(token),
         }
+    }
+
+    /// The invitation `inviteUser` mails: a link to choose the first password.
+    fn invitation_letter(&self, token: &str) -> Letter {
+        let days = self.config.invitation_ttl.as_secs().div_ceil(86_400);
+        let letter = Letter::new("You are invited").paragraph(
+            "An administrator opened an account for this address. Choose its password to sign \
+             in.",
+        );
+        self.with_token(
+            letter,
+            "accept-invitation",
+            "Choose your password",
+            "acceptInvitation",
+            token,
+        )
+        .paragraph(format!(
+            "The link works once, within {days} days. Later, \"forgot password\" still sets \
+             one. If you did not expect this, ignore this mail."
+        ))
     }
 
     /// A link to the public URL's `path`, or the code to give `mutation`.
